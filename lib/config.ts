@@ -1,0 +1,264 @@
+import { ConfigError } from './errors/config-error.ts'
+
+/**
+ * Every setting of the relay, read from environment variables once at cold start and
+ * validated into one typed object. A bad value throws a ConfigError naming the variable
+ * and what is allowed, so a misconfigured deploy fails on its first invocation instead of
+ * quietly dropping events.
+ */
+
+/** A secret is given either as its value (local runs) or as an SSM SecureString name (deployed). */
+export type SecretRef = { readonly value: string } | { readonly parameter: string }
+
+export type CourierRegion = 'us' | 'eu'
+
+export interface Config {
+  readonly courier: {
+    readonly baseUrl: string
+    readonly region: CourierRegion
+    readonly authToken: SecretRef | undefined
+    readonly timeoutMs: number
+    readonly groupTenants: boolean
+    readonly maxRps: number | undefined
+  }
+  readonly ingest: {
+    readonly sharedSecret: SecretRef | undefined
+    readonly token: SecretRef | undefined
+    readonly maxBodyBytes: number
+    readonly deadlineMs: number
+  }
+  readonly queue: {
+    readonly url: string
+    readonly dlqUrl: string
+    readonly batchMaxBytes: number
+  }
+  readonly retry: {
+    readonly baseSeconds: number
+    readonly maxSeconds: number
+    readonly rateLimitDelaySeconds: number
+    readonly retryAfterMaxSeconds: number
+    readonly authErrorDelaySeconds: number
+  }
+  readonly delivery: {
+    readonly concurrency: number
+    readonly eventSourceMaxConcurrency: number
+  }
+  readonly secretsCacheSeconds: number
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+export const COURIER_BASE_URLS: Readonly<Record<CourierRegion, string>> = {
+  us: 'https://api.courier.com',
+  eu: 'https://api.eu.courier.com',
+}
+
+/** SQS caps a visibility timeout at 12 hours. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html */
+export const SQS_MAX_VISIBILITY_SECONDS = 43_200
+/** SQS caps a message, and a whole SendMessageBatch, at 1 MiB. */
+export const SQS_MAX_BATCH_BYTES = 1_048_576
+
+/** The documented defaults; README.md lists the same values. */
+export const DEFAULTS = {
+  COURIER_REGION: 'us',
+  COURIER_TIMEOUT_MS: 10_000,
+  COURIER_GROUP_TENANTS: false,
+  MAX_BODY_BYTES: 6_291_456,
+  INGEST_DEADLINE_MS: 3_000,
+  SQS_BATCH_MAX_BYTES: 262_144,
+  RETRY_BASE_SECONDS: 10,
+  RETRY_MAX_SECONDS: 900,
+  RATE_LIMIT_DELAY_SECONDS: 60,
+  RETRY_AFTER_MAX_SECONDS: 3_600,
+  AUTH_ERROR_DELAY_SECONDS: 900,
+  DELIVERY_CONCURRENCY: 10,
+  DELIVER_MAX_CONCURRENCY: 5,
+  SECRETS_CACHE_SECONDS: 300,
+} as const
+
+const present = (env: Env, name: string): string | undefined => {
+  const raw = env[name]?.trim()
+  return raw === undefined || raw === '' ? undefined : raw
+}
+
+const integer = (env: Env, name: string, fallback: number, min: number, max: number): number => {
+  const raw = present(env, name)
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`)
+  }
+  return Number(raw)
+}
+
+const optionalPositive = (env: Env, name: string): number | undefined => {
+  const raw = present(env, name)
+  if (raw === undefined) return undefined
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(name, `must be a positive number (requests per second), got "${raw}"`)
+  }
+  return value
+}
+
+const boolean = (env: Env, name: string, fallback: boolean): boolean => {
+  const raw = present(env, name)?.toLowerCase()
+  if (raw === undefined) return fallback
+  if (['true', '1', 'yes'].includes(raw)) return true
+  if (['false', '0', 'no'].includes(raw)) return false
+  throw new ConfigError(name, `must be true or false, got "${raw}"`)
+}
+
+const url = (env: Env, name: string): string | undefined => {
+  const raw = present(env, name)
+  if (raw === undefined) return undefined
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, `must be an absolute http(s) URL, got "${raw}"`)
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new ConfigError(name, `must be an absolute http(s) URL, got "${raw}"`)
+  }
+  return raw.replace(/\/+$/, '')
+}
+
+/** `NAME` holds the value itself; `NAME_PARAMETER` names an SSM SecureString holding it. */
+const secret = (env: Env, name: string): SecretRef | undefined => {
+  const value = present(env, name)
+  const parameter = present(env, `${name}_PARAMETER`)
+  if (value !== undefined && parameter !== undefined) {
+    throw new ConfigError(name, `set either ${name} or ${name}_PARAMETER, not both`)
+  }
+  if (value !== undefined) return { value }
+  if (parameter !== undefined) return { parameter }
+  return undefined
+}
+
+const region = (env: Env): CourierRegion => {
+  const raw = (present(env, 'COURIER_REGION') ?? DEFAULTS.COURIER_REGION).toLowerCase()
+  if (raw !== 'us' && raw !== 'eu')
+    throw new ConfigError('COURIER_REGION', `must be "us" or "eu", got "${raw}"`)
+  return raw
+}
+
+const required = (env: Env, name: string, purpose: string): string => {
+  const raw = url(env, name)
+  if (raw === undefined) throw new ConfigError(name, `is required (${purpose})`)
+  return raw
+}
+
+export const parseConfig = (env: Env): Config => {
+  const courierRegion = region(env)
+  const retryBase = integer(
+    env,
+    'RETRY_BASE_SECONDS',
+    DEFAULTS.RETRY_BASE_SECONDS,
+    1,
+    SQS_MAX_VISIBILITY_SECONDS,
+  )
+  const retryMax = integer(
+    env,
+    'RETRY_MAX_SECONDS',
+    DEFAULTS.RETRY_MAX_SECONDS,
+    1,
+    SQS_MAX_VISIBILITY_SECONDS,
+  )
+  if (retryMax < retryBase) {
+    throw new ConfigError(
+      'RETRY_MAX_SECONDS',
+      `must be at least RETRY_BASE_SECONDS (${retryBase}), got ${retryMax}`,
+    )
+  }
+  return {
+    courier: {
+      baseUrl: url(env, 'COURIER_BASE_URL') ?? COURIER_BASE_URLS[courierRegion],
+      region: courierRegion,
+      authToken: secret(env, 'COURIER_AUTH_TOKEN'),
+      timeoutMs: integer(env, 'COURIER_TIMEOUT_MS', DEFAULTS.COURIER_TIMEOUT_MS, 100, 900_000),
+      groupTenants: boolean(env, 'COURIER_GROUP_TENANTS', DEFAULTS.COURIER_GROUP_TENANTS),
+      maxRps: optionalPositive(env, 'COURIER_MAX_RPS'),
+    },
+    ingest: {
+      sharedSecret: secret(env, 'SEGMENT_SHARED_SECRET'),
+      token: secret(env, 'INGEST_TOKEN'),
+      maxBodyBytes: integer(env, 'MAX_BODY_BYTES', DEFAULTS.MAX_BODY_BYTES, 1_024, 104_857_600),
+      deadlineMs: integer(env, 'INGEST_DEADLINE_MS', DEFAULTS.INGEST_DEADLINE_MS, 100, 30_000),
+    },
+    queue: {
+      url: required(env, 'QUEUE_URL', 'the SQS queue events are put on'),
+      dlqUrl: required(env, 'DLQ_URL', 'the SQS dead-letter queue for events that can never be delivered'),
+      batchMaxBytes: integer(
+        env,
+        'SQS_BATCH_MAX_BYTES',
+        DEFAULTS.SQS_BATCH_MAX_BYTES,
+        1_024,
+        SQS_MAX_BATCH_BYTES,
+      ),
+    },
+    retry: {
+      baseSeconds: retryBase,
+      maxSeconds: retryMax,
+      rateLimitDelaySeconds: integer(
+        env,
+        'RATE_LIMIT_DELAY_SECONDS',
+        DEFAULTS.RATE_LIMIT_DELAY_SECONDS,
+        1,
+        SQS_MAX_VISIBILITY_SECONDS,
+      ),
+      retryAfterMaxSeconds: integer(
+        env,
+        'RETRY_AFTER_MAX_SECONDS',
+        DEFAULTS.RETRY_AFTER_MAX_SECONDS,
+        1,
+        SQS_MAX_VISIBILITY_SECONDS,
+      ),
+      authErrorDelaySeconds: integer(
+        env,
+        'AUTH_ERROR_DELAY_SECONDS',
+        DEFAULTS.AUTH_ERROR_DELAY_SECONDS,
+        1,
+        SQS_MAX_VISIBILITY_SECONDS,
+      ),
+    },
+    delivery: {
+      concurrency: integer(env, 'DELIVERY_CONCURRENCY', DEFAULTS.DELIVERY_CONCURRENCY, 1, 100),
+      eventSourceMaxConcurrency: integer(
+        env,
+        'DELIVER_MAX_CONCURRENCY',
+        DEFAULTS.DELIVER_MAX_CONCURRENCY,
+        1,
+        1_000,
+      ),
+    },
+    secretsCacheSeconds: integer(env, 'SECRETS_CACHE_SECONDS', DEFAULTS.SECRETS_CACHE_SECONDS, 0, 86_400),
+  }
+}
+
+/** Every variable parseConfig reads, for the README check and for error messages. */
+export const SETTING_NAMES = [
+  'COURIER_AUTH_TOKEN',
+  'COURIER_AUTH_TOKEN_PARAMETER',
+  'COURIER_BASE_URL',
+  'COURIER_REGION',
+  'COURIER_TIMEOUT_MS',
+  'COURIER_GROUP_TENANTS',
+  'COURIER_MAX_RPS',
+  'SEGMENT_SHARED_SECRET',
+  'SEGMENT_SHARED_SECRET_PARAMETER',
+  'INGEST_TOKEN',
+  'INGEST_TOKEN_PARAMETER',
+  'MAX_BODY_BYTES',
+  'INGEST_DEADLINE_MS',
+  'QUEUE_URL',
+  'DLQ_URL',
+  'SQS_BATCH_MAX_BYTES',
+  'RETRY_BASE_SECONDS',
+  'RETRY_MAX_SECONDS',
+  'RATE_LIMIT_DELAY_SECONDS',
+  'RETRY_AFTER_MAX_SECONDS',
+  'AUTH_ERROR_DELAY_SECONDS',
+  'DELIVERY_CONCURRENCY',
+  'DELIVER_MAX_CONCURRENCY',
+  'SECRETS_CACHE_SECONDS',
+] as const

@@ -1,0 +1,43 @@
+import { type OutgoingMessage, outgoingMessage } from './sqs-message.ts'
+
+/**
+ * The DLQ message for an event that can never be delivered: the event's own text as the body
+ * (so a redrive replays it unchanged) and why, as message attributes that `npm run dlq` shows.
+ */
+
+export interface DeadLetterReason {
+  /** Where it was given up on: rejected at ingest, or refused by Courier in delivery. */
+  readonly stage: 'ingest' | 'deliver'
+  readonly reason: string
+  readonly messageId?: string | undefined
+  readonly type?: string | undefined
+  /** Courier's HTTP status, for delivery failures. */
+  readonly status?: number | undefined
+  readonly at?: Date
+}
+
+const TRUNCATION_MARK = '…[truncated]'
+
+export const deadLetterMessage = (body: string, why: DeadLetterReason, maxBytes: number): OutgoingMessage => {
+  const attributes = {
+    stage: why.stage,
+    reason: why.reason,
+    messageId: why.messageId,
+    type: why.type,
+    status: why.status,
+    deadLetteredAt: (why.at ?? new Date()).toISOString(),
+  }
+  const message = outgoingMessage(body, attributes)
+  if (message.size <= maxBytes) return message
+  // Too big to keep whole (the reason it was rejected, usually): keep the head and say so.
+  const budget = Math.max(0, maxBytes - (message.size - Buffer.byteLength(body)) - 200)
+  const head = Buffer.from(body, 'utf8')
+    .subarray(0, budget)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '')
+  return outgoingMessage(`${head}${TRUNCATION_MARK}`, {
+    ...attributes,
+    truncated: 'true',
+    originalBytes: Buffer.byteLength(body),
+  })
+}

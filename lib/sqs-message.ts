@@ -1,0 +1,55 @@
+import type { MessageAttributeValue } from '@aws-sdk/client-sqs'
+
+/**
+ * One message for SQS: the body exactly as it must arrive, string attributes, and the size
+ * SQS will charge it against the message and batch limits.
+ */
+export interface OutgoingMessage {
+  readonly body: string
+  readonly attributes: Readonly<Record<string, string>>
+  readonly size: number
+}
+
+const STRING = 'String'
+
+/** SQS message size = body bytes + each attribute's name, data type and value bytes. */
+export const messageSize = (body: string, attributes: Readonly<Record<string, string>>): number => {
+  let size = Buffer.byteLength(body, 'utf8')
+  for (const [name, value] of Object.entries(attributes)) {
+    size += Buffer.byteLength(name, 'utf8') + STRING.length + Buffer.byteLength(value, 'utf8')
+  }
+  return size
+}
+
+/** SQS limits a string attribute value; reasons are cut to this many characters. */
+export const MAX_ATTRIBUTE_CHARS = 1_000
+
+export const outgoingMessage = (
+  body: string,
+  attributes: Record<string, string | number | undefined>,
+): OutgoingMessage => {
+  const strings: Record<string, string> = {}
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === '') continue
+    strings[name] = String(value).slice(0, MAX_ATTRIBUTE_CHARS)
+  }
+  return { body, attributes: strings, size: messageSize(body, strings) }
+}
+
+export const toSqsAttributes = (
+  attributes: Readonly<Record<string, string>>,
+): Record<string, MessageAttributeValue> =>
+  Object.fromEntries(
+    Object.entries(attributes).map(([name, value]) => [name, { DataType: STRING, StringValue: value }]),
+  )
+
+/** Characters SQS refuses in a message body (it allows #x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD #x10000–#x10FFFF). */
+const SQS_FORBIDDEN = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu
+
+/**
+ * JSON text SQS will take. Valid JSON can hold a forbidden character only inside a string
+ * (U+FFFE, U+FFFF, a lone surrogate), where its `\uXXXX` escape means exactly the same value,
+ * so the event Courier receives is unchanged. Any other text passes through byte-for-byte.
+ */
+export const sqsSafeJson = (text: string): string =>
+  text.replace(SQS_FORBIDDEN, (ch) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`)

@@ -1,0 +1,47 @@
+import { Logger } from '@aws-lambda-powertools/logger'
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics'
+
+/**
+ * Logs and metrics of the relay. Logs are JSON lines (Powertools Logger) carrying messageIds,
+ * types, counts and outcomes, never traits or properties: those hold personal data.
+ * Metrics are CloudWatch EMF in one namespace, so the dashboard and alarms can find them.
+ * https://docs.powertools.aws.dev/lambda/typescript/latest/core/metrics/
+ */
+
+export const SERVICE_NAME = 'segment-courier-relay'
+export const METRICS_NAMESPACE = 'SegmentCourierRelay'
+
+/** Every metric the relay emits, with its unit: the dashboard is built from this list too. */
+export const METRIC_UNITS = {
+  Received: MetricUnit.Count,
+  Enqueued: MetricUnit.Count,
+  Rejected: MetricUnit.Count,
+  Delivered: MetricUnit.Count,
+  Skipped: MetricUnit.Count,
+  Retried: MetricUnit.Count,
+  RateLimited: MetricUnit.Count,
+  DeadLettered: MetricUnit.Count,
+  DeliveryLatency: MetricUnit.Milliseconds,
+} as const
+
+export type MetricName = keyof typeof METRIC_UNITS
+
+export const createLogger = (functionName: string): Logger =>
+  new Logger({ serviceName: SERVICE_NAME, persistentKeys: { relayFunction: functionName } })
+
+export const createMetrics = (): Metrics =>
+  new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME })
+
+export const addMetric = (metrics: Metrics | undefined, name: MetricName, value: number): void => {
+  if (metrics !== undefined && value > 0) metrics.addMetric(name, METRIC_UNITS[name], value)
+}
+
+/** Long lists of messageIds are cut in logs; the count is always complete. */
+export const MAX_LOGGED_IDS = 200
+
+export const idsForLog = (
+  ids: readonly (string | undefined)[],
+): { messageIds: string[]; messageIdsTruncated?: true } =>
+  ids.length > MAX_LOGGED_IDS
+    ? { messageIds: ids.slice(0, MAX_LOGGED_IDS).map(String), messageIdsTruncated: true }
+    : { messageIds: ids.map(String) }

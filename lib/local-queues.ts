@@ -24,7 +24,28 @@ export interface LocalQueueOptions {
   readonly maxReceiveCount?: number
 }
 
+/**
+ * fauxqs 2.4 checks message bodies per UTF-16 unit, so it refuses every character outside the
+ * Basic Multilingual Plane (emoji), which real SQS accepts (#x10000–#x10FFFF). Segment events
+ * carry emoji all the time, so the emulator is brought in line with AWS: its shared check is
+ * replaced by SQS's documented rule.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+ */
+const SQS_INVALID_BODY = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u
+let emulatorAligned: Promise<void> | undefined
+
+const alignEmulatorWithSqs = () => {
+  emulatorAligned ??= import(new URL('./sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href).then(
+    (types: { INVALID_MESSAGE_BODY_CHAR?: RegExp }) => {
+      const check = types.INVALID_MESSAGE_BODY_CHAR
+      if (check !== undefined) check.test = (body: string) => SQS_INVALID_BODY.test(body)
+    },
+  )
+  return emulatorAligned
+}
+
 export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise<LocalQueues> => {
+  await alignEmulatorWithSqs()
   const server = await startFauxqs({ port: options.port ?? 0, logger: false })
   const name = options.name ?? 'segment-courier-relay-events'
   const retention = String(QUEUE_SETTINGS.retentionSeconds)

@@ -319,8 +319,8 @@ describe('when SQS fails', () => {
         const input = args.input as { Entries: { Id: string }[] }
         const dropped = input.Entries.splice(0, 2)
         throttled = dropped.length
-        const result = (await next(args)) as { output: { Failed?: unknown[] } }
-        result.output.Failed = dropped.map((entry) => ({
+        const result = await next(args)
+        ;(result.output as { Failed?: unknown[] }).Failed = dropped.map((entry) => ({
           Id: entry.Id,
           SenderFault: false,
           Code: 'ThrottlingException',

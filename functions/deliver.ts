@@ -1,4 +1,7 @@
-/** SQS → Courier worker. Placeholder until the delivery path lands. */
-export const handler = async (): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> => {
-  throw new Error('deliver is not implemented yet')
-}
+/**
+ * SQS → Courier worker, invoked by the SQS event source mapping with
+ * ReportBatchItemFailures. Everything lives in lib/; this file only builds the handler once.
+ */
+import { createDeliverHandler } from '../lib/deliver-handler.ts'
+
+export const handler = createDeliverHandler()

@@ -45,6 +45,6 @@ export const createIngestHandler = (options: IngestHandlerOptions = {}): IngestH
   )
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
-    .use(jsonErrors(logger))
+    .use(jsonErrors(logger, metrics))
     .use(segmentAuth(config, logger, options.credentials)) as unknown as IngestHandler
 }

@@ -16,6 +16,8 @@ export const METRIC_UNITS = {
   Received: MetricUnit.Count,
   Enqueued: MetricUnit.Count,
   Rejected: MetricUnit.Count,
+  /** Ingest requests answered with an error status (401, 400, 413, 503 …). */
+  RequestsRefused: MetricUnit.Count,
   Delivered: MetricUnit.Count,
   Skipped: MetricUnit.Count,
   Retried: MetricUnit.Count,

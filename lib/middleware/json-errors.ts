@@ -1,7 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
+import type { Metrics } from '@aws-lambda-powertools/metrics'
 import type { MiddlewareObj } from '@middy/core'
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda'
 import { isHttpError } from '../errors/http-error.ts'
+import { addMetric } from '../telemetry.ts'
 
 /**
  * Turns every error into the JSON answer Segment reads: an HttpError keeps its status and
@@ -18,10 +20,12 @@ export const jsonResponse = (statusCode: number, body: unknown): APIGatewayProxy
 
 export const jsonErrors = (
   logger: Logger,
+  metrics?: Metrics,
 ): MiddlewareObj<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2> => ({
   onError: async (request) => {
     const { error } = request
     if (request.response !== undefined && request.response !== null && error === undefined) return
+    addMetric(metrics, 'RequestsRefused', 1)
     if (isHttpError(error)) {
       if (error.statusCode >= 500) logger.error('request failed', { statusCode: error.statusCode, error })
       else logger.warn('request refused', { statusCode: error.statusCode, reason: error.message })

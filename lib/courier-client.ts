@@ -110,7 +110,11 @@ export const createCourierClient = (options: CourierClientOptions): CourierClien
         method: request.method,
         headers: { authorization },
         // `json` sets Content-Type: application/json; without a body there is neither.
-        ...(request.body === undefined ? {} : { json: request.body }),
+        ...(request.rawBody !== undefined
+          ? { body: request.rawBody, headers: { authorization, 'content-type': 'application/json' } }
+          : request.body === undefined
+            ? {}
+            : { json: request.body }),
         // ky's `timeout` bounds getting the headers; `totalTimeout` also bounds reading the body
         // through the `.text()` shortcut below, so the whole call fits within min(timeoutMs, deadline).
         timeout,

@@ -82,13 +82,17 @@ const eventOf = (record: SQSRecord): SegmentEvent | undefined => {
 }
 
 /** Sends every Courier request the event routes to, in order; the first one not delivered decides. */
-const sendAll = async (deps: DeliverDeps, event: SegmentEvent, deadline: number) => {
+const sendAll = async (deps: DeliverDeps, event: SegmentEvent, rawEvent: string, deadline: number) => {
   const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants })
   if ('skip' in route) return { skipped: route.skip }
-  let last: { outcome: Outcome; status?: number } = { outcome: { kind: 'delivered', status: 202 } }
+  let last: { outcome: Outcome; status?: number | undefined } = {
+    outcome: { kind: 'delivered', status: 202 },
+  }
   for (const request of route) {
     await deps.pacer.acquire()
-    last = await deps.courier.send(request, { deadline })
+    // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
+    const exact = request.body === event ? { ...request, rawBody: rawEvent } : request
+    last = await deps.courier.send(exact, { deadline })
     if (last.outcome.kind !== 'delivered') break
   }
   return { outcome: last.outcome }
@@ -133,7 +137,7 @@ const deliverRecord = async (
   if ('error' in parsed) {
     decision = { action: 'dead-letter', reason: parsed.error, status: 0 }
   } else {
-    const sent = await sendAll(deps, parsed.event, deadline)
+    const sent = await sendAll(deps, parsed.event, record.body, deadline)
     if ('skipped' in sent) return { outcome: 'skipped', event, reason: sent.skipped }
     status = sent.outcome.status
     decision = decide(sent.outcome, receiveCountOf(record), deps.config.retry, deps.random)

@@ -12,6 +12,11 @@ export interface CourierRequest {
   readonly path: string
   /** Sent as JSON; absent means no body and no Content-Type. */
   readonly body?: unknown
+  /**
+   * The body's exact JSON text, when the worker has it (the queued event): sent as is, so
+   * numbers beyond 2^53 and key order reach Courier untouched by a parse/stringify round trip.
+   */
+  readonly rawBody?: string
 }
 
 /** An event Courier has no use for, with the reason the worker counts and logs it under. */

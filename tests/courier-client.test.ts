@@ -57,6 +57,19 @@ describe('what the Courier client sends', () => {
     expect(result.durationMs).toBeGreaterThanOrEqual(0)
   })
 
+  it('sends a raw body byte-for-byte when given one (big integers, key order, spacing)', async () => {
+    // Prepare: a number JSON.parse would round, and formatting a stringify would change
+    const raw = '{ "type":"track", "messageId":"m1", "properties": {"accountId": 12345678901234567890} }'
+
+    // Act
+    await clientFor().send({ ...inbound(JSON.parse(raw)), rawBody: raw }, { deadline: FAR() })
+
+    // Assess
+    expect(stub.requests[0]?.body).toBe(raw)
+    expect(stub.requests[0]?.headers['content-type']).toBe('application/json')
+    expect(stub.requests[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`)
+  })
+
   it('sends a body-less DELETE without Content-Type, keeping the encoded path', async () => {
     stub.handle(reply(204))
 

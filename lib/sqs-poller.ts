@@ -116,7 +116,7 @@ export const startPoller = (options: PollerOptions): Poller => {
     let toDelete: SQSRecord[]
     try {
       const context = createLambdaContext('deliver', options.functionTimeoutMs ?? 60_000)
-      const response = await options.handler({ Records: records }, context)
+      const response = await handler({ Records: records }, context)
       toDelete = recordsToDelete(records, response ?? undefined)
       stats.reportedFailures += records.length - toDelete.length
     } catch (error) {

@@ -29,14 +29,20 @@ describe('retry policy (design.md table)', () => {
   it('backs off exponentially from the receive count on transient failures', () => {
     const outcome = { kind: 'transient', status: 503, reason: 'HTTP 503' } as const
     const delays = [1, 2, 3, 4, 5, 12].map((n) => decide(outcome, n, retry, () => 1))
-    expect(delays.map((d) => (d.action === 'retry' ? d.delaySeconds : -1))).toEqual([10, 20, 40, 80, 160, 900])
+    expect(delays.map((d) => (d.action === 'retry' ? d.delaySeconds : -1))).toEqual([
+      10, 20, 40, 80, 160, 900,
+    ])
     expect(delays.every((d) => d.action === 'retry' && !d.holdBatch)).toBe(true)
   })
 
   it('retries bad credentials slowly and never dead-letters them', () => {
     for (const status of [401, 403] as const) {
       const decision = decide({ kind: 'auth', status, reason: 'Unauthorized' }, 500, retry, mid)
-      expect(decision).toEqual({ action: 'retry', delaySeconds: retry.authErrorDelaySeconds, holdBatch: false })
+      expect(decision).toEqual({
+        action: 'retry',
+        delaySeconds: retry.authErrorDelaySeconds,
+        holdBatch: false,
+      })
     }
   })
 

@@ -91,7 +91,9 @@ describe('local SQS event source', () => {
       }
       return { batchItemFailures: failures }
     })
-    await until(() => (receives['"fail-once"']?.length ?? 0) === 2 && peek(queues, queues.queueUrl).length === 0)
+    await until(
+      () => (receives['"fail-once"']?.length ?? 0) === 2 && peek(queues, queues.queueUrl).length === 0,
+    )
 
     // Assess
     expect(receives).toEqual({ '"ok-1"': [1], '"fail-once"': [1, 2], '"ok-2"': [1] })

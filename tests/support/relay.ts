@@ -1,0 +1,185 @@
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+} from '@aws-sdk/client-sqs'
+import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
+import { parseConfig } from '../../lib/config.ts'
+import { type CourierSandbox, startCourierSandbox } from '../../lib/courier-sandbox.ts'
+import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver-handler.ts'
+import { createIngestHandler } from '../../lib/ingest-handler.ts'
+import { createLambdaContext } from '../../lib/lambda-context.ts'
+import { outgoingMessage, toSqsAttributes } from '../../lib/sqs-message.ts'
+import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../lib/sqs-poller.ts'
+import { createLogger } from '../../lib/telemetry.ts'
+import type { EventFixture } from './fixtures.ts'
+import { peek, startTestQueues, type TestQueues } from './queues.ts'
+
+/**
+ * The relay's real parts wired together for tests, as `npm start` wires them: embedded SQS,
+ * the Courier sandbox on loopback, the ingest and deliver handlers, and the local event source.
+ */
+
+export const SANDBOX_TOKEN = 'sandbox-token'
+
+/** Small retry knobs so recoveries take seconds, not minutes. */
+export const FAST_RETRIES = {
+  RETRY_BASE_SECONDS: '1',
+  RETRY_MAX_SECONDS: '2',
+  RATE_LIMIT_DELAY_SECONDS: '1',
+  AUTH_ERROR_DELAY_SECONDS: '30',
+  COURIER_TIMEOUT_MS: '2000',
+}
+
+export interface TestRelay {
+  readonly queues: TestQueues
+  readonly sandbox: CourierSandbox
+  readonly env: Record<string, string>
+  readonly deliver: (options?: DeliverHandlerOptions) => ReturnType<typeof createDeliverHandler>
+  readonly stop: () => Promise<void>
+}
+
+export const startTestRelay = async (
+  env: Record<string, string> = {},
+  queueOptions: Parameters<typeof startTestQueues>[0] = {},
+): Promise<TestRelay> => {
+  const queues = await startTestQueues(queueOptions)
+  const sandbox = await startCourierSandbox({ authToken: SANDBOX_TOKEN })
+  const fullEnv = {
+    QUEUE_URL: queues.queueUrl,
+    DLQ_URL: queues.dlqUrl,
+    COURIER_BASE_URL: sandbox.url,
+    COURIER_AUTH_TOKEN: SANDBOX_TOKEN,
+    ...FAST_RETRIES,
+    ...env,
+  }
+  return {
+    queues,
+    sandbox,
+    env: fullEnv,
+    deliver: (options = {}) =>
+      createDeliverHandler({
+        config: parseConfig(fullEnv),
+        sqs: queues.sqs,
+        logger: createLogger('deliver-test'),
+        ...options,
+      }),
+    stop: async () => {
+      await sandbox.stop()
+      await queues.stop()
+    },
+  }
+}
+
+/** Puts events on the events queue as ingest does (exact text, type and messageId attributes). */
+export const enqueueEvents = async (relay: TestRelay, events: readonly (EventFixture | string)[]) => {
+  for (let i = 0; i < events.length; i += 10) {
+    const entries = events.slice(i, i + 10).map((event, index) => {
+      const body = typeof event === 'string' ? event : JSON.stringify(event)
+      const parsed = JSON.parse(body) as { type?: string; messageId?: string }
+      const message = outgoingMessage(body, { type: parsed.type, messageId: parsed.messageId })
+      return {
+        Id: String(index),
+        MessageBody: message.body,
+        MessageAttributes: toSqsAttributes(message.attributes),
+      }
+    })
+    await relay.queues.sqs.send(
+      new SendMessageBatchCommand({ QueueUrl: relay.queues.queueUrl, Entries: entries }),
+    )
+  }
+}
+
+/** One receive of up to 10 records, shaped as Lambda hands them over. */
+export const receiveRecords = async (relay: TestRelay): Promise<SQSRecord[]> => {
+  const result = await relay.queues.sqs.send(
+    new ReceiveMessageCommand({
+      QueueUrl: relay.queues.queueUrl,
+      MaxNumberOfMessages: 10,
+      MessageSystemAttributeNames: ['All'],
+      MessageAttributeNames: ['All'],
+      WaitTimeSeconds: 0,
+    }),
+  )
+  return (result.Messages ?? []).map((message) => toSqsRecord(message, relay.queues.queueArn, 'us-east-1'))
+}
+
+/**
+ * Invokes a deliver handler on records with a Lambda-like context, then does what the event
+ * source does with the answer: deletes every record not reported in batchItemFailures.
+ */
+export const invokeDeliver = async (
+  handler: ReturnType<typeof createDeliverHandler>,
+  records: SQSRecord[],
+  relay?: TestRelay,
+  timeoutMs = 30_000,
+): Promise<SQSBatchResponse> => {
+  const response = await handler({ Records: records }, createLambdaContext('deliver', timeoutMs))
+  const done = recordsToDelete(records, response)
+  if (relay !== undefined && done.length > 0) {
+    await relay.queues.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: relay.queues.queueUrl,
+        Entries: done.map((record, i) => ({ Id: String(i), ReceiptHandle: record.receiptHandle })),
+      }),
+    )
+  }
+  return response
+}
+
+/** Seconds until each in-flight message (by SQS messageId) becomes visible again. */
+export const visibilityOf = (relay: TestRelay): Map<string, number> => {
+  const state = relay.queues.server.inspectQueue(relay.queues.queueUrl.split('/').pop() as string)
+  const now = Date.now()
+  return new Map(
+    (state?.messages.inflight ?? []).map((entry) => [
+      entry.message.messageId,
+      (entry.visibilityDeadline - now) / 1_000,
+    ]),
+  )
+}
+
+/** Makes a retried record visible at once, standing in for the wait the policy chose. */
+export const skipWait = (relay: TestRelay, record: SQSRecord) =>
+  relay.queues.sqs.send(
+    new ChangeMessageVisibilityCommand({
+      QueueUrl: relay.queues.queueUrl,
+      ReceiptHandle: record.receiptHandle,
+      VisibilityTimeout: 0,
+    }),
+  )
+
+export const dlqMessages = (relay: TestRelay) => peek(relay.queues, relay.queues.dlqUrl)
+export const queuedMessages = (relay: TestRelay) => peek(relay.queues, relay.queues.queueUrl)
+
+export const startRelayPoller = (
+  relay: TestRelay,
+  options: { maxConcurrency?: number; batchSize?: number } = {},
+): Poller =>
+  startPoller({
+    sqs: relay.queues.sqs,
+    queueUrl: relay.queues.queueUrl,
+    queueArn: relay.queues.queueArn,
+    handler: relay.deliver(),
+    waitTimeSeconds: 1,
+    maxConcurrency: options.maxConcurrency ?? 2,
+    batchSize: options.batchSize ?? 10,
+    functionTimeoutMs: 30_000,
+    onError: () => undefined,
+  })
+
+export const ingestHandlerFor = (relay: TestRelay) =>
+  createIngestHandler({
+    config: parseConfig(relay.env),
+    sqs: relay.queues.sqs,
+    logger: createLogger('ingest-test'),
+  })
+
+export const until = async (condition: () => boolean, timeoutMs = 20_000, what = 'condition') => {
+  const started = Date.now()
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what} not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}

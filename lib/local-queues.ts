@@ -46,7 +46,7 @@ const alignEmulatorWithSqs = () => {
 
 export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise<LocalQueues> => {
   await alignEmulatorWithSqs()
-  const server = await startFauxqs({ port: options.port ?? 0, host: '127.0.0.1', logger: false })
+  const server = await startFauxqs({ port: options.port ?? 0, logger: false })
   const name = options.name ?? 'segment-courier-relay-events'
   const retention = String(QUEUE_SETTINGS.retentionSeconds)
   const dlq = server.createQueue(`${name}-dlq`, { attributes: { MessageRetentionPeriod: retention } })

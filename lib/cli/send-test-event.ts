@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { parseArgs } from 'node:util'
 import { sign } from '../signature.ts'
+import { parseFlags } from './args.ts'
 
 /**
  * `npm run send-test-event -- --url <u> [--secret <s>] [--token <t>] [--type T] [--batch N]`:
@@ -86,28 +86,19 @@ const USAGE = `usage: npm run send-test-event -- --url <webhook url> [--secret <
                                  [--type identify|track|group|delete] [--user-id <id>] [--batch <n>]`
 
 export const main = async (argv: string[]): Promise<number> => {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    ;({ values } = parseArgs({
-      args: argv,
-      options: {
-        url: { type: 'string' },
-        secret: { type: 'string' },
-        token: { type: 'string' },
-        type: { type: 'string' },
-        'user-id': { type: 'string' },
-        batch: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-    }))
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`)
-    return 2
-  }
-  if (values.help) {
-    console.log(USAGE)
-    return 0
-  }
+  const values = parseFlags(
+    argv,
+    {
+      url: { type: 'string' },
+      secret: { type: 'string' },
+      token: { type: 'string' },
+      type: { type: 'string' },
+      'user-id': { type: 'string' },
+      batch: { type: 'string' },
+    },
+    USAGE,
+  )
+  if (typeof values === 'number') return values
   const type = (values.type ?? 'identify') as string
   const batch = values.batch === undefined ? undefined : Number(values.batch)
   if (

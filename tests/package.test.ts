@@ -59,7 +59,7 @@ const unzip = (zip: Buffer): Map<string, Buffer> => {
 
 const resourcesOf = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type)
 const statementsOf = (role: string): Statement[] =>
-  (template.Resources[role]?.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
+  (template.Resources[role]!.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
     (policy) => policy.PolicyDocument.Statement,
   )
 const actions = (statement: Statement) => [statement.Action].flat()
@@ -154,7 +154,7 @@ describe('the packaged CloudFormation template', () => {
     expect(template.Parameters.CourierTokenParameterName?.Type).toBe('AWS::SSM::Parameter::Name')
     expect(template.Parameters.SharedSecretParameterName?.Type).toBe('AWS::SSM::Parameter::Name')
     const ingestEnv = (
-      template.Resources.IngestLambdaFunction?.Properties.Environment as { Variables: object }
+      template.Resources.IngestLambdaFunction!.Properties.Environment as { Variables: object }
     ).Variables
     expect(Object.keys(ingestEnv)).not.toContain('SEGMENT_SHARED_SECRET')
     expect(Object.keys(ingestEnv)).toContain('SEGMENT_SHARED_SECRET_PARAMETER')

@@ -22,7 +22,11 @@ export interface PollerOptions {
   readonly sqs: SQSClient
   readonly queueUrl: string
   readonly queueArn: string
-  readonly handler: SqsHandler
+  /**
+   * The function. Several handlers stand for several warm instances (module state such as a
+   * pacer is per instance in Lambda): poller loop i uses handler i % handlers.length.
+   */
+  readonly handler: SqsHandler | readonly SqsHandler[]
   readonly batchSize?: number
   readonly maxConcurrency?: number
   readonly waitTimeSeconds?: number
@@ -97,7 +101,8 @@ export const startPoller = (options: PollerOptions): Poller => {
   const abort = new AbortController()
   const onError = options.onError ?? ((error: unknown) => console.error('poller:', error))
 
-  const pollOnce = async () => {
+  const handlers = [handler].flat()
+  const pollOnce = async (instance: number) => {
     const received = await sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: queueUrl,
@@ -116,7 +121,8 @@ export const startPoller = (options: PollerOptions): Poller => {
     let toDelete: SQSRecord[]
     try {
       const context = createLambdaContext('deliver', options.functionTimeoutMs ?? 60_000)
-      const response = await handler({ Records: records }, context)
+      const invoke = handlers[instance % handlers.length] as SqsHandler
+      const response = await invoke({ Records: records }, context)
       toDelete = recordsToDelete(records, response ?? undefined)
       stats.reportedFailures += records.length - toDelete.length
     } catch (error) {
@@ -137,10 +143,10 @@ export const startPoller = (options: PollerOptions): Poller => {
     stats.deleted += toDelete.length
   }
 
-  const loop = async () => {
+  const loop = async (instance: number) => {
     while (!abort.signal.aborted) {
       try {
-        await pollOnce()
+        await pollOnce(instance)
       } catch (error) {
         if (abort.signal.aborted) return
         onError(error)
@@ -148,7 +154,7 @@ export const startPoller = (options: PollerOptions): Poller => {
       }
     }
   }
-  const loops = Array.from({ length: options.maxConcurrency ?? 1 }, loop)
+  const loops = Array.from({ length: options.maxConcurrency ?? 1 }, (_, instance) => loop(instance))
 
   return {
     stats,

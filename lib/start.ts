@@ -6,7 +6,6 @@
  * received. COURIER_BASE_URL always wins. The functions are imported from functions/, with the
  * environment the deployed functions get, so local and deployed behaviour cannot drift.
  */
-import type { SQSBatchResponse } from 'aws-lambda'
 import { buildTestEvent, curlCommand } from './cli/send-test-event.ts'
 import { type CourierSandbox, startCourierSandbox } from './courier-sandbox.ts'
 import { startLocalQueues } from './local-queues.ts'
@@ -66,16 +65,21 @@ const main = async () => {
   })
 
   // The same entry points Lambda runs, configured from the environment above.
+  // One deliver module per concurrent poller, as Lambda runs one per instance: each has its own
+  // pacer, clients and caches (a query string makes Node load a separate module instance).
+  const concurrency = number('DELIVER_MAX_CONCURRENCY', 5)
   const ingest = await import('../functions/ingest.ts')
-  const deliver = await import('../functions/deliver.ts')
+  const delivers: { handler: SqsHandler }[] = await Promise.all(
+    Array.from({ length: concurrency }, (_, i) => import(`../functions/deliver.ts?instance=${i}`)),
+  )
   const server = await startLocalServer(ingest.handler, port, env.HOST ?? '127.0.0.1')
   const poller = startPoller({
     sqs: createSqsClient({ endpoint: queues.endpoint }),
     queueUrl: queues.queueUrl,
     queueArn: queues.queueArn,
-    handler: deliver.handler as SqsHandler & ((...args: never[]) => Promise<SQSBatchResponse>),
+    handler: delivers.map((deliver) => deliver.handler),
     batchSize: number('DELIVER_BATCH_SIZE', 10),
-    maxConcurrency: number('DELIVER_MAX_CONCURRENCY', 5),
+    maxConcurrency: concurrency,
     waitTimeSeconds: 20,
     functionTimeoutMs: number('DELIVER_TIMEOUT_SECONDS', 60) * 1_000,
   })

@@ -1,0 +1,360 @@
+/**
+ * `npm run bench`: the relay's speed and isolation figures, all measured in one run on this
+ * machine through the real handlers, the embedded SQS and the Courier sandbox on loopback.
+ * Prints one Markdown table (also written to tests/bench/latest.md for the README).
+ *
+ *   npm run bench                              # full run, about 3 minutes
+ *   BENCH_OUTAGE_SECONDS=10 npm run bench      # shorter outage for a quick look
+ */
+process.env.POWERTOOLS_LOG_LEVEL = 'SILENT'
+process.env.POWERTOOLS_METRICS_DISABLED = 'true'
+process.env.AWS_REGION ??= 'us-east-1'
+process.env.AWS_ACCESS_KEY_ID ??= 'bench'
+process.env.AWS_SECRET_ACCESS_KEY ??= 'bench'
+
+const { execFileSync, execFile, spawn } = await import('node:child_process')
+const { readFileSync, statSync, writeFileSync } = await import('node:fs')
+const { promisify } = await import('node:util')
+const { parseConfig } = await import('../../lib/config.ts')
+const { startCourierSandbox } = await import('../../lib/courier-sandbox.ts')
+const { createDeliverHandler } = await import('../../lib/deliver-handler.ts')
+const { createIngestHandler } = await import('../../lib/ingest-handler.ts')
+const { createLambdaContext } = await import('../../lib/lambda-context.ts')
+const { startLocalQueues } = await import('../../lib/local-queues.ts')
+const { createSqsClient } = await import('../../lib/sqs-client.ts')
+const { startPoller } = await import('../../lib/sqs-poller.ts')
+const { createLogger } = await import('../../lib/telemetry.ts')
+const { identify, segmentRequest, track } = await import('../support/fixtures.ts')
+
+const R = Number(process.env.BENCH_RPS ?? 50)
+const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? 60)
+const INSTANCES = 5
+const root = new URL('../../', import.meta.url)
+
+interface Row {
+  readonly measure: string
+  readonly result: string
+  readonly target: string
+  readonly pass?: boolean | undefined
+}
+const rows: Row[] = []
+const row = (measure: string, result: string, target = '', pass?: boolean) => {
+  rows.push({ measure, result, target, pass })
+  console.error(`  ${measure}: ${result}`)
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+const until = async (condition: () => boolean, timeoutMs: number) => {
+  const started = Date.now()
+  while (!condition() && Date.now() - started < timeoutMs) await sleep(20)
+  return condition()
+}
+const inParallel = async <T>(items: readonly T[], width: number, work: (item: T) => Promise<void>) => {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await work(items[next++] as T)
+    }),
+  )
+}
+
+const queues = await startLocalQueues({ visibilityTimeoutSeconds: 30 })
+const sandbox = await startCourierSandbox({ authToken: 'bench' })
+const env = {
+  QUEUE_URL: queues.queueUrl,
+  DLQ_URL: queues.dlqUrl,
+  COURIER_BASE_URL: sandbox.url,
+  COURIER_AUTH_TOKEN: 'bench',
+  RETRY_BASE_SECONDS: '1',
+  RETRY_MAX_SECONDS: '2',
+  RATE_LIMIT_DELAY_SECONDS: '1',
+  DELIVER_MAX_CONCURRENCY: String(INSTANCES),
+}
+const logger = createLogger('bench')
+// The deliver side runs bundled, as the Lambda does (no TypeScript loader in its memory).
+const { build } = await import('esbuild')
+const { mkdtempSync } = await import('node:fs')
+const { tmpdir } = await import('node:os')
+const { join } = await import('node:path')
+const CHILD = join(mkdtempSync(join(tmpdir(), 'relay-bench-child-')), 'deliver-child.mjs')
+await build({
+  entryPoints: [new URL('deliver-child.ts', import.meta.url).pathname],
+  outfile: CHILD,
+  bundle: true,
+  minify: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'esm',
+  banner: {
+    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  },
+  logLevel: 'silent',
+})
+const childEnv = (extra: Record<string, string>) => ({
+  ...process.env,
+  ...env,
+  SQS_ENDPOINT: queues.endpoint,
+  QUEUE_ARN: queues.queueArn,
+  ...extra,
+})
+const depth = () => {
+  const state = queues.server.inspectQueue(queues.queueUrl.split('/').pop() as string)
+  return (
+    (state?.messages.ready.length ?? 0) +
+    (state?.messages.inflight.length ?? 0) +
+    (state?.messages.delayed.length ?? 0)
+  )
+}
+const countingClient = () => {
+  const sqs = createSqsClient({ endpoint: queues.endpoint })
+  const counter = { batches: 0 }
+  sqs.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === 'SendMessageBatchCommand') counter.batches++
+      return next(args)
+    },
+    { step: 'initialize', name: 'count-batches' },
+  )
+  return { sqs, counter }
+}
+const startDelivery = (extra: Record<string, string> = {}) => {
+  const sqs = createSqsClient({ endpoint: queues.endpoint })
+  const config = parseConfig({ ...env, ...extra })
+  return startPoller({
+    sqs,
+    queueUrl: queues.queueUrl,
+    queueArn: queues.queueArn,
+    handler: Array.from({ length: INSTANCES }, () => createDeliverHandler({ config, sqs, logger })),
+    maxConcurrency: INSTANCES,
+    waitTimeSeconds: 1,
+    functionTimeoutMs: 60_000,
+    onError: () => undefined,
+  })
+}
+
+// 1. Ingest throughput and SQS calls per 1,000 events.
+console.error('ingest throughput…')
+for (const [label, perRequest, requests] of [
+  ['single-event requests', 1, 3_000],
+  ['100-event batches', 100, 300],
+] as const) {
+  queues.server.reset()
+  const { sqs, counter } = countingClient()
+  const ingest = createIngestHandler({ config: parseConfig(env), sqs, logger })
+  const bodies = Array.from({ length: requests }, () =>
+    JSON.stringify(
+      perRequest === 1
+        ? track()
+        : Array.from({ length: perRequest }, (_, i) => (i % 2 ? track() : identify())),
+    ),
+  )
+  const started = performance.now()
+  await inParallel(bodies, 8, async (body) => {
+    const answer = await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
+    if (answer.statusCode !== 200) throw new Error(`ingest answered ${answer.statusCode}`)
+  })
+  const seconds = (performance.now() - started) / 1_000
+  const events = perRequest * requests
+  const perThousand = (counter.batches / events) * 1_000
+  row(
+    `Ingest throughput, ${label} (8 in flight)`,
+    `${Math.round(events / seconds).toLocaleString('en')} events/s`,
+  )
+  row(
+    `SQS SendMessageBatch calls per 1,000 events, ${label}`,
+    perThousand.toFixed(0),
+    perRequest === 1 ? '1,000 (one per request)' : '100 (the floor: 10 per call)',
+    perRequest === 1 ? perThousand <= 1_000 : perThousand <= 100,
+  )
+  sqs.destroy()
+}
+
+// 2. Ingest latency with Courier healthy, then answering every request 429.
+console.error('ingest isolation…')
+queues.server.reset()
+sandbox.reset()
+// Delivery runs in its own process, as the deliver Lambda runs apart from ingest.
+const isolation = spawn(process.execPath, [CHILD], {
+  env: childEnv({ INSTANCES: String(INSTANCES) }),
+  stdio: 'ignore',
+})
+const ingest = createIngestHandler({
+  config: parseConfig(env),
+  sqs: createSqsClient({ endpoint: queues.endpoint }),
+  logger,
+})
+const latencies = async () => {
+  const samples: number[] = []
+  const bodies = Array.from({ length: 600 }, () => JSON.stringify(Array.from({ length: 10 }, () => track())))
+  await inParallel(bodies, 4, async (body) => {
+    const started = performance.now()
+    await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
+    samples.push(performance.now() - started)
+  })
+  return samples.slice(50) // past the warm-up
+}
+const healthy = await latencies()
+sandbox.setFaults({ rateLimitShare: 1 })
+await sleep(1_000)
+const limited = await latencies()
+isolation.kill('SIGTERM')
+await new Promise((resolve) => isolation.once('exit', resolve))
+const ratio = percentile(limited, 99) / percentile(healthy, 99)
+const fmt = (samples: number[]) =>
+  `p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms`
+row('Ingest latency, 10-event requests, Courier healthy', fmt(healthy))
+row('Ingest latency, 10-event requests, Courier answering 100% 429', fmt(limited))
+row('Isolation: p99 under 429 storm ÷ p99 healthy', ratio.toFixed(2), '≤ 1.2', ratio <= 1.2)
+
+// 3. Delivery against a Courier limited to R requests/s, paced with COURIER_MAX_RPS=R.
+console.error(`delivery at ${R} req/s…`)
+queues.server.reset()
+sandbox.reset()
+sandbox.setFaults({ maxRps: R })
+const backlog = Array.from({ length: R * 22 }, () => track())
+for (let i = 0; i < backlog.length; i += 100) {
+  await ingest(
+    segmentRequest(JSON.stringify(backlog.slice(i, i + 100))),
+    createLambdaContext('ingest', 6_000),
+  )
+}
+const paced = startDelivery({ COURIER_MAX_RPS: String(R) })
+await sleep(3_000) // settle
+const windowStart = sandbox.received.length
+const windowStartAt = Date.now()
+await sleep(15_000)
+const window = sandbox.received.slice(windowStart)
+const windowSeconds = (Date.now() - windowStartAt) / 1_000
+await paced.stop()
+const deliveredRate = window.filter((r) => r.status === 202).length / windowSeconds
+const share429 = window.filter((r) => r.status === 429).length / Math.max(1, window.length)
+row(
+  `Delivery utilization at R = ${R} req/s (delivered/s ÷ R, settled)`,
+  (deliveredRate / R).toFixed(3),
+  '≥ 0.95',
+  deliveredRate / R >= 0.95,
+)
+row(
+  'Share of Courier requests answered 429 (settled)',
+  `${(share429 * 100).toFixed(1)}%`,
+  '≤ 5%',
+  share429 <= 0.05,
+)
+
+// 4. Drain after an outage: backlog builds while Courier is down, then it returns (limited to R).
+console.error(`drain after a ${OUTAGE_SECONDS} s outage…`)
+queues.server.reset()
+sandbox.reset()
+sandbox.setFaults({ outage: true })
+const draining = startDelivery({ COURIER_MAX_RPS: String(R) })
+const arrivalPerSecond = Math.round(R / 2)
+for (let second = 0; second < OUTAGE_SECONDS; second++) {
+  const events = Array.from({ length: arrivalPerSecond }, () => identify())
+  await ingest(segmentRequest(JSON.stringify(events)), createLambdaContext('ingest', 6_000))
+  await sleep(1_000)
+}
+const backlogSize = depth()
+sandbox.setFaults({ outage: false, maxRps: R })
+const recovered = Date.now()
+const drained = await until(() => depth() === 0, 10 * 60_000)
+const drainSeconds = (Date.now() - recovered) / 1_000
+await draining.stop()
+const ideal = backlogSize / R
+row(
+  `Drain after a ${OUTAGE_SECONDS} s outage: ${backlogSize} queued events at R = ${R}`,
+  `${drainSeconds.toFixed(1)} s (${(drainSeconds / ideal).toFixed(2)} × backlog ÷ R = ${ideal.toFixed(1)} s)`,
+  '≤ 1.2 × backlog ÷ R',
+  drained && drainSeconds <= 1.2 * ideal,
+)
+
+// 5. Bundles: the real package, and each handler's cold import in a fresh process.
+console.error('bundles…')
+execFileSync(new URL('node_modules/.bin/osls', root).pathname, ['package'], { cwd: root, stdio: 'ignore' })
+const { inflateRawSync } = await import('node:zlib')
+const extractMjs = (zipPath: string, into: string, name: string) => {
+  const zip = readFileSync(zipPath)
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]))
+  let offset = zip.readUInt32LE(end + 16)
+  for (let i = 0; i < zip.readUInt16LE(end + 10); i++) {
+    const nameLength = zip.readUInt16LE(offset + 28)
+    const file = zip.toString('utf8', offset + 46, offset + 46 + nameLength)
+    const local = zip.readUInt32LE(offset + 42)
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28)
+    const data = zip.subarray(start, start + zip.readUInt32LE(offset + 20))
+    if (file.endsWith(`${name}.mjs`))
+      writeFileSync(
+        join(into, `${name}.mjs`),
+        zip.readUInt16LE(offset + 10) === 8 ? inflateRawSync(data) : data,
+      )
+    offset += 46 + nameLength + zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32)
+  }
+}
+const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'))
+for (const name of ['ingest', 'deliver']) {
+  const zipPath = new URL(`.serverless/${name}.zip`, root).pathname
+  extractMjs(zipPath, dir, name)
+  const times: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const t = performance.now(); await import(${JSON.stringify(join(dir, `${name}.mjs`))}); console.log(performance.now() - t)`,
+      ],
+      { env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' } },
+    )
+    times.push(Number(stdout.trim()))
+  }
+  row(
+    `Bundle: ${name} zip / cold import (median of 5)`,
+    `${(statSync(zipPath).size / 1024).toFixed(0)} KiB / ${percentile(times, 50).toFixed(0)} ms`,
+  )
+}
+
+// 6. Peak memory of the deliver handler over a 10,000-event drain, in its own process.
+console.error('deliver memory over 10,000 events…')
+queues.server.reset()
+sandbox.reset()
+const many = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? track() : identify()))
+for (let i = 0; i < many.length; i += 100) {
+  await ingest(segmentRequest(JSON.stringify(many.slice(i, i + 100))), createLambdaContext('ingest', 6_000))
+}
+// V8 sizes its heap from the machine's memory (24 GiB here) and collects lazily; a 256 MB Lambda
+// gives it a small heap, so the child runs with a heap cap to match the function's memory.
+const { stdout: memory } = await promisify(execFile)(process.execPath, ['--max-old-space-size=200', CHILD], {
+  env: childEnv({ EXPECT: '10000', INSTANCES: '1' }),
+  maxBuffer: 1 << 20,
+})
+const { maxRssMiB, peakHeapMiB, seconds } = JSON.parse(memory) as {
+  maxRssMiB: number
+  peakHeapMiB: number
+  seconds: number
+}
+row(
+  'Deliver process over a 10,000-event drain (one instance, unlimited Courier)',
+  `peak RSS ${maxRssMiB.toFixed(0)} MiB, peak heap ${peakHeapMiB.toFixed(0)} MiB, ${Math.round(10_000 / seconds)} events/s`,
+  'peak RSS under the function’s 256 MB',
+  maxRssMiB < 256,
+)
+
+await sandbox.stop()
+await queues.stop()
+
+const table = [
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${(await import('node:os')).cpus().length} cores, Node ${process.versions.node}: \`npm run bench\``,
+  '',
+  '| measure | result | target | |',
+  '| --- | --- | --- | --- |',
+  ...rows.map(
+    (r) =>
+      `| ${r.measure} | ${r.result} | ${r.target} | ${r.pass === undefined ? '' : r.pass ? 'pass' : 'FAIL'} |`,
+  ),
+].join('\n')
+console.log(table)
+writeFileSync(new URL('latest.md', import.meta.url), `${table}\n`)
+process.exit(0)

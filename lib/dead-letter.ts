@@ -13,6 +13,8 @@ export interface DeadLetterReason {
   readonly type?: string | undefined
   /** Courier's HTTP status, for delivery failures. */
   readonly status?: number | undefined
+  /** Courier's error type (invalid_request_error …), when it sent one. */
+  readonly courierType?: string | undefined
   readonly at?: Date
 }
 
@@ -25,6 +27,7 @@ export const deadLetterMessage = (body: string, why: DeadLetterReason, maxBytes:
     messageId: why.messageId,
     type: why.type,
     status: why.status,
+    courierType: why.courierType,
     deadLetteredAt: (why.at ?? new Date()).toISOString(),
   }
   const message = outgoingMessage(body, attributes)

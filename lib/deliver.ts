@@ -6,7 +6,8 @@ import type { Random } from './backoff.ts'
 import type { Config } from './config.ts'
 import type { CourierClient } from './courier-client.ts'
 import { deadLetterMessage } from './dead-letter.ts'
-import type { Outcome } from './outcome.ts'
+import { CourierError } from './errors/courier-error.ts'
+import { type Outcome, readCourierErrorBody } from './outcome.ts'
 import type { Pacer } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 import { routeEvent } from './routing.ts'
@@ -85,17 +86,20 @@ const eventOf = (record: SQSRecord): SegmentEvent | undefined => {
 const sendAll = async (deps: DeliverDeps, event: SegmentEvent, rawEvent: string, deadline: number) => {
   const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants })
   if ('skip' in route) return { skipped: route.skip }
-  let last: { outcome: Outcome; status?: number | undefined } = {
-    outcome: { kind: 'delivered', status: 202 },
-  }
   for (const request of route) {
     await deps.pacer.acquire()
     // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
     const exact = request.body === event ? { ...request, rawBody: rawEvent } : request
-    last = await deps.courier.send(exact, { deadline })
-    if (last.outcome.kind !== 'delivered') break
+    const { outcome, body, cause } = await deps.courier.send(exact, { deadline })
+    if (outcome.kind !== 'delivered') {
+      const { message, type } = readCourierErrorBody(body) ?? {}
+      return {
+        outcome,
+        error: new CourierError(outcome, { courierMessage: message, courierType: type, cause }),
+      }
+    }
   }
-  return { outcome: last.outcome }
+  return { outcome: { kind: 'delivered', status: 202 } as Outcome, error: undefined }
 }
 
 const deadLetter = async (
@@ -103,6 +107,7 @@ const deadLetter = async (
   record: SQSRecord,
   event: SegmentEvent | undefined,
   why: Decision,
+  courierError: CourierError | undefined,
 ) => {
   if (why.action !== 'dead-letter') return
   const message = deadLetterMessage(
@@ -111,6 +116,7 @@ const deadLetter = async (
       stage: 'deliver',
       reason: why.reason,
       status: why.status,
+      courierType: courierError?.courierType,
       messageId: event?.messageId,
       type: event?.type,
     },
@@ -134,30 +140,31 @@ const deliverRecord = async (
   const event = 'event' in parsed ? parsed.event : undefined
   let decision: Decision
   let status: number | undefined
+  let courierError: CourierError | undefined
   if ('error' in parsed) {
     decision = { action: 'dead-letter', reason: parsed.error, status: 0 }
   } else {
     const sent = await sendAll(deps, parsed.event, record.body, deadline)
     if ('skipped' in sent) return { outcome: 'skipped', event, reason: sent.skipped }
     status = sent.outcome.status
+    courierError = sent.error
     decision = decide(sent.outcome, receiveCountOf(record), deps.config.retry, deps.random)
     if (sent.outcome.kind === 'delivered') {
       addMetric(deps.metrics, 'DeliveryLatency', latencyMs(parsed.event) ?? 0)
     }
     if (sent.outcome.kind === 'auth') {
       deps.logger.error('Courier refused the auth token: check COURIER_AUTH_TOKEN; the event stays queued', {
-        status,
-        reason: sent.outcome.reason,
+        error: sent.error,
       })
     }
     if (decision.action === 'retry') {
-      const reason = 'reason' in sent.outcome ? sent.outcome.reason : 'rate limited'
+      const reason = sent.error?.message
       return { outcome: decision.holdBatch ? 'rate-limited' : 'retried', event, ...decision, status, reason }
     }
   }
   if (decision.action === 'delete') return { outcome: 'delivered', event, status }
   try {
-    await deadLetter(deps, record, event, decision)
+    await deadLetter(deps, record, event, decision, courierError)
     return { outcome: 'dead-lettered', event, status, reason: decision.reason }
   } catch (error) {
     // The DLQ did not take it: keep the record on the queue rather than lose it.

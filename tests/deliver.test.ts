@@ -208,6 +208,7 @@ describe('permanent failures and bad credentials', () => {
     expect(dead?.messageAttributes.stage?.StringValue).toBe('deliver')
     expect(dead?.messageAttributes.messageId?.StringValue).toBe(noTraits.messageId)
     expect(dead?.messageAttributes.reason?.StringValue).toMatch(/traits/)
+    expect(dead?.messageAttributes.courierType?.StringValue).toBe('invalid_request_error')
     expect(queuedMessages(relay)).toHaveLength(0)
   })
 

@@ -59,26 +59,25 @@ it(`delivers every one of ${EVENTS} events through 429s, 5xx, timeouts, resets a
       logger: createLogger('soak'),
     }),
   )
-  const deliver = relay.deliver()
   const deliveredIds = () => new Set(relay.sandbox.delivered().map((r) => r.messageId))
   const deletedUndelivered: string[] = []
-  const watched = async (
-    event: SQSEvent,
-    context: Parameters<typeof deliver>[1],
-  ): Promise<SQSBatchResponse> => {
-    const response = await deliver(event, context)
-    const delivered = deliveredIds()
-    for (const record of recordsToDelete(event.Records, response)) {
-      const { messageId, type } = JSON.parse(record.body) as { messageId: string; type: string }
-      if (type !== 'page' && !delivered.has(messageId)) deletedUndelivered.push(messageId)
+  // One deliver instance per concurrent poller, as Lambda runs them, each watched.
+  const watched =
+    (deliver: ReturnType<TestRelay['deliver']>) =>
+    async (event: SQSEvent, context: Parameters<typeof deliver>[1]): Promise<SQSBatchResponse> => {
+      const response = await deliver(event, context)
+      const delivered = deliveredIds()
+      for (const record of recordsToDelete(event.Records, response)) {
+        const { messageId, type } = JSON.parse(record.body) as { messageId: string; type: string }
+        if (type !== 'page' && !delivered.has(messageId)) deletedUndelivered.push(messageId)
+      }
+      return response
     }
-    return response
-  }
   const poller: Poller = startPoller({
     sqs: relay.queues.sqs,
     queueUrl: relay.queues.queueUrl,
     queueArn: relay.queues.queueArn,
-    handler: watched,
+    handler: Array.from({ length: 4 }, () => watched(relay.deliver())),
     waitTimeSeconds: 1,
     maxConcurrency: 4,
     functionTimeoutMs: 30_000,

@@ -3,35 +3,26 @@ import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
 import type { SQSClient } from '@aws-sdk/client-sqs'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { listDeadLetters } from '../lib/cli/dlq.ts'
 import { moveMessages, startMoveTask } from '../lib/cli/redrive.ts'
 import { buildTestEvent, curlCommand, sendTestEvent } from '../lib/cli/send-test-event.ts'
 import { parseConfig } from '../lib/config.ts'
 import { verifySignature } from '../lib/signature.ts'
 import { identify, track } from './support/fixtures.ts'
-import { clearQueues } from './support/queues.ts'
 import {
   dlqMessages,
   enqueueEvents,
   invokeDeliver,
   queuedMessages,
   receiveRecords,
-  startTestRelay,
   type TestRelay,
+  useTestRelay,
 } from './support/relay.ts'
 
 let relay: TestRelay
-
-beforeAll(async () => {
-  relay = await startTestRelay()
-})
-afterAll(async () => {
-  await relay.stop()
-})
-beforeEach(() => {
-  clearQueues(relay.queues)
-  relay.sandbox.reset()
+useTestRelay((started) => {
+  relay = started
 })
 
 /** Dead-letters events the way a misconfigured Courier URL does: every call answered 404. */

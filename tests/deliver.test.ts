@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../lib/config.ts'
 import { createLambdaContext } from '../lib/lambda-context.ts'
 import { alias, deletion, group, identify, page, screen, segmentRequest, track } from './support/fixtures.ts'
-import { clearQueues } from './support/queues.ts'
 import {
   dlqMessages,
   enqueueEvents,
@@ -15,20 +14,13 @@ import {
   startTestRelay,
   type TestRelay,
   until,
+  useTestRelay,
   visibilityOf,
 } from './support/relay.ts'
 
 let relay: TestRelay
-
-beforeAll(async () => {
-  relay = await startTestRelay()
-})
-afterAll(async () => {
-  await relay.stop()
-})
-beforeEach(() => {
-  clearQueues(relay.queues)
-  relay.sandbox.reset()
+useTestRelay((started) => {
+  relay = started
 })
 
 const inbound = () => relay.sandbox.delivered().filter((r) => r.path === '/inbound/segment')

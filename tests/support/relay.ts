@@ -5,6 +5,7 @@ import {
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs'
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
+import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/courier-sandbox.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver-handler.ts'
@@ -14,7 +15,7 @@ import { outgoingMessage, toSqsAttributes } from '../../lib/sqs-message.ts'
 import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../lib/sqs-poller.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import type { EventFixture } from './fixtures.ts'
-import { peek, startTestQueues, type TestQueues } from './queues.ts'
+import { clearQueues, peek, startTestQueues, type TestQueues } from './queues.ts'
 
 /**
  * The relay's real parts wired together for tests, as `npm start` wires them: embedded SQS,
@@ -70,6 +71,20 @@ export const startTestRelay = async (
       await queues.stop()
     },
   }
+}
+
+/** One relay for a test file, emptied (queues and sandbox) before each test. */
+export const useTestRelay = (onStart: (relay: TestRelay) => void) => {
+  let relay: TestRelay
+  beforeAll(async () => {
+    relay = await startTestRelay()
+    onStart(relay)
+  })
+  afterAll(() => relay.stop())
+  beforeEach(() => {
+    clearQueues(relay.queues)
+    relay.sandbox.reset()
+  })
 }
 
 /** Puts events on the events queue as ingest does (exact text, type and messageId attributes). */

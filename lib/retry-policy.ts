@@ -14,6 +14,9 @@ import type { Outcome } from './outcome.ts'
  * | 400, 404, 413, 422, 501        | dead-letter at once with status and reason                 |
  */
 
+/** Receives for which a Retry-After, however short, is followed exactly. */
+export const RETRY_AFTER_HONOURED_RECEIVES = 10
+
 export type Decision =
   | { readonly action: 'delete' }
   | { readonly action: 'retry'; readonly delaySeconds: number; readonly holdBatch: boolean }
@@ -31,17 +34,31 @@ export const decide = (
     case 'rate-limited': {
       // Courier's own word on when to come back wins (capped); without it wait at least
       // RATE_LIMIT_DELAY_SECONDS, growing with the backoff so a long storm does not burn receives.
-      const delaySeconds =
-        outcome.retryAfterSeconds !== undefined
-          ? Math.min(retry.retryAfterMaxSeconds, Math.max(1, Math.ceil(outcome.retryAfterSeconds)))
-          : jitteredSeconds(
-              Math.max(
-                retry.rateLimitDelaySeconds,
-                retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random),
-              ),
+      if (outcome.retryAfterSeconds === undefined) {
+        const backoff = retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random)
+        return {
+          action: 'retry',
+          delaySeconds: jitteredSeconds(Math.max(retry.rateLimitDelaySeconds, backoff), random),
+          holdBatch: true,
+        }
+      }
+      // A short Retry-After is honoured for the first receives; past them the backoff becomes a
+      // floor, so a storm of "retry after 1 s" cannot use up maxReceiveCount in minutes and push
+      // events into the DLQ: the retry window stays days long whatever Courier says.
+      const retryAfter = Math.min(
+        retry.retryAfterMaxSeconds,
+        Math.max(1, Math.ceil(outcome.retryAfterSeconds)),
+      )
+      const floor =
+        receiveCount > RETRY_AFTER_HONOURED_RECEIVES
+          ? retryDelaySeconds(
+              receiveCount - RETRY_AFTER_HONOURED_RECEIVES,
+              retry.baseSeconds,
+              retry.maxSeconds,
               random,
             )
-      return { action: 'retry', delaySeconds, holdBatch: true }
+          : 0
+      return { action: 'retry', delaySeconds: Math.max(retryAfter, floor), holdBatch: true }
     }
     case 'transient':
       return {

@@ -18,6 +18,22 @@ describe('retry policy (design.md table)', () => {
     expect(decide(huge, 1, retry, mid)).toMatchObject({ delaySeconds: retry.retryAfterMaxSeconds })
   })
 
+  it('honours a short Retry-After for the first receives, then backs off so a long storm cannot exhaust the receives', () => {
+    const outcome = { kind: 'rate-limited', status: 429, retryAfterSeconds: 1 } as const
+    const delay = (receiveCount: number) => {
+      const decision = decide(outcome, receiveCount, retry, () => 1)
+      return decision.action === 'retry' ? decision.delaySeconds : -1
+    }
+    expect([1, 5, 10].map(delay)).toEqual([1, 1, 1])
+    expect([11, 12, 13, 30].map(delay)).toEqual([10, 20, 40, 900])
+    // 1000 receives of a 1 s Retry-After storm now span far more than 24 h, even at the mean wait
+    const meanSeconds = Array.from({ length: 1_000 }, (_, i) => {
+      const d = decide(outcome, i + 1, retry, () => 0.5)
+      return d.action === 'retry' ? d.delaySeconds : 0
+    }).reduce((sum, d) => sum + d, 0)
+    expect(meanSeconds).toBeGreaterThan(24 * 3_600)
+  })
+
   it('waits at least RATE_LIMIT_DELAY_SECONDS (±20%) on a 429 without Retry-After, growing with receives', () => {
     const outcome = { kind: 'rate-limited', status: 429, retryAfterSeconds: undefined } as const
     const early = decide(outcome, 1, retry, () => 0)

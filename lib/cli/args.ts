@@ -21,3 +21,15 @@ export const parseFlags = <T extends NonNullable<ParseArgsConfig['options']>>(
     return 2
   }
 }
+
+/** Runs a CLI's main when the file is executed: failures print one clear line, not a stack. */
+export const runCli = async (main: (argv: string[]) => Promise<number>): Promise<void> => {
+  try {
+    process.exitCode = await main(process.argv.slice(2))
+  } catch (error) {
+    const detail =
+      (error as { code?: string }).code === 'ECONNREFUSED' ? ' (is `npm start` running? SQS_PORT?)' : ''
+    console.error(`error: ${(error as Error).message || String(error)}${detail}`)
+    process.exitCode = 1
+  }
+}

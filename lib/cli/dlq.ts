@@ -3,7 +3,7 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import { parseFlags } from './args.ts'
+import { parseFlags, runCli } from './args.ts'
 import { resolveTarget } from './sqs-target.ts'
 
 /**
@@ -100,4 +100,4 @@ export const main = async (argv: string[]): Promise<number> => {
   return 0
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2))
+if (import.meta.main) await runCli(main)

@@ -6,7 +6,7 @@ import {
   type SQSClient,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs'
-import { parseFlags } from './args.ts'
+import { parseFlags, runCli } from './args.ts'
 import { resolveTarget } from './sqs-target.ts'
 
 /**
@@ -118,4 +118,4 @@ export const main = async (argv: string[]): Promise<number> => {
   return failed > 0 ? 1 : 0
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2))
+if (import.meta.main) await runCli(main)

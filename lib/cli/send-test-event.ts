@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { sign } from '../signature.ts'
-import { parseFlags } from './args.ts'
+import { parseFlags, runCli } from './args.ts'
 
 /**
  * `npm run send-test-event -- --url <u> [--secret <s>] [--token <t>] [--type T] [--batch N]`:
@@ -120,4 +120,4 @@ export const main = async (argv: string[]): Promise<number> => {
   return answer.status >= 200 && answer.status < 300 ? 0 : 1
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2))
+if (import.meta.main) await runCli(main)

@@ -182,6 +182,28 @@ describe('transient failures', () => {
   })
 })
 
+describe('the invocation deadline', () => {
+  it('returns every record it could not finish in time for a quick retry, sending nothing past the deadline', async () => {
+    // Prepare: a slow Courier and an invocation with 1.8 s left (1.5 s are kept for bookkeeping)
+    relay.sandbox.setFaults({ latencyMs: 500 })
+    await enqueueEvents(relay, [track(), track(), track()])
+    const records = await receiveRecords(relay)
+
+    // Act
+    const started = Date.now()
+    const response = await invokeDeliver(handlerWithConcurrency(1), records, relay, 1_800)
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(1_800)
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      records.map((r) => r.messageId).sort(),
+    )
+    const visibility = visibilityOf(relay)
+    for (const record of records) expect(visibility.get(record.messageId)).toBeLessThanOrEqual(1.01)
+    expect(relay.sandbox.received.length).toBeLessThanOrEqual(1)
+  })
+})
+
 describe('permanent failures and bad credentials', () => {
   it('dead-letters a 400 at once with status and Courier’s message', async () => {
     // Prepare: identify without traits is a schema error at Courier

@@ -15,7 +15,16 @@ export const resolveSecret = async (
 ): Promise<string | undefined> => {
   if (ref === undefined) return undefined
   if ('value' in ref) return ref.value
-  const value = await getParameter(ref.parameter, { decrypt: true, maxAge: maxAgeSeconds })
+  let value: string | undefined
+  try {
+    value = await getParameter(ref.parameter, { decrypt: true, maxAge: maxAgeSeconds })
+  } catch (error) {
+    throw new ConfigError(
+      `${variable}_PARAMETER`,
+      `SSM parameter ${ref.parameter} could not be read: ${(error as Error).message}`,
+      { cause: error },
+    )
+  }
   if (value === undefined || value === '') {
     throw new ConfigError(`${variable}_PARAMETER`, `SSM parameter ${ref.parameter} is missing or empty`)
   }

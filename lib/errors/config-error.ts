@@ -4,8 +4,8 @@ import { RelayError } from './relay-error.ts'
 export class ConfigError extends RelayError {
   readonly variable: string
 
-  constructor(variable: string, message: string) {
-    super(`${variable}: ${message}`)
+  constructor(variable: string, message: string, options?: ErrorOptions) {
+    super(`${variable}: ${message}`, options)
     this.variable = variable
   }
 }

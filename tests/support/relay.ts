@@ -176,7 +176,8 @@ export const startRelayPoller = (
     sqs: relay.queues.sqs,
     queueUrl: relay.queues.queueUrl,
     queueArn: relay.queues.queueArn,
-    handler: relay.deliver(),
+    // One deliver instance per poller, as Lambda runs them.
+    handler: Array.from({ length: options.maxConcurrency ?? 2 }, () => relay.deliver()),
     waitTimeSeconds: 1,
     maxConcurrency: options.maxConcurrency ?? 2,
     batchSize: options.batchSize ?? 10,

@@ -102,7 +102,8 @@ it(`delivers every one of ${EVENTS} events through 429s, 5xx, timeouts, resets a
       for (let i = 0; i < events.length; i += 100) {
         await post(events.slice(i, i + 97))
         for (const single of events.slice(i + 97, i + 100)) await post([single])
-        await new Promise((resolve) => setTimeout(resolve, 60))
+        // Spread the posts over every fault phase, so each phase meets fresh events.
+        await new Promise((resolve) => setTimeout(resolve, (PHASES.length * PHASE_MS) / (EVENTS / 100)))
       }
     })()
     for (const phase of PHASES) {

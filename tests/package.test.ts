@@ -1,20 +1,27 @@
-import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import { inflateRawSync } from 'node:zlib'
+import { GetParametersCommand } from '@aws-sdk/client-ssm'
 import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  checkParameters,
+  configurationProblems,
+  INGEST_AUTH_MODES,
+  type PreflightDeps,
+  preflight,
+  printOptions,
+  type ResolvedService,
+  requiredSecretParameters,
+  resolveWithOsls,
+  type Ssm,
+  stageParams,
+} from '../lib/cli/preflight.ts'
 import { QUEUE_SETTINGS } from '../lib/queue-settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
+import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './support/template.ts'
 
 /**
  * Builds the real deployment offline (`osls package`, no AWS credentials) and checks the
  * CloudFormation template and the function zips: what would reach AWS is what is tested.
+ * The deploy preflight is tested against the same serverless.yml, with SSM stubbed.
  */
-
-const SENTINELS = {
-  COURIER_AUTH_TOKEN: 'SENTINEL_COURIER_TOKEN_91f3',
-  SEGMENT_SHARED_SECRET: 'SENTINEL_SHARED_SECRET_91f3',
-  INGEST_TOKEN: 'SENTINEL_INGEST_TOKEN_91f3',
-}
 
 type Resource = { Type: string; Properties: Record<string, unknown>; Condition?: string }
 type Template = {
@@ -26,36 +33,8 @@ type Statement = { Effect: string; Action: string | string[]; Resource: unknown 
 
 let template: Template
 let templateText: string
-
-const pack = (args: string[] = []) =>
-  execFileSync(new URL('../node_modules/.bin/osls', import.meta.url).pathname, ['package', ...args], {
-    cwd: new URL('..', import.meta.url),
-    env: { ...process.env, ...SENTINELS, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' },
-    encoding: 'utf8',
-    stdio: 'pipe',
-  })
-
-const read = (name: string) => readFileSync(new URL(`../.serverless/${name}`, import.meta.url))
-
-/** The files in a zip, inflated, read from its central directory (no unzip binary needed). */
-const unzip = (zip: Buffer): Map<string, Buffer> => {
-  const files = new Map<string, Buffer>()
-  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]))
-  let offset = zip.readUInt32LE(end + 16)
-  for (let i = 0; i < zip.readUInt16LE(end + 10); i++) {
-    const method = zip.readUInt16LE(offset + 10)
-    const compressed = zip.readUInt32LE(offset + 20)
-    const nameLength = zip.readUInt16LE(offset + 28)
-    const extra = zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32)
-    const local = zip.readUInt32LE(offset + 42)
-    const name = zip.toString('utf8', offset + 46, offset + 46 + nameLength)
-    const dataStart = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28)
-    const data = zip.subarray(dataStart, dataStart + compressed)
-    files.set(name, method === 8 ? inflateRawSync(data) : Buffer.from(data))
-    offset += 46 + nameLength + extra
-  }
-  return files
-}
+/** `osls print` of a prod stage authenticating with a token, as the preflight reads it. */
+let tokenStage: ResolvedService
 
 const resourcesOf = (type: string) => Object.entries(template.Resources).filter(([, r]) => r.Type === type)
 const statementsOf = (role: string): Statement[] =>
@@ -65,8 +44,13 @@ const statementsOf = (role: string): Statement[] =>
 const actions = (statement: Statement) => [statement.Action].flat()
 const refs = (value: unknown) => JSON.stringify(value)
 
-beforeAll(() => {
-  pack()
+beforeAll(async () => {
+  // Both only read serverless.yml; print writes nothing, so they can run side by side.
+  const [, resolved] = await Promise.all([
+    packageOnce(),
+    resolveWithOsls(['--stage', 'prod', '--param=ingestAuth=token']),
+  ])
+  tokenStage = resolved
   templateText = read('cloudformation-template-update-stack.json').toString('utf8')
   template = JSON.parse(templateText) as Template
 }, 180_000)
@@ -160,19 +144,77 @@ describe('the packaged CloudFormation template', () => {
     expect(Object.keys(ingestEnv)).toContain('SEGMENT_SHARED_SECRET_PARAMETER')
   })
 
-  it('has the three alarms and a dashboard naming every relay metric', () => {
-    const alarms = resourcesOf('AWS::CloudWatch::Alarm').map(([, r]) => r.Properties.MetricName)
-    expect(alarms.sort()).toEqual([
-      'ApproximateAgeOfOldestMessage',
-      'ApproximateNumberOfMessagesVisible',
-      'Errors',
+  it('gives ingest only the credentials of its ingestAuth mode, as variables and as SSM grants', () => {
+    const env = (
+      template.Resources.IngestLambdaFunction!.Properties.Environment as {
+        Variables: Record<string, unknown>
+      }
+    ).Variables
+    // Left out (AWS::NoValue), not set empty, when the mode does not use it.
+    expect(env.SEGMENT_SHARED_SECRET_PARAMETER).toEqual({
+      'Fn::If': ['UseSignature', { Ref: 'SharedSecretParameterName' }, { Ref: 'AWS::NoValue' }],
+    })
+    expect(env.INGEST_TOKEN_PARAMETER).toEqual({
+      'Fn::If': ['UseToken', { Ref: 'IngestTokenParameterName' }, { Ref: 'AWS::NoValue' }],
+    })
+    const ssm = statementsOf('IngestRole').filter((s) => actions(s).includes('ssm:GetParameter'))
+    expect(ssm).toHaveLength(1)
+    const grants = [ssm[0]!.Resource].flat() as { 'Fn::If': [string, unknown, unknown] }[]
+    expect(grants.map((grant) => [grant['Fn::If'][0], grant['Fn::If'][2]])).toEqual([
+      ['UseSignature', { Ref: 'AWS::NoValue' }],
+      ['UseToken', { Ref: 'AWS::NoValue' }],
     ])
+    // The default mode is signature: the token parameter is a plain name CloudFormation does not look up.
+    expect(template.Parameters.IngestTokenParameterName?.Type).toBe('String')
+    const deliverSsm = statementsOf('DeliverRole').filter((s) => actions(s).includes('ssm:GetParameter'))
+    expect(refs(deliverSsm.map((s) => s.Resource))).toContain('CourierTokenParameterName')
+    expect(refs(deliverSsm.map((s) => s.Resource))).not.toMatch(/SharedSecret|IngestToken/)
+  })
+
+  it('has the alarms and a dashboard naming every relay metric', () => {
+    const alarms = Object.fromEntries(resourcesOf('AWS::CloudWatch::Alarm'))
+    const watched = (id: string) => [
+      alarms[id]?.Properties.MetricName,
+      refs(alarms[id]?.Properties.Dimensions),
+    ]
+    expect(Object.keys(alarms).sort()).toEqual([
+      'DeadLetterAlarm',
+      'DeliverErrorsAlarm',
+      'DeliveryFailingAlarm',
+      'OldestEventAlarm',
+    ])
+    expect(watched('DeadLetterAlarm')).toEqual([
+      'ApproximateNumberOfMessagesVisible',
+      expect.stringContaining('DeadLetterQueue'),
+    ])
+    expect(watched('OldestEventAlarm')).toEqual([
+      'ApproximateAgeOfOldestMessage',
+      expect.stringContaining('EventsQueue'),
+    ])
+    expect(watched('DeliverErrorsAlarm')).toEqual([
+      'Errors',
+      expect.stringContaining('DeliverLambdaFunction'),
+    ])
+    // An outage shows as events received but not deleted: the age metric leaves retried messages out.
+    const failing = refs(alarms.DeliveryFailingAlarm?.Properties.Metrics)
+    expect(failing).toContain('NumberOfMessagesReceived')
+    expect(failing).toContain('NumberOfMessagesDeleted')
+    expect(failing).toContain('EventsQueue')
+    for (const alarm of Object.values(alarms)) {
+      expect(alarm.Properties.AlarmActions).toEqual({
+        'Fn::If': ['HasAlarmEmail', [{ Ref: 'AlarmTopic' }], { Ref: 'AWS::NoValue' }],
+      })
+    }
     const [[, dashboard]] = resourcesOf('AWS::CloudWatch::Dashboard') as [[string, Resource]]
     const body = refs(dashboard.Properties.DashboardBody)
     for (const metric of Object.keys(METRIC_UNITS)) expect(body).toContain(`\\"${metric}\\"`)
     for (const metric of ['ApproximateNumberOfMessagesVisible', 'ApproximateAgeOfOldestMessage']) {
       expect(body).toContain(metric)
     }
+    // CloudFormation refuses a body that is not JSON once its ${…} are substituted.
+    const [text] = (dashboard.Properties.DashboardBody as { 'Fn::Sub': [string, unknown] })['Fn::Sub']
+    const widgets = (JSON.parse(text.replaceAll(/\$\{[^}]+\}/g, 'x')) as { widgets: unknown[] }).widgets
+    expect(widgets.length).toBeGreaterThanOrEqual(4)
   })
 
   it('outputs the webhook URL and both queues', () => {
@@ -185,6 +227,12 @@ describe('the packaged CloudFormation template', () => {
     for (const name of ['ingest', 'deliver']) {
       const files = [...unzip(read(`${name}.zip`)).keys()].sort()
       expect(files).toEqual([`functions/${name}.mjs`, `functions/${name}.mjs.map`])
+      // keepNames: errors are named after their class (ConfigError), even minified.
+      expect(
+        unzip(read(`${name}.zip`))
+          .get(`functions/${name}.mjs`)
+          ?.toString('utf8'),
+      ).toContain('"ConfigError"')
       const handler =
         template.Resources[`${name[0]?.toUpperCase()}${name.slice(1)}LambdaFunction`]?.Properties.Handler
       expect(handler).toBe(`functions/${name}.handler`)
@@ -193,14 +241,151 @@ describe('the packaged CloudFormation template', () => {
 })
 
 describe('stage options', () => {
-  it('refuses an unknown ingestAuth mode before anything is built', () => {
-    let output = ''
-    try {
-      pack(['--param=ingestAuth=none'])
-    } catch (error) {
-      const { stdout, stderr } = error as { stdout: string; stderr: string }
-      output = `${stdout}${stderr}`
+  it('refuses an unknown ingestAuth mode before anything is built', async () => {
+    const error = await osls(['package', '--param=ingestAuth=none']).then(
+      () => undefined,
+      (failure: { stdout: string; stderr: string }) => failure,
+    )
+    expect(`${error?.stdout}${error?.stderr}`).toMatch(/Cannot resolve variable at "custom\.ingestAuth"/)
+  })
+})
+
+/** An SSM stub answering GetParameters from `existing` (name → type), recording the requests. */
+const ssmStub = (existing: Record<string, string>) => {
+  const requests: { Names?: string[]; WithDecryption?: boolean }[] = []
+  const ssm: Ssm = {
+    send: (async (command: GetParametersCommand) => {
+      expect(command).toBeInstanceOf(GetParametersCommand)
+      requests.push(command.input)
+      const names = command.input.Names ?? []
+      return {
+        Parameters: names.filter((n) => n in existing).map((Name) => ({ Name, Type: existing[Name] })),
+        InvalidParameters: names.filter((n) => !(n in existing)),
+      }
+    }) as Ssm['send'],
+  }
+  return { ssm, requests }
+}
+
+const deps = (service: ResolvedService, ssm: Ssm) => {
+  const lines = {
+    log: [] as string[],
+    error: [] as string[],
+    resolved: [] as string[][],
+    regions: [] as string[],
+  }
+  const value: PreflightDeps = {
+    resolve: async (options) => {
+      lines.resolved.push(options)
+      return service
+    },
+    ssm: (region) => {
+      lines.regions.push(region)
+      return ssm
+    },
+    log: (line) => lines.log.push(line),
+    error: (line) => lines.error.push(line),
+  }
+  return { deps: value, lines }
+}
+
+const COURIER = '/segment-courier-relay/prod/courier-auth-token'
+const TOKEN = '/segment-courier-relay/prod/ingest-token'
+
+describe('npm run deploy preflight', () => {
+  it('reads osls options in both forms and passes print only what it understands', () => {
+    const argv = [
+      '--stage',
+      'prod',
+      '--region=eu-west-1',
+      '--param=ingestAuth=both',
+      '--param',
+      'alarmEmail=a=b@x',
+      '--force',
+    ]
+    expect(printOptions(argv)).toEqual(argv.slice(0, 6))
+    expect(stageParams(argv)).toEqual(
+      new Map([
+        ['ingestAuth', 'both'],
+        ['alarmEmail', 'a=b@x'],
+      ]),
+    )
+  })
+
+  it('refuses an ingestAuth outside the three modes before resolving anything', async () => {
+    const { deps: d, lines } = deps({}, ssmStub({}).ssm)
+    expect(await preflight(['--param=ingestAuth=open'], d)).toBe(1)
+    expect(lines.error.join('\n')).toContain(`not one of ${INGEST_AUTH_MODES.join(', ')}`)
+    expect(lines.resolved).toEqual([])
+  })
+
+  it('finds the SSM parameters a stage needs in serverless.yml as osls resolves it', () => {
+    expect(tokenStage.provider?.stage).toBe('prod')
+    expect(requiredSecretParameters(tokenStage).sort()).toEqual([COURIER, TOKEN])
+    expect(configurationProblems(tokenStage)).toEqual([])
+  })
+
+  it('refuses a stage whose SSM parameters do not exist, naming each, without reading any value', async () => {
+    const { ssm, requests } = ssmStub({ [COURIER]: 'SecureString' })
+    const { deps: d, lines } = deps(tokenStage, ssm)
+    expect(await preflight(['--stage', 'prod', '--param=ingestAuth=token', '--force'], d)).toBe(1)
+    expect(lines.resolved).toEqual([['--stage', 'prod', '--param=ingestAuth=token']])
+    expect(lines.regions).toEqual(['us-east-1'])
+    expect(requests.every((request) => request.WithDecryption === false)).toBe(true)
+    const message = lines.error.join('\n')
+    expect(message).toContain(`- ${TOKEN}`)
+    expect(message).toContain(`--type SecureString --name ${TOKEN}`)
+    expect(message).not.toContain(`- ${COURIER}`)
+  })
+
+  it('passes a stage whose parameters exist, warning about one that is not a SecureString', async () => {
+    const { deps: d, lines } = deps(tokenStage, ssmStub({ [COURIER]: 'SecureString', [TOKEN]: 'String' }).ssm)
+    expect(await preflight(['--stage', 'prod'], d)).toBe(0)
+    expect(lines.error).toEqual([expect.stringContaining(`warning: ${TOKEN} is not a SecureString`)])
+    expect(lines.log.join('\n')).toContain('stage prod in us-east-1 ok')
+  })
+
+  it('refuses when SSM cannot be asked (no credentials)', async () => {
+    const failing: Ssm = {
+      send: (async () => {
+        throw Object.assign(new Error('Could not load credentials from any providers'), {
+          name: 'CredentialsProviderError',
+        })
+      }) as Ssm['send'],
     }
-    expect(output).toMatch(/Cannot resolve variable at "custom\.ingestAuth"/)
+    const { deps: d, lines } = deps(tokenStage, failing)
+    expect(await preflight([], d)).toBe(1)
+    expect(lines.error.join('\n')).toContain('CredentialsProviderError')
+  })
+
+  it('refuses overrides that break the queue and concurrency relations, and names without a leading slash', async () => {
+    const deliver = tokenStage.functions?.deliver
+    const broken: ResolvedService = {
+      ...tokenStage,
+      functions: { ...tokenStage.functions, deliver: { ...deliver, timeout: 120, reservedConcurrency: 2 } },
+      resources: {
+        ...tokenStage.resources,
+        Parameters: {
+          ...tokenStage.resources?.Parameters,
+          CourierTokenParameterName: { Type: 'AWS::SSM::Parameter::Name', Default: 'courier-token' },
+        },
+      },
+    }
+    const problems = configurationProblems(broken)
+    expect(problems).toEqual([
+      expect.stringContaining('"courier-token" must start with "/"'),
+      expect.stringContaining('VisibilityTimeout ≥ 720 s'),
+      expect.stringContaining('reserved concurrency 2 is below'),
+    ])
+    const { deps: d, lines } = deps(broken, ssmStub({}).ssm)
+    expect(await preflight([], d)).toBe(1)
+    expect(lines.regions).toEqual([])
+  })
+
+  it('checks SSM names ten per request', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `/p/${i}`)
+    const { ssm, requests } = ssmStub(Object.fromEntries(names.map((n) => [n, 'SecureString'])))
+    expect(await checkParameters(ssm, names)).toEqual({ missing: [], notSecure: [] })
+    expect(requests.map((request) => request.Names?.length)).toEqual([10, 2])
   })
 })

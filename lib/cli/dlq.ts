@@ -1,26 +1,135 @@
 import {
   ChangeMessageVisibilityBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
+import { createSqsClient } from '../sqs-client.ts'
 import { parseFlags, runCli } from './args.ts'
-import { resolveTarget } from './sqs-target.ts'
+import { type CliTarget, cliTarget, type Env, UsageError } from './local-target.ts'
 
 /**
- * `npm run dlq -- --local | --dlq-url <url> [--max N] [--json]`: lists dead-lettered events with
- * why they are there, without removing them. Messages are received with a short visibility
- * timeout (so each is seen once) and made visible again right after.
+ * `npm run dlq -- [--local | --dlq-url <url>] [--max N] [--json]`: lists dead-lettered events
+ * with why they are there, and leaves every one of them in the DLQ.
+ *
+ * SQS has no peek. Receiving with VisibilityTimeout 0 leaves messages visible, so nothing
+ * stops each receive returning the same few and the list would never be known complete. So
+ * every message is received once with a short visibility timeout (each receive then returns
+ * new ones, until none are left), and all of them are made visible again right after with
+ * ChangeMessageVisibility 0, the documented way to end a visibility timeout early. Nothing is
+ * deleted. Were the command killed half-way, the messages reappear by themselves after
+ * HIDE_SECONDS; the DLQ has no consumer and no redrive policy of its own, so the extra receive
+ * count costs nothing.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
  */
 
+/** A dead-lettered event: the attributes lib/dead-letter.ts writes, typed, and the body as stored. */
 export interface DeadLetter {
+  /** SQS's id of the DLQ message (not the event's). */
   readonly sqsMessageId: string
+  /** The event's text as it was queued (the head only, when `truncated`). */
   readonly body: string
+  readonly deadLetteredAt: string | undefined
+  readonly stage: string | undefined
+  /** Courier's HTTP status, for delivery failures. */
+  readonly status: number | undefined
+  readonly courierType: string | undefined
+  readonly type: string | undefined
+  readonly messageId: string | undefined
+  readonly reason: string | undefined
+  readonly truncated: boolean
+  readonly originalBytes: number | undefined
+  /** Every string message attribute, as stored. */
   readonly attributes: Readonly<Record<string, string>>
 }
 
-const HIDE_SECONDS = 30
+export interface ListOptions {
+  /** Stop after this many (default 1000). */
+  readonly max?: number
+  /** How long a listed message is hidden before it is made visible again (at most). */
+  readonly hideSeconds?: number
+  /**
+   * Long polling for each receive: short polls sample only some SQS servers and may come back
+   * empty while messages remain, a long poll asks them all. The last, empty receive waits this long.
+   */
+  readonly waitSeconds?: number
+  /** Told about messages whose visibility could not be restored (they reappear after hideSeconds). */
+  readonly warn?: (line: string) => void
+}
 
-export const listDeadLetters = async (sqs: SQSClient, dlqUrl: string, max = 1_000): Promise<DeadLetter[]> => {
+export const DEFAULT_MAX = 1_000
+const HIDE_SECONDS = 60
+const BATCH = 10
+
+const stringAttributes = (message: Message): Record<string, string> => {
+  const attributes: Record<string, string> = {}
+  for (const [name, value] of Object.entries(message.MessageAttributes ?? {})) {
+    if (value.StringValue !== undefined) attributes[name] = value.StringValue
+  }
+  return attributes
+}
+
+const optionalNumber = (raw: string | undefined): number | undefined => {
+  if (raw === undefined || raw.trim() === '') return undefined
+  const value = Number(raw)
+  return Number.isFinite(value) ? value : undefined
+}
+
+/** Pure: one received DLQ message as a typed record. */
+export const toDeadLetter = (message: Message): DeadLetter => {
+  const a = stringAttributes(message)
+  return {
+    sqsMessageId: message.MessageId ?? '',
+    body: message.Body ?? '',
+    deadLetteredAt: a.deadLetteredAt,
+    stage: a.stage,
+    status: optionalNumber(a.status),
+    courierType: a.courierType,
+    type: a.type,
+    messageId: a.messageId,
+    reason: a.reason,
+    truncated: a.truncated === 'true',
+    originalBytes: optionalNumber(a.originalBytes),
+    attributes: a,
+  }
+}
+
+/** Makes received messages visible again; returns how many could not be. */
+const restoreVisibility = async (sqs: SQSClient, dlqUrl: string, handles: readonly string[]) => {
+  let failed = 0
+  for (let i = 0; i < handles.length; i += BATCH) {
+    const entries = handles
+      .slice(i, i + BATCH)
+      .map((handle, index) => ({ Id: String(index), ReceiptHandle: handle, VisibilityTimeout: 0 }))
+    try {
+      const result = await sqs.send(
+        new ChangeMessageVisibilityBatchCommand({ QueueUrl: dlqUrl, Entries: entries }),
+      )
+      failed += result.Failed?.length ?? 0
+    } catch {
+      failed += entries.length
+    }
+  }
+  return failed
+}
+
+/**
+ * Reads up to `max` messages of the DLQ and leaves them all there, visible. A message SQS hands
+ * out twice (at-least-once delivery) is listed once.
+ */
+export const listDeadLetters = async (
+  sqs: SQSClient,
+  dlqUrl: string,
+  // A bare number is the max: the first version of this function took it that way.
+  options: ListOptions | number = {},
+): Promise<DeadLetter[]> => {
+  const {
+    max = DEFAULT_MAX,
+    hideSeconds = HIDE_SECONDS,
+    waitSeconds = 1,
+    warn,
+  } = typeof options === 'number' ? { max: options } : options
   const seen = new Map<string, DeadLetter>()
   const handles: string[] = []
   try {
@@ -28,56 +137,115 @@ export const listDeadLetters = async (sqs: SQSClient, dlqUrl: string, max = 1_00
       const { Messages = [] } = await sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: dlqUrl,
-          MaxNumberOfMessages: Math.min(10, max - seen.size),
-          VisibilityTimeout: HIDE_SECONDS,
+          MaxNumberOfMessages: Math.min(BATCH, max - seen.size),
+          VisibilityTimeout: hideSeconds,
+          WaitTimeSeconds: waitSeconds,
           MessageAttributeNames: ['All'],
-          WaitTimeSeconds: 0,
         }),
       )
       if (Messages.length === 0) break
       for (const message of Messages) {
-        handles.push(message.ReceiptHandle as string)
-        const attributes = Object.fromEntries(
-          Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
-            name,
-            value.StringValue ?? '',
-          ]),
-        )
-        seen.set(message.MessageId as string, {
-          sqsMessageId: message.MessageId as string,
-          body: message.Body ?? '',
-          attributes,
-        })
+        if (message.ReceiptHandle !== undefined) handles.push(message.ReceiptHandle)
+        const letter = toDeadLetter(message)
+        if (!seen.has(letter.sqsMessageId)) seen.set(letter.sqsMessageId, letter)
       }
     }
   } finally {
-    // Put everything back as it was: visible at once.
-    for (let i = 0; i < handles.length; i += 10) {
-      const entries = handles
-        .slice(i, i + 10)
-        .map((handle, index) => ({ Id: String(index), ReceiptHandle: handle, VisibilityTimeout: 0 }))
-      await sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: dlqUrl, Entries: entries }))
+    // Also after a failed receive: whatever was hidden is put back at once.
+    const failed = await restoreVisibility(sqs, dlqUrl, handles)
+    if (failed > 0) {
+      warn?.(`${failed} message(s) could not be made visible again; they reappear within ${hideSeconds} s`)
     }
   }
-  return [...seen.values()]
+  return [...seen.values()].slice(0, max)
 }
 
-export const describeDeadLetter = ({ attributes: a }: DeadLetter): string =>
+/** Messages in the DLQ, visible or not, as SQS approximates it. */
+export const countDeadLetters = async (sqs: SQSClient, dlqUrl: string): Promise<number> => {
+  const { Attributes = {} } = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: dlqUrl,
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
+    }),
+  )
+  return (
+    Number(Attributes.ApproximateNumberOfMessages ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0) +
+    Number(Attributes.ApproximateNumberOfMessagesDelayed ?? 0)
+  )
+}
+
+/** Pure: the one line a person reads. An event SQS itself moved after maxReceiveCount has no reason attributes. */
+export const formatDeadLetter = (letter: DeadLetter): string =>
   [
-    a.deadLetteredAt ?? '-',
-    a.stage ?? '-',
-    a.status ? `HTTP ${a.status}` : '-',
-    a.type ?? '-',
-    a.messageId ?? '-',
-    a.reason ?? '(no reason recorded)',
-    a.truncated === 'true' ? `[truncated from ${a.originalBytes} bytes]` : '',
+    letter.deadLetteredAt ?? '-',
+    letter.stage ?? '-',
+    letter.status === undefined ? '-' : String(letter.status),
+    letter.type ?? '-',
+    letter.messageId ?? '-',
+    letter.reason ?? '(no reason: moved by SQS after maxReceiveCount receives)',
+    letter.truncated ? `truncated (${letter.originalBytes ?? '?'} bytes originally)` : '',
   ]
     .join('  ')
     .trimEnd()
 
-const USAGE = 'usage: npm run dlq -- (--local | --dlq-url <url>) [--max N] [--json]'
+/** Pure: oldest first (SQS hands messages out in no particular order); ISO times sort as text. */
+export const byTime = (letters: readonly DeadLetter[]): DeadLetter[] =>
+  [...letters].sort((a, b) => (a.deadLetteredAt ?? '').localeCompare(b.deadLetteredAt ?? ''))
 
-export const main = async (argv: string[]): Promise<number> => {
+/** Pure: one JSON line for `--json`, the body included. */
+export const deadLetterJson = (letter: DeadLetter): string =>
+  JSON.stringify({
+    deadLetteredAt: letter.deadLetteredAt,
+    stage: letter.stage,
+    status: letter.status,
+    courierType: letter.courierType,
+    type: letter.type,
+    messageId: letter.messageId,
+    reason: letter.reason,
+    truncated: letter.truncated,
+    originalBytes: letter.originalBytes,
+    sqsMessageId: letter.sqsMessageId,
+    attributes: letter.attributes,
+    body: letter.body,
+  })
+
+/** The SQS client for a target: the emulator's endpoint and dummy credentials locally, the SDK's own chain on AWS. */
+export const sqsClientFor = (target: CliTarget): SQSClient =>
+  createSqsClient({
+    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+    ...(target.region ? { region: target.region } : {}),
+    ...(target.credentials ? { credentials: target.credentials } : {}),
+  })
+
+/** A positive whole number flag, or a UsageError. */
+export const positiveInteger = (name: string, raw: string | undefined, fallback: number): number => {
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new UsageError(`--${name} must be a whole number ≥ 1, got "${raw}"`)
+  return Number(raw)
+}
+
+export interface CliIo {
+  readonly env?: Env
+  readonly out?: (line: string) => void
+  readonly err?: (line: string) => void
+}
+
+export const USAGE = `usage: npm run dlq -- [--local | --dlq-url <url>] [--max N] [--json]
+
+Lists dead-lettered events, oldest first, with why each is there, and leaves them all in the DLQ.
+  --local          the queues of \`npm start\` (embedded SQS on SQS_PORT, default 4566)
+  --dlq-url <url>  the DlqUrl output of the deploy (default: $DLQ_URL)
+  --max N          list at most N events (default ${DEFAULT_MAX})
+  --json           one JSON line per event, body included (the count goes to stderr)`
+
+export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
+  const { env = process.env, out = console.log, err = console.error } = io
   const values = parseFlags(
     argv,
     {
@@ -89,15 +257,31 @@ export const main = async (argv: string[]): Promise<number> => {
     USAGE,
   )
   if (typeof values === 'number') return values
-  const target = await resolveTarget(values)
-  const letters = await listDeadLetters(target.sqs, target.dlqUrl, Number(values.max ?? 1_000))
-  for (const letter of letters) {
-    console.log(
-      values.json ? JSON.stringify({ ...letter.attributes, body: letter.body }) : describeDeadLetter(letter),
-    )
+  let target: CliTarget
+  let max: number
+  try {
+    target = cliTarget(values, env)
+    max = positiveInteger('max', values.max, DEFAULT_MAX)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    err(`${error.message}\n${USAGE}`)
+    return 2
   }
-  console.log(`${letters.length} dead-lettered event(s) in ${target.dlqUrl} (left in place)`)
-  return 0
+  const sqs = sqsClientFor(target)
+  try {
+    const total = await countDeadLetters(sqs, target.dlqUrl)
+    const letters = await listDeadLetters(sqs, target.dlqUrl, { max, warn: err })
+    for (const letter of byTime(letters)) out(values.json ? deadLetterJson(letter) : formatDeadLetter(letter))
+    // With --json, stdout stays pure JSON lines (for jq); the summary goes to stderr.
+    const summary = values.json ? err : out
+    const more = total > letters.length ? ` (about ${total} in the DLQ; --max to see more)` : ''
+    summary(
+      `${letters.length} dead-lettered event(s) listed from ${target.dlqUrl}${more}; nothing was removed`,
+    )
+    return 0
+  } finally {
+    sqs.destroy()
+  }
 }
 
 if (import.meta.main) await runCli(main)

@@ -1,91 +1,163 @@
 import { randomUUID } from 'node:crypto'
 import { sign } from '../signature.ts'
 import { parseFlags, runCli } from './args.ts'
+import type { CliIo } from './dlq.ts'
 
 /**
- * `npm run send-test-event -- --url <u> [--secret <s>] [--token <t>] [--type T] [--batch N]`:
- * posts a Segment-shaped event exactly as Segment's webhook does (Content-Type, User-Agent,
- * X-Signature over JSON.stringify of the event, or of the first element of a batch) and prints
- * the answer. Also builds the ready-to-paste curl `npm start` prints.
+ * `npm run send-test-event -- --url <u> [--secret <s>] [--token <t>] [--type T] [--user-id <id>] [--batch N]`:
+ * posts a Segment-shaped event exactly as Segment's webhook does, and prints the answer.
+ *
+ * Segment sends `Content-Type: application/json`, `User-Agent: Segment.io/1.0`, the body as
+ * `JSON.stringify(event)` and, with a shared secret, `X-Signature` = hex HMAC-SHA1 of that text.
+ * Webhooks (Actions) with batching sends a JSON array and signs only `JSON.stringify(body[0])`.
+ * https://segment.com/docs/connections/destinations/catalog/webhooks/#authentication
+ *
+ * `curlCommand` builds the same request as a command line to paste (`npm start` prints one).
  */
 
-export type TestEventType = 'identify' | 'track' | 'group' | 'delete'
+export const TEST_EVENT_TYPES = ['identify', 'track', 'group', 'delete'] as const
+export type TestEventType = (typeof TEST_EVENT_TYPES)[number]
 
 export interface TestEventOptions {
   readonly type?: TestEventType
-  readonly userId?: string
+  readonly userId?: string | undefined
+  /** When Segment received it; the client's timestamps are set a little earlier, as in real traffic. */
+  readonly now?: Date
 }
 
-export const buildTestEvent = (options: TestEventOptions = {}): Record<string, unknown> => {
+export type TestEvent = Record<string, unknown> & { readonly type: TestEventType; readonly messageId: string }
+
+export interface Credentials {
+  readonly secret?: string | undefined
+  readonly token?: string | undefined
+}
+
+const DEFAULT_USER_ID = 'relay-test-user'
+
+/** A realistic Segment event of the given type, as analytics.js produces and Segment forwards it. */
+export const buildTestEvent = (options: TestEventOptions = {}): TestEvent => {
   const type = options.type ?? 'identify'
-  const now = new Date().toISOString()
+  const received = options.now ?? new Date()
+  const at = (msBefore: number) => new Date(received.getTime() - msBefore).toISOString()
   const common = {
     type,
+    // Unique, as Segment and Courier dedupe on it (≤ 100 characters), and easy to find in Courier's logs.
     messageId: `relay-test-${randomUUID()}`,
-    userId: options.userId ?? 'relay-test-user',
+    userId: options.userId ?? DEFAULT_USER_ID,
     anonymousId: randomUUID(),
-    timestamp: now,
-    sentAt: now,
-    receivedAt: now,
-    context: { library: { name: 'analytics.js', version: '2.11.1' }, ip: '203.0.113.7' },
+    timestamp: at(250),
+    sentAt: at(200),
+    receivedAt: received.toISOString(),
+    originalTimestamp: at(250),
+    context: {
+      library: { name: 'analytics.js', version: 'npm:next-1.74.0' },
+      ip: '203.0.113.7',
+      locale: 'en-US',
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) segment-courier-relay test event',
+      page: { path: '/checkout', url: 'https://shop.example.com/checkout', title: 'Checkout' },
+    },
     integrations: {},
+    version: 2,
   }
-  if (type === 'identify') return { ...common, traits: { email: 'test@example.com', name: 'Relay Test' } }
-  if (type === 'track')
-    return { ...common, event: 'Order Completed', properties: { orderId: 'o-1', revenue: 42 } }
-  if (type === 'group') return { ...common, groupId: 'relay-test-group', traits: { name: 'Relay Test Inc' } }
-  return common
+  switch (type) {
+    case 'identify':
+      return { ...common, traits: { email: 'ada@example.com', name: 'Ada Lovelace', plan: 'pro' } }
+    case 'track':
+      return {
+        ...common,
+        event: 'Order Completed',
+        properties: {
+          order_id: `order-${randomUUID().slice(0, 8)}`,
+          total: 42.5,
+          revenue: 38.64,
+          currency: 'USD',
+          products: [{ product_id: 'sku-1', name: 'Analytical Engine', price: 42.5, quantity: 1 }],
+        },
+      }
+    case 'group':
+      return { ...common, groupId: 'acme', traits: { name: 'Acme Inc', plan: 'enterprise', employees: 120 } }
+    case 'delete':
+      // A user-deletion request: Segment sends the ids and no traits.
+      return { ...common, context: { library: common.context.library } }
+  }
 }
 
-/** The headers Segment's webhook sends for `body`, signed over what Segment signs. */
-export const segmentHeaders = (
-  body: unknown,
-  credentials: { secret?: string | undefined; token?: string | undefined },
-): Record<string, string> => {
+/** Pure: the text Segment signs: the body, or its first element for a batch. */
+export const signedText = (body: unknown): string => JSON.stringify(Array.isArray(body) ? body[0] : body)
+
+/** Pure: the headers Segment's webhook sends with `body`. */
+export const segmentHeaders = (body: unknown, credentials: Credentials = {}): Record<string, string> => {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'user-agent': 'Segment.io/1.0',
   }
-  const signed = Array.isArray(body) ? body[0] : body
-  if (credentials.secret) headers['x-signature'] = sign(credentials.secret, JSON.stringify(signed))
+  if (credentials.secret) headers['x-signature'] = sign(credentials.secret, signedText(body))
   if (credentials.token) headers.authorization = `Bearer ${credentials.token}`
   return headers
 }
 
+export interface SendResult {
+  readonly status: number
+  readonly text: string
+}
+
+/** Posts `body` (an event or an array of them) as Segment does and returns the answer. */
 export const sendTestEvent = async (
   url: string,
   body: unknown,
-  credentials: { secret?: string | undefined; token?: string | undefined },
-): Promise<{ status: number; text: string }> => {
+  credentials: Credentials = {},
+  timeoutMs = 10_000,
+): Promise<SendResult> => {
   const response = await fetch(url, {
     method: 'POST',
     headers: segmentHeaders(body, credentials),
     body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
   })
   return { status: response.status, text: await response.text() }
 }
 
-/** Single-quotes a word for POSIX shells: '…' with each ' written as '"'"'. */
-const shellQuote = (text: string) => `'${text.replace(/'/g, `'"'"'`)}'`
+/**
+ * Pure: one word for bash, zsh and POSIX sh: inside '…' nothing is special, and a ' is written
+ * as '"'"' (close, a quoted ', reopen). JSON has no raw newlines or NULs, so this is exact.
+ */
+export const shellQuote = (text: string): string => `'${text.replace(/'/g, `'"'"'`)}'`
 
-/** A curl command line that posts `event` as Segment does (signed when a secret is given). */
+/**
+ * Pure: a curl command line that sends `body` exactly as sendTestEvent does (signed when a
+ * secret is given), ready to paste. `--data-raw` sends the text as is (`-d` would read `@file`).
+ */
 export const curlCommand = (
   url: string,
   secret: string | undefined,
-  event: unknown,
+  body: unknown,
   token?: string | undefined,
 ): string => {
-  const headers = segmentHeaders(event, { secret, token })
   const lines = [`curl -sS -X POST ${shellQuote(url)}`]
-  for (const [name, value] of Object.entries(headers)) lines.push(`  -H ${shellQuote(`${name}: ${value}`)}`)
-  lines.push(`  --data-raw ${shellQuote(JSON.stringify(event))}`)
+  for (const [name, value] of Object.entries(segmentHeaders(body, { secret, token }))) {
+    lines.push(`  -H ${shellQuote(`${name}: ${value}`)}`)
+  }
+  lines.push(`  --data-raw ${shellQuote(JSON.stringify(body))}`)
+  lines.push(`  -w ${shellQuote('\\nHTTP %{http_code}\\n')}`)
   return lines.join(' \\\n')
 }
 
-const USAGE = `usage: npm run send-test-event -- --url <webhook url> [--secret <shared secret>] [--token <ingest token>]
-                                 [--type identify|track|group|delete] [--user-id <id>] [--batch <n>]`
+export const USAGE = `usage: npm run send-test-event -- --url <webhook url> [--secret <s>] [--token <t>]
+                                 [--type identify|track|group|delete] [--user-id <id>] [--batch N]
 
-export const main = async (argv: string[]): Promise<number> => {
+Posts a Segment-shaped event the way Segment's webhook does and prints the answer.
+  --url <url>      the webhook: http://localhost:3000/segment (npm start) or the WebhookUrl output
+  --secret <s>     Segment's shared secret: adds X-Signature
+  --token <t>      the ingest token: adds Authorization: Bearer <t>
+  --type <type>    identify (default), track (Order Completed), group or delete
+  --user-id <id>   the userId (default ${DEFAULT_USER_ID})
+  --batch N        send a JSON array of N events, signed over the first (Webhooks (Actions) batching)`
+
+const isTestEventType = (value: string): value is TestEventType =>
+  (TEST_EVENT_TYPES as readonly string[]).includes(value)
+
+export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
+  const { out = console.log, err = console.error } = io
   const values = parseFlags(
     argv,
     {
@@ -99,24 +171,33 @@ export const main = async (argv: string[]): Promise<number> => {
     USAGE,
   )
   if (typeof values === 'number') return values
-  const type = (values.type ?? 'identify') as string
-  const batch = values.batch === undefined ? undefined : Number(values.batch)
-  if (
-    typeof values.url !== 'string' ||
-    !['identify', 'track', 'group', 'delete'].includes(type) ||
-    (batch !== undefined && !(Number.isInteger(batch) && batch > 0))
-  ) {
-    console.error(USAGE)
+  const usage = (problem: string) => {
+    err(`${problem}\n${USAGE}`)
     return 2
   }
-  const make = () =>
-    buildTestEvent({ type: type as TestEventType, userId: values['user-id'] as string | undefined })
-  const body = batch === undefined ? make() : Array.from({ length: batch }, make)
-  const answer = await sendTestEvent(values.url, body, {
-    secret: values.secret as string | undefined,
-    token: values.token as string | undefined,
-  })
-  console.log(`${answer.status} ${answer.text}`)
+  const type = values.type ?? 'identify'
+  if (!values.url) return usage('--url is required')
+  if (!/^https?:$/.test(URL.parse(values.url)?.protocol ?? '')) {
+    return usage(`--url must be an http(s) URL such as http://localhost:3000/segment, got "${values.url}"`)
+  }
+  if (!isTestEventType(type))
+    return usage(`--type must be one of ${TEST_EVENT_TYPES.join(', ')}, got "${type}"`)
+  if (values.batch !== undefined && !(/^\d+$/.test(values.batch) && Number(values.batch) >= 1)) {
+    return usage(`--batch must be a whole number ≥ 1, got "${values.batch}"`)
+  }
+  const make = () => buildTestEvent({ type, userId: values['user-id'] })
+  const body = values.batch === undefined ? make() : Array.from({ length: Number(values.batch) }, make)
+  let answer: SendResult
+  try {
+    answer = await sendTestEvent(values.url, body, { secret: values.secret, token: values.token })
+  } catch (error) {
+    // fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure, the timeout) is its cause.
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause
+    err(`could not post to ${values.url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`)
+    return 1
+  }
+  out(`HTTP ${answer.status}`)
+  if (answer.text) out(answer.text)
   return answer.status >= 200 && answer.status < 300 ? 0 : 1
 }
 

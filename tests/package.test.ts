@@ -13,7 +13,7 @@ import {
   type Ssm,
   stageParams,
 } from '../lib/cli/preflight.ts'
-import { QUEUE_SETTINGS } from '../lib/queue-settings.ts'
+import { QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './support/template.ts'
 

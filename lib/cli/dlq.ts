@@ -5,9 +5,9 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
-import { createSqsClient } from '../sqs-client.ts'
+import { createSqsClient } from '../queue/sqs-client.ts'
 import { parseFlags, runCli } from './args.ts'
-import { type CliTarget, cliTarget, type Env, UsageError } from './local-target.ts'
+import { type CliTarget, cliTarget, type Env, UsageError } from './target.ts'
 
 /**
  * `npm run dlq -- [--local | --dlq-url <url>] [--max N] [--json]`: lists dead-lettered events
@@ -24,7 +24,7 @@ import { type CliTarget, cliTarget, type Env, UsageError } from './local-target.
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
  */
 
-/** A dead-lettered event: the attributes lib/dead-letter.ts writes, typed, and the body as stored. */
+/** A dead-lettered event: the attributes lib/queue/dead-letter.ts writes, typed, and the body as stored. */
 export interface DeadLetter {
   /** SQS's id of the DLQ message (not the event's). */
   readonly sqsMessageId: string

@@ -11,11 +11,11 @@ import {
   type SQSClient,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs'
-import { packBatches } from '../batch-pack.ts'
-import { messageSize } from '../sqs-message.ts'
+import { packBatches } from '../queue/batch-pack.ts'
+import { messageSize } from '../queue/sqs-message.ts'
 import { parseFlags, runCli } from './args.ts'
 import { type CliIo, sqsClientFor } from './dlq.ts'
-import { type CliTarget, cliTarget, UsageError } from './local-target.ts'
+import { type CliTarget, cliTarget, UsageError } from './target.ts'
 
 /**
  * `npm run redrive -- [--local | --dlq-url <url> [--queue-url <url>]]`: moves dead-lettered
@@ -81,7 +81,7 @@ export interface LocalMoveResult {
 
 export type RedriveResult = MoveTaskResult | LocalMoveResult
 
-/** Attributes lib/dead-letter.ts adds to say why; they describe the failure, not the event. */
+/** Attributes lib/queue/dead-letter.ts adds to say why; they describe the failure, not the event. */
 export const DEAD_LETTER_ATTRIBUTES: readonly string[] = [
   'stage',
   'reason',

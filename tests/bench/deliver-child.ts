@@ -7,9 +7,9 @@ process.env.POWERTOOLS_LOG_LEVEL = 'SILENT'
 process.env.POWERTOOLS_METRICS_DISABLED = 'true'
 
 const { parseConfig } = await import('../../lib/config.ts')
-const { createDeliverHandler } = await import('../../lib/deliver-handler.ts')
-const { createSqsClient } = await import('../../lib/sqs-client.ts')
-const { startPoller } = await import('../../lib/sqs-poller.ts')
+const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
+const { createSqsClient } = await import('../../lib/queue/sqs-client.ts')
+const { startPoller } = await import('../../lib/local/sqs-poller.ts')
 
 const sqs = createSqsClient({ endpoint: process.env.SQS_ENDPOINT as string })
 const expected = Number(process.env.EXPECT ?? Number.POSITIVE_INFINITY)

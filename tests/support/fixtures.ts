@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { APIGatewayProxyEventV2 } from 'aws-lambda'
-import { toHttpApiEvent } from '../../lib/http-event.ts'
-import type { SegmentEventType } from '../../lib/segment-event.ts'
-import { sign } from '../../lib/signature.ts'
+import { toHttpApiEvent } from '../../lib/local/http-event.ts'
+import type { SegmentEventType } from '../../lib/segment/event.ts'
+import { sign } from '../../lib/segment/signature.ts'
 
 /** Typed factories for Segment events and the API Gateway events that carry them. */
 

@@ -1,6 +1,6 @@
 import { type Message, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
-import { type LocalQueues, startLocalQueues } from '../../lib/local-queues.ts'
-import { createSqsClient } from '../../lib/sqs-client.ts'
+import { type LocalQueues, startLocalQueues } from '../../lib/local/queues.ts'
+import { createSqsClient } from '../../lib/queue/sqs-client.ts'
 
 /** A fresh embedded SQS (fauxqs) per test file, and ways to look inside its queues. */
 

@@ -1,0 +1,78 @@
+import { jitteredSeconds, type Random, retryDelaySeconds } from '../backoff.ts'
+import type { Config } from '../config.ts'
+import type { Outcome } from '../courier/outcome.ts'
+
+/**
+ * The retry and failure policy of design.md as one pure function: what the worker does with a
+ * record given Courier's answer and how many times SQS has handed the record out.
+ *
+ * | Courier answer                 | action                                                    |
+ * | 2xx, 409 duplicate             | delete                                                    |
+ * | 429                            | hold it and the rest of the batch: Retry-After, else ≥ 60 s backoff |
+ * | 408, 5xx ≠ 501, timeout, reset | retry after full-jitter backoff from the receive count     |
+ * | 401, 403                       | retry slowly, never drop (a config mistake)                |
+ * | 400, 404, 413, 422, 501        | dead-letter at once with status and reason                 |
+ */
+
+/** Receives for which a Retry-After, however short, is followed exactly. */
+export const RETRY_AFTER_HONOURED_RECEIVES = 10
+
+export type Decision =
+  | { readonly action: 'delete' }
+  | { readonly action: 'retry'; readonly delaySeconds: number; readonly holdBatch: boolean }
+  | { readonly action: 'dead-letter'; readonly reason: string; readonly status: number }
+
+export const decide = (
+  outcome: Outcome,
+  receiveCount: number,
+  retry: Config['retry'],
+  random: Random = Math.random,
+): Decision => {
+  switch (outcome.kind) {
+    case 'delivered':
+      return { action: 'delete' }
+    case 'rate-limited': {
+      // Courier's own word on when to come back wins (capped); without it wait at least
+      // RATE_LIMIT_DELAY_SECONDS, growing with the backoff so a long storm does not burn receives.
+      if (outcome.retryAfterSeconds === undefined) {
+        const backoff = retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random)
+        return {
+          action: 'retry',
+          delaySeconds: jitteredSeconds(Math.max(retry.rateLimitDelaySeconds, backoff), random),
+          holdBatch: true,
+        }
+      }
+      // A short Retry-After is honoured for the first receives; past them the backoff becomes a
+      // floor, so a storm of "retry after 1 s" cannot use up maxReceiveCount in minutes and push
+      // events into the DLQ: the retry window stays days long whatever Courier says.
+      const retryAfter = Math.min(
+        retry.retryAfterMaxSeconds,
+        Math.max(1, Math.ceil(outcome.retryAfterSeconds)),
+      )
+      const floor =
+        receiveCount > RETRY_AFTER_HONOURED_RECEIVES
+          ? retryDelaySeconds(
+              receiveCount - RETRY_AFTER_HONOURED_RECEIVES,
+              retry.baseSeconds,
+              retry.maxSeconds,
+              random,
+            )
+          : 0
+      return { action: 'retry', delaySeconds: Math.max(retryAfter, floor), holdBatch: true }
+    }
+    case 'transient':
+      return {
+        action: 'retry',
+        delaySeconds: retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random),
+        holdBatch: false,
+      }
+    case 'auth':
+      return {
+        action: 'retry',
+        delaySeconds: jitteredSeconds(retry.authErrorDelaySeconds, random),
+        holdBatch: false,
+      }
+    case 'permanent':
+      return { action: 'dead-letter', reason: outcome.reason, status: outcome.status }
+  }
+}

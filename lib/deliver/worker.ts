@@ -1,0 +1,282 @@
+import type { Logger } from '@aws-lambda-powertools/logger'
+import type { Metrics } from '@aws-lambda-powertools/metrics'
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
+import type { Random } from '../backoff.ts'
+import type { Config } from '../config.ts'
+import type { CourierClient } from '../courier/client.ts'
+import { CourierError } from '../courier/courier-error.ts'
+import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
+import { routeEvent } from '../courier/routing.ts'
+import { deadLetterMessage } from '../queue/dead-letter.ts'
+import { toSqsAttributes } from '../queue/sqs-message.ts'
+import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
+import { type SegmentEvent, validateEvent } from '../segment/event.ts'
+import { addMetric } from '../telemetry.ts'
+import type { Pacer } from './pacer.ts'
+import { type Decision, decide } from './retry-policy.ts'
+
+/**
+ * The worker: drains one SQS batch into Courier. Every record ends in exactly one of
+ * delivered (deleted by the event source), retried later (reported in batchItemFailures with
+ * its visibility set to the policy's delay) or dead-lettered with a reason. A per-record
+ * failure never throws: only a bug can fail the whole batch.
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
+ */
+
+export interface DeliverDeps {
+  readonly config: Config
+  readonly sqs: SQSClient
+  readonly courier: CourierClient
+  readonly logger: Logger
+  readonly metrics?: Metrics | undefined
+  readonly pacer: Pacer
+  readonly random?: Random
+}
+
+export type RecordOutcome =
+  | 'delivered'
+  | 'skipped'
+  | 'dead-lettered'
+  | 'retried'
+  | 'rate-limited'
+  | 'held-back'
+
+interface RecordResult {
+  readonly outcome: RecordOutcome
+  readonly event?: SegmentEvent | undefined
+  readonly delaySeconds?: number
+  readonly status?: number | undefined
+  readonly reason?: string
+  readonly holdBatch?: boolean
+}
+
+/** Kept back from the invocation deadline to set visibilities and answer. */
+const FINISH_MARGIN_MS = 1_500
+/** Records not attempted before the deadline come back almost at once. */
+const UNSTARTED_DELAY_SECONDS = 1
+
+const receiveCountOf = (record: SQSRecord) =>
+  Math.max(1, Number(record.attributes.ApproximateReceiveCount) || 1)
+
+const latencyMs = (event: SegmentEvent): number | undefined => {
+  const since = Date.parse(event.receivedAt ?? event.timestamp ?? '')
+  return Number.isFinite(since) ? Math.max(0, Date.now() - since) : undefined
+}
+
+const parseRecord = (record: SQSRecord): { event: SegmentEvent } | { error: string } => {
+  let value: unknown
+  try {
+    value = JSON.parse(record.body)
+  } catch {
+    return { error: 'message body is not JSON' }
+  }
+  const validation = validateEvent(value)
+  return validation.ok
+    ? { event: validation.event }
+    : { error: `not a valid Segment event: ${validation.error}` }
+}
+
+const eventOf = (record: SQSRecord): SegmentEvent | undefined => {
+  const parsed = parseRecord(record)
+  return 'event' in parsed ? parsed.event : undefined
+}
+
+/** Sends every Courier request the event routes to, in order; the first one not delivered decides. */
+const sendAll = async (deps: DeliverDeps, event: SegmentEvent, rawEvent: string, deadline: number) => {
+  const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants })
+  if ('skip' in route) return { skipped: route.skip }
+  for (const request of route) {
+    await deps.pacer.acquire()
+    // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
+    const exact = request.body === event ? { ...request, rawBody: rawEvent } : request
+    const { outcome, body, cause } = await deps.courier.send(exact, { deadline })
+    if (outcome.kind !== 'delivered') {
+      const { message, type } = readCourierErrorBody(body) ?? {}
+      return {
+        outcome,
+        error: new CourierError(outcome, { courierMessage: message, courierType: type, cause }),
+      }
+    }
+  }
+  return { outcome: { kind: 'delivered', status: 202 } as Outcome, error: undefined }
+}
+
+const deadLetter = async (
+  deps: DeliverDeps,
+  record: SQSRecord,
+  event: SegmentEvent | undefined,
+  why: Decision,
+  courierError: CourierError | undefined,
+) => {
+  if (why.action !== 'dead-letter') return
+  const message = deadLetterMessage(
+    record.body,
+    {
+      stage: 'deliver',
+      reason: why.reason,
+      status: why.status,
+      courierType: courierError?.courierType,
+      messageId: event?.messageId,
+      type: event?.type,
+    },
+    deps.config.queue.batchMaxBytes,
+  )
+  await deps.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: deps.config.queue.dlqUrl,
+      MessageBody: message.body,
+      MessageAttributes: toSqsAttributes(message.attributes),
+    }),
+  )
+}
+
+const deliverRecord = async (
+  deps: DeliverDeps,
+  record: SQSRecord,
+  deadline: number,
+): Promise<RecordResult> => {
+  const parsed = parseRecord(record)
+  const event = 'event' in parsed ? parsed.event : undefined
+  let decision: Decision
+  let status: number | undefined
+  let courierError: CourierError | undefined
+  if ('error' in parsed) {
+    decision = { action: 'dead-letter', reason: parsed.error, status: 0 }
+  } else {
+    const sent = await sendAll(deps, parsed.event, record.body, deadline)
+    if ('skipped' in sent) return { outcome: 'skipped', event, reason: sent.skipped }
+    status = sent.outcome.status
+    courierError = sent.error
+    decision = decide(sent.outcome, receiveCountOf(record), deps.config.retry, deps.random)
+    if (sent.outcome.kind === 'delivered') {
+      addMetric(deps.metrics, 'DeliveryLatency', latencyMs(parsed.event) ?? 0)
+    }
+    if (sent.outcome.kind === 'auth') {
+      deps.logger.error('Courier refused the auth token: check COURIER_AUTH_TOKEN; the event stays queued', {
+        error: sent.error,
+      })
+    }
+    if (decision.action === 'retry') {
+      const reason = sent.error?.message
+      return { outcome: decision.holdBatch ? 'rate-limited' : 'retried', event, ...decision, status, reason }
+    }
+  }
+  if (decision.action === 'delete') return { outcome: 'delivered', event, status }
+  try {
+    await deadLetter(deps, record, event, decision, courierError)
+    return { outcome: 'dead-lettered', event, status, reason: decision.reason }
+  } catch (error) {
+    // The DLQ did not take it: keep the record on the queue rather than lose it.
+    const delaySeconds = deps.config.retry.baseSeconds
+    return {
+      outcome: 'retried',
+      event,
+      delaySeconds,
+      status,
+      reason: `dead-lettering failed: ${String(error)}`,
+    }
+  }
+}
+
+export const deliverBatch = async (
+  deps: DeliverDeps,
+  event: SQSEvent,
+  context: Context,
+): Promise<SQSBatchResponse> => {
+  const records = event.Records
+  const deadline = Date.now() + context.getRemainingTimeInMillis() - FINISH_MARGIN_MS
+  const results = new Map<SQSRecord, RecordResult>()
+  let holdBackSeconds: number | undefined
+  let next = 0
+
+  const worker = async () => {
+    while (holdBackSeconds === undefined && Date.now() < deadline) {
+      const record = records[next++]
+      if (record === undefined) return
+      let result: RecordResult
+      try {
+        result = await deliverRecord(deps, record, deadline)
+      } catch (error) {
+        // Unknown errors are retried, never classified as permanent: a bug must not drop events.
+        deps.logger.error('unexpected error delivering a record', {
+          sqsMessageId: record.messageId,
+          error: error as Error,
+        })
+        result = { outcome: 'retried', delaySeconds: deps.config.retry.baseSeconds, reason: String(error) }
+      }
+      results.set(record, result)
+      if (result.holdBatch) holdBackSeconds = Math.max(holdBackSeconds ?? 0, result.delaySeconds ?? 0)
+    }
+  }
+  const workers = Math.min(deps.config.delivery.concurrency, records.length)
+  await Promise.all(Array.from({ length: workers }, worker))
+
+  for (const record of records) {
+    if (results.has(record)) continue
+    results.set(
+      record,
+      holdBackSeconds !== undefined
+        ? {
+            outcome: 'held-back',
+            delaySeconds: holdBackSeconds,
+            reason: 'held back: Courier rate-limited this batch',
+          }
+        : {
+            outcome: 'retried',
+            delaySeconds: UNSTARTED_DELAY_SECONDS,
+            reason: 'not attempted before the deadline',
+          },
+    )
+  }
+  return finish(deps, records, results)
+}
+
+const isRetry = (result: RecordResult) =>
+  result.outcome === 'retried' || result.outcome === 'rate-limited' || result.outcome === 'held-back'
+
+const METRIC_OF: Readonly<Record<RecordOutcome, Parameters<typeof addMetric>[1]>> = {
+  delivered: 'Delivered',
+  skipped: 'Skipped',
+  'dead-lettered': 'DeadLettered',
+  retried: 'Retried',
+  'rate-limited': 'RateLimited',
+  'held-back': 'RateLimited',
+}
+
+const finish = async (
+  deps: DeliverDeps,
+  records: readonly SQSRecord[],
+  results: ReadonlyMap<SQSRecord, RecordResult>,
+): Promise<SQSBatchResponse> => {
+  const changes: VisibilityChange[] = []
+  const counts: Partial<Record<RecordOutcome, number>> = {}
+  for (const record of records) {
+    const result = results.get(record) as RecordResult
+    counts[result.outcome] = (counts[result.outcome] ?? 0) + 1
+    const event = result.event ?? eventOf(record)
+    deps.logger.info('record', {
+      messageId: event?.messageId,
+      type: event?.type,
+      sqsMessageId: record.messageId,
+      outcome: result.outcome,
+      status: result.status,
+      attempt: receiveCountOf(record),
+      delaySeconds: result.delaySeconds,
+      reason: result.reason,
+    })
+    if (isRetry(result)) {
+      changes.push({
+        receiptHandle: record.receiptHandle,
+        id: record.messageId,
+        seconds: result.delaySeconds ?? 0,
+      })
+    }
+  }
+  for (const [outcome, count] of Object.entries(counts)) {
+    const name = METRIC_OF[outcome as RecordOutcome]
+    addMetric(deps.metrics, name, count)
+  }
+  await changeVisibility(deps.sqs, deps.config.queue.url, changes, deps.logger)
+  return { batchItemFailures: changes.map((change) => ({ itemIdentifier: change.id })) }
+}

@@ -1,0 +1,92 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { IngestHandler } from '../ingest/handler.ts'
+import { toHttpApiEvent } from './http-event.ts'
+import { createLambdaContext } from './lambda-context.ts'
+
+/**
+ * The local front door: each HTTP request becomes the API Gateway HTTP API event AWS would
+ * build and goes to the same ingest handler the Lambda runs, so local and deployed
+ * behaviour cannot drift. `POST /segment` is the webhook path in both.
+ */
+
+export const WEBHOOK_PATH = '/segment'
+/** API Gateway refuses payloads over 10 MB before Lambda sees them; so does this server. */
+const MAX_REQUEST_BYTES = 10 * 1024 * 1024
+const INGEST_TIMEOUT_MS = 6_000
+
+const readBody = (request: IncomingMessage): Promise<Buffer | undefined> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= MAX_REQUEST_BYTES) chunks.push(chunk)
+    })
+    request.on('end', () => resolve(size > MAX_REQUEST_BYTES ? undefined : Buffer.concat(chunks)))
+    request.on('error', reject)
+  })
+
+const send = (
+  response: ServerResponse,
+  status: number,
+  body: string,
+  headers: Record<string, string> = {},
+) => {
+  response.writeHead(status, { 'content-type': 'application/json', ...headers })
+  response.end(body)
+}
+
+export interface LocalServer {
+  readonly server: Server
+  readonly url: string
+  readonly port: number
+  readonly stop: () => Promise<void>
+}
+
+export const startLocalServer = async (
+  handler: IngestHandler,
+  port = 0,
+  host = '127.0.0.1',
+): Promise<LocalServer> => {
+  const server = createServer(async (request, response) => {
+    try {
+      const url = new URL(request.url ?? '/', 'http://localhost')
+      const body = await readBody(request)
+      if (body === undefined)
+        return send(response, 413, JSON.stringify({ error: 'request entity too large' }))
+      if (url.pathname !== WEBHOOK_PATH || request.method !== 'POST') {
+        return send(
+          response,
+          404,
+          JSON.stringify({ error: `not found: send events with POST ${WEBHOOK_PATH}` }),
+        )
+      }
+      const event = toHttpApiEvent({
+        method: request.method,
+        path: url.pathname,
+        query: url.search.slice(1),
+        headers: request.headers,
+        body,
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+      })
+      const result = await handler(event, createLambdaContext('ingest', INGEST_TIMEOUT_MS))
+      const headers = Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)]))
+      send(response, result.statusCode ?? 200, result.body ?? '', headers)
+    } catch (error) {
+      send(response, 500, JSON.stringify({ error: `local server: ${String(error)}` }))
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(port, host, resolve))
+  const { port: bound } = server.address() as AddressInfo
+  return {
+    server,
+    port: bound,
+    url: `http://${host === '0.0.0.0' ? 'localhost' : host}:${bound}${WEBHOOK_PATH}`,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,319 @@
+import { describe, expect, it } from 'vitest'
+import { parseConfig } from '../../lib/config.ts'
+import { createLambdaContext } from '../../lib/local/lambda-context.ts'
+import { alias, deletion, group, identify, page, screen, segmentRequest, track } from '../support/fixtures.ts'
+import {
+  dlqMessages,
+  enqueueEvents,
+  ingestHandlerFor,
+  invokeDeliver,
+  queuedMessages,
+  receiveRecords,
+  skipWait,
+  startRelayPoller,
+  startTestRelay,
+  type TestRelay,
+  until,
+  useTestRelay,
+  visibilityOf,
+} from '../support/relay.ts'
+
+let relay: TestRelay
+useTestRelay((started) => {
+  relay = started
+})
+
+const inbound = () => relay.sandbox.delivered().filter((r) => r.path === '/inbound/segment')
+
+describe('routing every event type to Courier', () => {
+  it('sends identify, track and group to /inbound/segment with the body deep-equal to what Segment sent', async () => {
+    // Prepare: unicode, deep nesting and a 30 KB event
+    const nested = { a: { b: { c: { d: [1, { e: 'ünïcødé ✓ 🦄 𝄞' }] } } } }
+    const events = [
+      identify({ traits: { name: 'Zoë Ω', nested } }),
+      track({ properties: { blob: 'x'.repeat(30_000), nested } }),
+      group(),
+    ]
+    await enqueueEvents(relay, events)
+
+    // Act
+    const records = await receiveRecords(relay)
+    const response = await invokeDeliver(relay.deliver(), records, relay)
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    expect(inbound().map((r) => r.body)).toEqual(expect.arrayContaining(events))
+    expect(inbound()).toHaveLength(3)
+    expect(JSON.stringify(events[1]).length).toBeGreaterThan(30_000)
+  })
+
+  it('turns delete into DELETE /profiles/{userId} and skips page, screen and alias without calling Courier', async () => {
+    await enqueueEvents(relay, [deletion({ userId: 'user/42 é' }), page(), screen(), alias()])
+
+    const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+
+    expect(response.batchItemFailures).toEqual([])
+    expect(relay.sandbox.received.map((r) => `${r.method} ${r.path}`)).toEqual(['DELETE /profiles/user/42 é'])
+    expect(queuedMessages(relay)).toHaveLength(0)
+    expect(dlqMessages(relay)).toHaveLength(0)
+  })
+
+  it('with COURIER_GROUP_TENANTS also upserts the tenant and the membership', async () => {
+    const withTenants = await startTestRelay({ COURIER_GROUP_TENANTS: 'true' })
+    try {
+      await enqueueEvents(withTenants, [group({ groupId: 'acme', userId: 'u-7' })])
+
+      const response = await invokeDeliver(
+        withTenants.deliver(),
+        await receiveRecords(withTenants),
+        withTenants,
+      )
+
+      expect(response.batchItemFailures).toEqual([])
+      const calls = withTenants.sandbox.received.map((r) => ({ call: `${r.method} ${r.path}`, body: r.body }))
+      expect(calls).toEqual([
+        { call: 'POST /inbound/segment', body: expect.objectContaining({ type: 'group', groupId: 'acme' }) },
+        {
+          call: 'PUT /tenants/acme',
+          body: { name: 'Acme Inc', properties: { name: 'Acme Inc', plan: 'enterprise' } },
+        },
+        { call: 'PUT /users/u-7/tenants/acme', body: undefined },
+      ])
+    } finally {
+      await withTenants.stop()
+    }
+  })
+})
+
+describe('429 from Courier', () => {
+  it('holds the record and every unsent record of the batch back for Retry-After, then delivers them', async () => {
+    // Prepare: one request at a time so the batch order is the send order
+    relay.sandbox.setFaults({ rateLimitShare: 1, retryAfter: { seconds: 7 } })
+    const events = Array.from({ length: 5 }, () => track())
+    await enqueueEvents(relay, events)
+    const records = await receiveRecords(relay)
+
+    // Act
+    const response = await invokeDeliver(handlerWithConcurrency(1), records, relay)
+
+    // Assess: one request reached Courier; all five are retried and hidden for ~7 s
+    expect(relay.sandbox.received).toHaveLength(1)
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      records.map((r) => r.messageId).sort(),
+    )
+    const visibility = visibilityOf(relay)
+    for (const record of records) expect(visibility.get(record.messageId)).toBeGreaterThan(5.5)
+    for (const record of records) expect(visibility.get(record.messageId)).toBeLessThanOrEqual(7.01)
+
+    // Act again once Courier allows (the wait is skipped instead of slept)
+    relay.sandbox.setFaults({ rateLimitShare: 0 })
+    await Promise.all(records.map((record) => skipWait(relay, record)))
+    const retry = await invokeDeliver(handlerWithConcurrency(1), await receiveRecords(relay), relay)
+
+    expect(retry.batchItemFailures).toEqual([])
+    expect(
+      inbound()
+        .map((r) => r.messageId)
+        .sort(),
+    ).toEqual(events.map((e) => e.messageId).sort())
+  })
+
+  it('without Retry-After waits RATE_LIMIT_DELAY_SECONDS with jitter', async () => {
+    relay.sandbox.setFaults({ rateLimitShare: 1, retryAfter: 'none' })
+    await enqueueEvents(relay, [track()])
+    const handler = relay.deliver({ config: configWith({ RATE_LIMIT_DELAY_SECONDS: '20' }) })
+
+    const [record] = await receiveRecords(relay)
+    const response = await invokeDeliver(handler, [record!], relay)
+
+    expect(response.batchItemFailures).toHaveLength(1)
+    const seconds = visibilityOf(relay).get(record!.messageId) as number
+    expect(seconds).toBeGreaterThan(15)
+    expect(seconds).toBeLessThanOrEqual(24.01)
+  })
+})
+
+describe('transient failures', () => {
+  it('backs off further with each receive on 5xx, then delivers after recovery', async () => {
+    // Prepare: random fixed at 1 makes each delay the backoff ceiling: 1, 2, 4 s
+    relay.sandbox.setFaults({ serverErrorShare: 1 })
+    const event = track()
+    await enqueueEvents(relay, [event])
+    const handler = relay.deliver({ config: configWith({ RETRY_MAX_SECONDS: '8' }), random: () => 1 })
+
+    // Act: three failed receives
+    const delays: number[] = []
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const records = await receiveRecords(relay)
+      expect(records[0]?.attributes.ApproximateReceiveCount).toBe(String(attempt))
+      await invokeDeliver(handler, records, relay)
+      delays.push(Math.round(visibilityOf(relay).get(records[0]!.messageId) as number))
+      await skipWait(relay, records[0]!)
+    }
+    relay.sandbox.setFaults({ serverErrorShare: 0 })
+    const final = await invokeDeliver(handler, await receiveRecords(relay), relay)
+
+    // Assess
+    expect(delays).toEqual([1, 2, 4])
+    expect(final.batchItemFailures).toEqual([])
+    expect(inbound().map((r) => r.messageId)).toEqual([event.messageId])
+    expect(dlqMessages(relay)).toHaveLength(0)
+  })
+
+  it('treats a Courier answer slower than COURIER_TIMEOUT_MS as transient', async () => {
+    relay.sandbox.setFaults({ latencyMs: 400 })
+    await enqueueEvents(relay, [track()])
+    const handler = relay.deliver({ config: configWith({ COURIER_TIMEOUT_MS: '100' }) })
+
+    const response = await invokeDeliver(handler, await receiveRecords(relay), relay)
+
+    expect(response.batchItemFailures).toHaveLength(1)
+    expect(dlqMessages(relay)).toHaveLength(0)
+  })
+
+  it('treats a dropped connection as transient', async () => {
+    relay.sandbox.setFaults({ dropShare: 1 })
+    await enqueueEvents(relay, [identify()])
+
+    const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+
+    expect(response.batchItemFailures).toHaveLength(1)
+    expect(queuedMessages(relay)).toHaveLength(1)
+  })
+})
+
+describe('the invocation deadline', () => {
+  it('returns every record it could not finish in time for a quick retry, sending nothing past the deadline', async () => {
+    // Prepare: a slow Courier and an invocation with 1.8 s left (1.5 s are kept for bookkeeping)
+    relay.sandbox.setFaults({ latencyMs: 500 })
+    await enqueueEvents(relay, [track(), track(), track()])
+    const records = await receiveRecords(relay)
+
+    // Act
+    const started = Date.now()
+    const response = await invokeDeliver(handlerWithConcurrency(1), records, relay, 1_800)
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(1_800)
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      records.map((r) => r.messageId).sort(),
+    )
+    const visibility = visibilityOf(relay)
+    for (const record of records) expect(visibility.get(record.messageId)).toBeLessThanOrEqual(1.01)
+    expect(relay.sandbox.received.length).toBeLessThanOrEqual(1)
+  })
+})
+
+describe('permanent failures and bad credentials', () => {
+  it('dead-letters a 400 at once with status and Courier’s message', async () => {
+    // Prepare: identify without traits is a schema error at Courier
+    const noTraits = identify({ traits: undefined })
+    await enqueueEvents(relay, [noTraits])
+    const handler = relay.deliver()
+
+    // Act
+    const response = await invokeDeliver(handler, await receiveRecords(relay), relay)
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    const [dead] = dlqMessages(relay)
+    expect(dead?.body).toBe(JSON.stringify(noTraits))
+    expect(dead?.messageAttributes.status?.StringValue).toBe('400')
+    expect(dead?.messageAttributes.stage?.StringValue).toBe('deliver')
+    expect(dead?.messageAttributes.messageId?.StringValue).toBe(noTraits.messageId)
+    expect(dead?.messageAttributes.reason?.StringValue).toMatch(/traits/)
+    expect(dead?.messageAttributes.courierType?.StringValue).toBe('invalid_request_error')
+    expect(queuedMessages(relay)).toHaveLength(0)
+  })
+
+  it('dead-letters what Courier answers 501 to', async () => {
+    // Prepare: a client answering as Courier does for an unsupported type
+    await enqueueEvents(relay, [identify()])
+    const records = await receiveRecords(relay)
+    const handler = relay.deliver({
+      courier: {
+        send: async () => ({
+          status: 501,
+          body: { message: 'Event Type Unsupported: identify' },
+          outcome: { kind: 'permanent', status: 501, reason: 'Event Type Unsupported: identify' },
+          durationMs: 1,
+        }),
+      },
+    })
+
+    // Act
+    const response = await invokeDeliver(handler, records, relay)
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    expect(dlqMessages(relay)[0]?.messageAttributes.status?.StringValue).toBe('501')
+    expect(dlqMessages(relay)[0]?.messageAttributes.reason?.StringValue).toBe(
+      'Event Type Unsupported: identify',
+    )
+  })
+
+  it('keeps an event on the queue, slowly retried, when Courier answers 401', async () => {
+    await enqueueEvents(relay, [track()])
+    const handler = relay.deliver({ config: configWith({ COURIER_AUTH_TOKEN: 'wrong-token' }) })
+
+    const records = await receiveRecords(relay)
+    const response = await invokeDeliver(handler, records, relay)
+
+    expect(relay.sandbox.received[0]?.status).toBe(401)
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.messageId }])
+    expect(visibilityOf(relay).get(records[0]!.messageId)).toBeGreaterThan(20)
+    expect(dlqMessages(relay)).toHaveLength(0)
+  })
+
+  it('dead-letters a queued message that is not a Segment event instead of retrying it forever', async () => {
+    await enqueueEvents(relay, ['{"type":"track","messageId":"m-1"}'])
+
+    const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+
+    expect(response.batchItemFailures).toEqual([])
+    expect(dlqMessages(relay)[0]?.messageAttributes.reason?.StringValue).toMatch(/not a valid Segment event/)
+    expect(relay.sandbox.received).toHaveLength(0)
+  })
+})
+
+describe('a Courier outage', () => {
+  it('loses nothing: 1,000 events ingested while Courier is down are all delivered when it returns', {
+    timeout: 90_000,
+  }, async () => {
+    // Prepare: Courier down, the relay running as npm start runs it
+    relay.sandbox.setFaults({ outage: true })
+    const ingest = ingestHandlerFor(relay)
+    const events = Array.from({ length: 1_000 }, (_, i) => (i % 3 === 0 ? identify() : track()))
+    const poller = startRelayPoller(relay, { maxConcurrency: 3 })
+    try {
+      // Act: Segment posts 100-event batches during the outage
+      for (let i = 0; i < events.length; i += 100) {
+        const body = JSON.stringify(events.slice(i, i + 100))
+        const answer = await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
+        expect(answer.statusCode).toBe(200)
+      }
+      await until(() => relay.sandbox.received.length > 50, 20_000, 'delivery attempts during the outage')
+      relay.sandbox.setFaults({ outage: false })
+      const recovered = Date.now()
+      const delivered = () => new Set(inbound().map((r) => r.messageId))
+      await until(() => events.every((e) => delivered().has(e.messageId)), 60_000, 'all 1,000 delivered')
+      console.log(`outage test: all 1,000 delivered ${Date.now() - recovered} ms after Courier returned`)
+    } finally {
+      await poller.stop()
+    }
+
+    // Assess
+    const deliveredIds = new Set(inbound().map((r) => r.messageId))
+    expect(events.filter((e) => !deliveredIds.has(e.messageId))).toEqual([])
+    expect(dlqMessages(relay)).toHaveLength(0)
+    expect(relay.sandbox.received.some((r) => r.status === 503)).toBe(true)
+  })
+})
+
+function configWith(env: Record<string, string>) {
+  return parseConfig({ ...relay.env, ...env })
+}
+
+function handlerWithConcurrency(concurrency: number) {
+  return relay.deliver({ config: configWith({ DELIVERY_CONCURRENCY: String(concurrency) }) })
+}

@@ -1,0 +1,370 @@
+import { createServer } from 'node:net'
+import type { SQSClient } from '@aws-sdk/client-sqs'
+import type { APIGatewayProxyEventV2 } from 'aws-lambda'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { parseConfig } from '../../lib/config.ts'
+import { createIngestHandler, type IngestHandlerOptions } from '../../lib/ingest/handler.ts'
+import { createLambdaContext } from '../../lib/local/lambda-context.ts'
+import { createSqsClient } from '../../lib/queue/sqs-client.ts'
+import { createLogger } from '../../lib/telemetry.ts'
+import { deletion, group, identify, segmentRequest, track } from '../support/fixtures.ts'
+import { bodies, clearQueues, receiveAll, startTestQueues, type TestQueues } from '../support/queues.ts'
+
+const SECRET = 'segment-shared-secret'
+const TOKEN = 'ingest-token'
+
+let queues: TestQueues
+
+const envFor = (q: { queueUrl: string; dlqUrl: string }, extra: Record<string, string> = {}) => ({
+  QUEUE_URL: q.queueUrl,
+  DLQ_URL: q.dlqUrl,
+  SEGMENT_SHARED_SECRET: SECRET,
+  INGEST_TOKEN: TOKEN,
+  ...extra,
+})
+
+const handlerWith = (options: Partial<IngestHandlerOptions> & { env?: Record<string, string> } = {}) =>
+  createIngestHandler({
+    config: parseConfig(envFor(queues, options.env)),
+    sqs: options.sqs ?? queues.sqs,
+    logger: createLogger('ingest-test'),
+    ...options,
+  })
+
+const invoke = async (event: APIGatewayProxyEventV2, handler = handlerWith()) => {
+  const response = await handler(event, createLambdaContext('ingest', 6_000))
+  return { status: response.statusCode, body: JSON.parse(response.body ?? 'null') }
+}
+
+/** Counts SendMessageBatch calls made through a real client. */
+const countBatchCalls = (sqs: SQSClient) => {
+  const counter = { calls: 0 }
+  sqs.middlewareStack.add(
+    (next, context) => (args) => {
+      if (context.commandName === 'SendMessageBatchCommand') counter.calls++
+      return next(args)
+    },
+    { step: 'initialize', name: `count-${Math.random()}` },
+  )
+  return counter
+}
+
+beforeAll(async () => {
+  queues = await startTestQueues()
+})
+afterAll(async () => {
+  await queues.stop()
+})
+beforeEach(() => clearQueues(queues))
+
+describe('accepting Segment requests', () => {
+  it('queues a signed single event byte-for-byte, keeping its exact formatting', async () => {
+    // Prepare: spacing and escapes JSON.stringify would not reproduce
+    const event = identify({ traits: { name: 'Zoë \u2603', emoji: '🦄' } })
+    const body = JSON.stringify(event, null, 2).replace('"Zoë', '"Zo\\u00eb')
+
+    // Act
+    const answer = await invoke(segmentRequest(body, { secret: SECRET }))
+
+    // Assess
+    expect(answer).toEqual({ status: 200, body: { accepted: 1, rejected: [] } })
+    expect(bodies(queues, queues.queueUrl)).toEqual([body])
+  })
+
+  it('queues each element of a signed array (signature over the first element) byte-for-byte', async () => {
+    const events = [identify(), track(), group()]
+    const elements = events.map((event) => JSON.stringify(event))
+    const body = `[ ${elements.join(' ,\n ')} ]`
+
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, signed: JSON.stringify(events[0]) }))
+
+    expect(answer.body).toEqual({ accepted: 3, rejected: [] })
+    expect(bodies(queues, queues.queueUrl).sort()).toEqual([...elements].sort())
+  })
+
+  it('queues a {batch: [...]} body and attaches type and messageId attributes', async () => {
+    const events = [track(), identify()]
+    const body = JSON.stringify({ batch: events, sentAt: '2026-11-28T12:00:00Z' })
+
+    const answer = await invoke(segmentRequest(body, { secret: SECRET }))
+    const messages = await receiveAll(queues.sqs, queues.queueUrl)
+
+    expect(answer.body.accepted).toBe(2)
+    expect(messages.map((m) => m.Body).sort()).toEqual(events.map((e) => JSON.stringify(e)).sort())
+    const attributes = messages.map((m) => ({
+      type: m.MessageAttributes?.type?.StringValue,
+      messageId: m.MessageAttributes?.messageId?.StringValue,
+    }))
+    expect(attributes).toEqual(
+      expect.arrayContaining(events.map((e) => ({ type: e.type, messageId: e.messageId }))),
+    )
+  })
+
+  it('accepts a base64-encoded body from API Gateway', async () => {
+    const body = JSON.stringify(track())
+    const event = segmentRequest(body, { token: TOKEN, base64: true })
+    const encoded = event.isBase64Encoded
+
+    const answer = await invoke(event)
+
+    expect(encoded).toBe(true)
+    expect(answer.status).toBe(200)
+    expect(bodies(queues, queues.queueUrl)).toEqual([body])
+  })
+
+  it('takes 4,000 events in exactly 400 SendMessageBatch calls when they fit the byte budget', async () => {
+    const sqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' })
+    const counter = countBatchCalls(sqs)
+    const events = Array.from({ length: 4_000 }, (_, i) => (i % 2 ? track() : identify()))
+    const body = JSON.stringify(events)
+
+    const answer = await invoke(
+      segmentRequest(body, { secret: SECRET, signed: JSON.stringify(events[0]) }),
+      handlerWith({ sqs }),
+    )
+
+    expect(answer.body).toEqual({ accepted: 4_000, rejected: [] })
+    expect(counter.calls).toBe(Math.ceil(4_000 / 10))
+    expect(bodies(queues, queues.queueUrl)).toHaveLength(4_000)
+    sqs.destroy()
+  })
+
+  it('packs by bytes when events are large: a 64 KiB budget holds fewer than 10 of 20 KB events', async () => {
+    const sqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' })
+    const counter = countBatchCalls(sqs)
+    const events = Array.from({ length: 30 }, () => track({ properties: { blob: 'x'.repeat(20_000) } }))
+
+    const answer = await invoke(
+      segmentRequest(JSON.stringify(events), { token: TOKEN }),
+      handlerWith({ sqs, env: { SQS_BATCH_MAX_BYTES: String(64 * 1024) } }),
+    )
+
+    expect(answer.body.accepted).toBe(30)
+    expect(counter.calls).toBe(10) // 3 events of ~20 KB per 64 KiB call
+    sqs.destroy()
+  })
+})
+
+describe('authentication', () => {
+  it.each([
+    ['a wrong signature', { secret: 'not-the-secret' }],
+    ['a signature over other bytes', { secret: SECRET, signed: '{"type":"track"}' }],
+    ['a wrong token', { token: 'guess' }],
+    ['no credentials', {}],
+    ['a valid token beside a wrong signature', { token: TOKEN, headers: { 'x-signature': 'abcd' } }],
+  ])('answers 401 to %s and enqueues nothing', async (_, options) => {
+    const answer = await invoke(segmentRequest(JSON.stringify(track()), options))
+
+    expect(answer.status).toBe(401)
+    expect(answer.body.error).toEqual(expect.any(String))
+    expect(bodies(queues, queues.queueUrl)).toEqual([])
+    expect(bodies(queues, queues.dlqUrl)).toEqual([])
+  })
+
+  it('answers 401, not 400, to an unauthenticated body that is not JSON', async () => {
+    const answer = await invoke(segmentRequest('not json', { secret: 'wrong' }))
+    expect(answer.status).toBe(401)
+  })
+
+  it('accepts a signature over the whole parsed body (the proposed Segment change)', async () => {
+    const events = [track(), track()]
+    const body = `[${events.map((e) => JSON.stringify(e, null, 1)).join(',')}]`
+
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, signed: JSON.stringify(events) }))
+
+    expect(answer.status).toBe(200)
+  })
+
+  it('accepts a bare or Bearer token when only INGEST_TOKEN is configured', async () => {
+    const config = parseConfig({ QUEUE_URL: queues.queueUrl, DLQ_URL: queues.dlqUrl, INGEST_TOKEN: TOKEN })
+    const handler = createIngestHandler({ config, sqs: queues.sqs })
+
+    const bare = await invoke(
+      segmentRequest(JSON.stringify(track()), { headers: { authorization: TOKEN } }),
+      handler,
+    )
+    const bearer = await invoke(segmentRequest(JSON.stringify(track()), { token: TOKEN }), handler)
+
+    expect([bare.status, bearer.status]).toEqual([200, 200])
+  })
+
+  it('is open when neither a secret nor a token is configured (local runs)', async () => {
+    const config = parseConfig({ QUEUE_URL: queues.queueUrl, DLQ_URL: queues.dlqUrl })
+    const handler = createIngestHandler({ config, sqs: queues.sqs })
+
+    const answer = await invoke(segmentRequest(JSON.stringify(track())), handler)
+
+    expect(answer.status).toBe(200)
+  })
+})
+
+describe('bad input', () => {
+  it('answers 400 to a body that is not JSON', async () => {
+    const answer = await invoke(segmentRequest('{"type": "track",', { token: TOKEN }))
+    expect(answer.status).toBe(400)
+    expect(answer.body.error).toMatch(/not valid JSON/)
+  })
+
+  it.each(['', '42', '"text"', 'null'])('answers 400 to %j', async (body) => {
+    const answer = await invoke(segmentRequest(body, { token: TOKEN }))
+    expect(answer.status).toBe(400)
+  })
+
+  it('answers 413 to a body over MAX_BODY_BYTES before parsing it', async () => {
+    const handler = handlerWith({ env: { MAX_BODY_BYTES: '2048' } })
+    const answer = await invoke(
+      segmentRequest(JSON.stringify(track({ pad: 'x'.repeat(3_000) })), { token: TOKEN }),
+      handler,
+    )
+
+    expect(answer.status).toBe(413)
+    expect(bodies(queues, queues.queueUrl)).toEqual([])
+  })
+
+  it('queues the valid events of a mixed request, answers the rest in `rejected`, and keeps them in the DLQ with reasons', async () => {
+    // Prepare
+    const good = [identify(), track()]
+    const bad = [
+      track({ event: undefined }),
+      group({ groupId: '' }),
+      { type: 'launch', messageId: 'm-launch', userId: 'u' },
+      identify({ userId: undefined, anonymousId: undefined }),
+      track({ messageId: 'x'.repeat(101) }),
+      deletion({ userId: undefined }),
+      'not an object',
+    ]
+    const body = JSON.stringify([good[0], ...bad, good[1]])
+
+    // Act
+    const answer = await invoke(segmentRequest(body, { token: TOKEN }))
+    const dead = await receiveAll(queues.sqs, queues.dlqUrl)
+
+    // Assess
+    expect(answer.status).toBe(200)
+    expect(answer.body.accepted).toBe(2)
+    expect(answer.body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 2, 3, 4, 5, 6, 7])
+    expect(answer.body.rejected[0]).toEqual({
+      index: 1,
+      messageId: (bad[0] as { messageId: string }).messageId,
+      error: 'track requires event (a non-empty string)',
+    })
+    expect(answer.body.rejected[2].error).toMatch(/^type must be one of identify, track/)
+    expect(answer.body.rejected[3].error).toBe('userId or anonymousId is required')
+    expect(answer.body.rejected[4].error).toMatch(/at most 100 characters/)
+    expect(answer.body.rejected[5].error).toBe('delete requires userId (a non-empty string)')
+    expect(bodies(queues, queues.queueUrl).sort()).toEqual(good.map((e) => JSON.stringify(e)).sort())
+    expect(dead).toHaveLength(7)
+    const reasons = Object.fromEntries(
+      dead.map((m) => [m.Body, m.MessageAttributes?.reason?.StringValue] as const),
+    )
+    expect(reasons[JSON.stringify(bad[0])]).toBe('track requires event (a non-empty string)')
+    expect(reasons['"not an object"']).toBe('event must be a JSON object')
+    expect(dead.every((m) => m.MessageAttributes?.stage?.StringValue === 'ingest')).toBe(true)
+  })
+
+  it('answers 400 when no event is valid, and still keeps them in the DLQ', async () => {
+    const answer = await invoke(segmentRequest(JSON.stringify([track({ event: '' })]), { token: TOKEN }))
+
+    expect(answer.status).toBe(400)
+    expect(answer.body).toMatchObject({
+      error: 'body holds no valid event',
+      accepted: 0,
+      rejected: [{ index: 0 }],
+    })
+    expect(bodies(queues, queues.dlqUrl)).toHaveLength(1)
+    expect(bodies(queues, queues.queueUrl)).toEqual([])
+  })
+
+  it('rejects an event too large for one message, keeping a truncated copy in the DLQ', async () => {
+    const handler = handlerWith({ env: { SQS_BATCH_MAX_BYTES: '4096' } })
+    const big = track({ properties: { blob: 'y'.repeat(10_000) } })
+    const small = track()
+
+    const answer = await invoke(segmentRequest(JSON.stringify([big, small]), { token: TOKEN }), handler)
+    const [dead] = await receiveAll(queues.sqs, queues.dlqUrl)
+
+    expect(answer.body.accepted).toBe(1)
+    expect(answer.body.rejected).toEqual([
+      {
+        index: 0,
+        messageId: big.messageId,
+        error: expect.stringMatching(/one queue message holds at most 4096/),
+      },
+    ])
+    expect(dead?.MessageAttributes?.truncated?.StringValue).toBe('true')
+    expect(Number(dead?.MessageAttributes?.originalBytes?.StringValue)).toBe(JSON.stringify(big).length)
+  })
+
+  it('escapes characters SQS refuses without changing the event', async () => {
+    const event = track({ properties: { odd: 'a\uFFFFb' } })
+    const body = JSON.stringify(event)
+
+    const answer = await invoke(segmentRequest(body, { token: TOKEN }))
+    const [queued] = bodies(queues, queues.queueUrl)
+
+    expect(answer.status).toBe(200)
+    expect(queued).not.toBe(body)
+    expect(JSON.parse(queued as string)).toEqual(event)
+  })
+})
+
+describe('when SQS fails', () => {
+  it('retries entries SQS failed (throttled) until they land', async () => {
+    // Prepare: a real client whose first SendMessageBatch has two entries throttled, as SQS does under load
+    const sqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' })
+    let throttled = 0
+    sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'SendMessageBatchCommand' || throttled > 0) return next(args)
+        const input = args.input as { Entries: { Id: string }[] }
+        const dropped = input.Entries.splice(0, 2)
+        throttled = dropped.length
+        const result = await next(args)
+        ;(result.output as { Failed?: unknown[] }).Failed = dropped.map((entry) => ({
+          Id: entry.Id,
+          SenderFault: false,
+          Code: 'ThrottlingException',
+          Message: 'Rate exceeded',
+        }))
+        return result
+      },
+      { step: 'initialize', name: 'throttle-two-entries' },
+    )
+    const events = Array.from({ length: 5 }, () => track())
+
+    // Act
+    const answer = await invoke(
+      segmentRequest(JSON.stringify(events), { token: TOKEN }),
+      handlerWith({ sqs }),
+    )
+
+    // Assess
+    expect(throttled).toBe(2)
+    expect(answer.status).toBe(200)
+    expect(bodies(queues, queues.queueUrl).sort()).toEqual(events.map((e) => JSON.stringify(e)).sort())
+    sqs.destroy()
+  })
+
+  it('answers 503 within the deadline when SQS is unreachable', async () => {
+    // Prepare: an endpoint where nothing listens
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number }
+        server.close(() => resolve(port))
+      })
+    })
+    const sqs = createSqsClient({ endpoint: `http://127.0.0.1:${port}`, region: 'us-east-1' })
+    const handler = handlerWith({ sqs, env: { INGEST_DEADLINE_MS: '400' } })
+
+    // Act
+    const started = Date.now()
+    const answer = await invoke(segmentRequest(JSON.stringify(track()), { token: TOKEN }), handler)
+    const elapsed = Date.now() - started
+
+    // Assess: Segment will retry a 503; the answer came in time for Segment's ~5 s wait
+    expect(answer.status).toBe(503)
+    expect(answer.body.error).toMatch(/retry/)
+    expect(elapsed).toBeLessThan(4_000)
+    sqs.destroy()
+  })
+})

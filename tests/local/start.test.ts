@@ -1,0 +1,72 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
+
+/**
+ * `npm start` as a new user runs it: the real entry point in its own process, on free ports,
+ * with a shared secret. A signed event posted to the printed URL reaches the Courier sandbox.
+ */
+
+let child: ChildProcess
+let output = ''
+
+const waitFor = async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> => {
+  const started = Date.now()
+  for (;;) {
+    const match = output.match(pattern)
+    if (match) return match
+    if (Date.now() - started > timeoutMs) throw new Error(`npm start did not print ${pattern}:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+beforeAll(() => {
+  child = spawn(process.execPath, ['lib/local/start.ts'], {
+    cwd: new URL('../..', import.meta.url),
+    env: {
+      ...process.env,
+      PORT: '0',
+      SQS_PORT: '0',
+      COURIER_SANDBOX_PORT: '0',
+      SEGMENT_SHARED_SECRET: 'start-test-secret',
+      COURIER_AUTH_TOKEN: '',
+      COURIER_BASE_URL: '',
+    },
+  })
+  child.stdout?.on('data', (chunk) => {
+    output += chunk
+  })
+  child.stderr?.on('data', (chunk) => {
+    output += chunk
+  })
+})
+
+afterAll(async () => {
+  child.kill('SIGINT')
+  await new Promise((resolve) => child.once('exit', resolve))
+})
+
+it('prints the webhook URL and a signed curl, and delivers a posted event to the sandbox', async () => {
+  // Prepare
+  const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
+  const [, sandbox] = await waitFor(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
+  expect(output).toMatch(/curl -sS -X POST '.*\/segment'[\s\S]*x-signature: [0-9a-f]{40}/)
+  const event = buildTestEvent({ type: 'track' })
+
+  // Act
+  const answer = await sendTestEvent(webhook as string, event, { secret: 'start-test-secret' })
+
+  // Assess
+  expect(answer).toEqual({ status: 200, text: '{"accepted":1,"rejected":[]}' })
+  await waitFor(
+    new RegExp(`courier ← 202 POST /inbound/segment track "Order Completed" .*msg=${event.messageId}`),
+  )
+  const received = (await (await fetch(`${sandbox}/_sandbox/received`)).json()) as { messageId: string }[]
+  expect(received.map((r) => r.messageId)).toContain(event.messageId)
+})
+
+it('refuses an unsigned request with 401', async () => {
+  const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
+  const answer = await sendTestEvent(webhook as string, buildTestEvent(), {})
+  expect(answer.status).toBe(401)
+})

@@ -34,14 +34,20 @@ const stageOf = (file: string): string => {
 }
 
 const relativeImports = (file: string): string[] =>
-  [...readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)].map((match) => match[1] ?? '')
+  [...readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)].map(
+    (match) => match[1] ?? '',
+  )
 
 describe('lib/ layout', () => {
   const files = walk(LIB)
 
   it('has only the stage folders of the pipe', () => {
     const folders = readdirSync(LIB).filter((name) => statSync(path.join(LIB, name)).isDirectory())
-    expect(folders.sort()).toEqual(Object.keys(MAY_IMPORT).filter((stage) => stage !== '.').sort())
+    expect(folders.sort()).toEqual(
+      Object.keys(MAY_IMPORT)
+        .filter((stage) => stage !== '.')
+        .sort(),
+    )
   })
 
   it('imports run one way: no stage imports a later one', () => {

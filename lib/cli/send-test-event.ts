@@ -1,6 +1,5 @@
 import {
   buildTestEvent,
-  type Credentials,
   DEFAULT_USER_ID,
   type SendResult,
   sendTestEvent,

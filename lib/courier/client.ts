@@ -1,5 +1,6 @@
 import ky, { isTimeoutError } from 'ky'
 import pkg from '../../package.json' with { type: 'json' }
+import { endpointClassOf } from './endpoint-class.ts'
 import { classifyError, classifyStatus, type Outcome, readCourierErrorBody } from './outcome.ts'
 import type { CourierRequest } from './routing.ts'
 
@@ -127,7 +128,7 @@ export const createCourierClient = (options: CourierClientOptions): CourierClien
       return {
         status,
         body,
-        outcome: classifyStatus(status, readCourierErrorBody(body), headers),
+        outcome: classifyStatus(status, readCourierErrorBody(body), headers, endpointClassOf(request.path)),
         durationMs: performance.now() - started,
       }
     } catch (error) {

@@ -1,3 +1,4 @@
+import type { EndpointClass } from './endpoint-class.ts'
 import { parseRetryAfter } from './retry-after.ts'
 
 /**
@@ -8,12 +9,21 @@ import { parseRetryAfter } from './retry-after.ts'
  */
 
 export type Outcome =
-  /** 2xx, or 409: Courier dedupes on messageId, so a conflict means it already has the event. */
+  /** 2xx, or 409 on /inbound/*: Courier dedupes on messageId, so there a conflict means it already has the event. */
   | { readonly kind: 'delivered'; readonly status: number }
   /** 429: hold this message and the rest of the batch back, for Retry-After if Courier gave one. */
   | { readonly kind: 'rate-limited'; readonly status: 429; readonly retryAfterSeconds: number | undefined }
-  /** Try again later with backoff: 408, 5xx except 501, 1xx/3xx, timeouts, resets, network failures. */
-  | { readonly kind: 'transient'; readonly status: number | undefined; readonly reason: string }
+  /**
+   * Try again later with backoff: 408, 409 outside /inbound, 5xx except 501, 1xx/3xx, timeouts,
+   * resets, network failures. `retryAfterSeconds` when the answer said when (Courier's SDKs wait
+   * for retry-after-ms / Retry-After on every retried answer, not only 429).
+   */
+  | {
+      readonly kind: 'transient'
+      readonly status: number | undefined
+      readonly reason: string
+      readonly retryAfterSeconds?: number
+    }
   /** The credentials are wrong: retry slowly and log loudly, never drop an event for a config mistake. */
   | { readonly kind: 'auth'; readonly status: 401 | 403; readonly reason: string }
   /** Sending the same request again can never succeed: dead-letter it with the reason. */
@@ -53,7 +63,31 @@ export const readCourierErrorBody = (body: unknown): CourierErrorBody | undefine
 const RETRYABLE_4XX: ReadonlySet<number> = new Set([408, 421, 425])
 
 /**
+ * Courier's own verdict on retrying, from the `x-should-retry` header its SDKs obey before
+ * looking at the status (courier-node `src/client.ts` shouldRetry: "If the server explicitly says
+ * whether or not to retry, obey"; https://github.com/trycourier/courier-node/blob/main/src/client.ts).
+ * Only the exact values `true` and `false` count, as there.
+ */
+export const shouldRetryHeader = (headers: Headers): boolean | undefined => {
+  const value = headers.get('x-should-retry')
+  return value === 'true' ? true : value === 'false' ? false : undefined
+}
+
+/**
  * The meaning of an HTTP answer, by status first and Courier's body only for the reason.
+ *
+ * 409 means two things at Courier (design.md, "What Courier accepts"): on the inbound endpoints
+ * a non-unique messageId, i.e. Courier already took this event (delivered); anywhere else a
+ * concurrent modification conflict, which Courier's SDKs retry ("Retry on lock timeouts",
+ * courier-node `src/client.ts`), so it is transient there: counting it delivered would lose a
+ * tenant or list write without a trace.
+ *
+ * `x-should-retry` (Courier's verdict) overrides the status where it changes the meaning: `false`
+ * turns a transient or rate-limited answer permanent (to the DLQ with the reason), `true` turns a
+ * permanent one transient (retried with backoff). Two deliberate exceptions: a 2xx (or an inbound
+ * 409) is delivered whatever the header says, and 401/403 stay `auth` (retried slowly and logged)
+ * because a wrong token is our configuration mistake and must never cost an event.
+ *
  * Deliberate choices beyond the design table:
  * - any 4xx not named there (410, 415, …) is permanent: a client error says the request is wrong,
  *   and resending identical bytes gives the identical answer; the DLQ keeps it for a redrive;
@@ -66,9 +100,45 @@ export const classifyStatus = (
   status: number,
   body: CourierErrorBody | undefined,
   headers: Headers,
+  endpoint: EndpointClass,
+): Outcome => {
+  const outcome = withShouldRetry(classifyByStatus(status, body, headers, endpoint), status, body, headers)
+  if (outcome.kind !== 'transient' || outcome.status === undefined) return outcome
+  const retryAfterSeconds = parseRetryAfter(headers)
+  return retryAfterSeconds === undefined ? outcome : { ...outcome, retryAfterSeconds }
+}
+
+const withShouldRetry = (
+  byStatus: Outcome,
+  status: number,
+  body: CourierErrorBody | undefined,
+  headers: Headers,
+): Outcome => {
+  const verdict = shouldRetryHeader(headers)
+  if (verdict === undefined || byStatus.kind === 'delivered' || byStatus.kind === 'auth') return byStatus
+  if (verdict && byStatus.kind === 'permanent') {
+    return { kind: 'transient', status, reason: `${byStatus.reason} (x-should-retry: true)` }
+  }
+  if (!verdict && (byStatus.kind === 'transient' || byStatus.kind === 'rate-limited')) {
+    const reason = body?.message ?? `HTTP ${status}`
+    return { kind: 'permanent', status, reason: `${reason} (x-should-retry: false)` }
+  }
+  return byStatus
+}
+
+const classifyByStatus = (
+  status: number,
+  body: CourierErrorBody | undefined,
+  headers: Headers,
+  endpoint: EndpointClass,
 ): Outcome => {
   const reason = body?.message ?? `HTTP ${status}`
-  if ((status >= 200 && status <= 299) || status === 409) return { kind: 'delivered', status }
+  if (status >= 200 && status <= 299) return { kind: 'delivered', status }
+  if (status === 409) {
+    return endpoint === 'inbound'
+      ? { kind: 'delivered', status }
+      : { kind: 'transient', status, reason: `${reason} (concurrent modification conflict)` }
+  }
   if (status === 429) return { kind: 'rate-limited', status, retryAfterSeconds: parseRetryAfter(headers) }
   if (status === 401 || status === 403) return { kind: 'auth', status, reason }
   if (RETRYABLE_4XX.has(status)) return { kind: 'transient', status, reason }

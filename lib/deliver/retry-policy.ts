@@ -7,9 +7,10 @@ import type { Outcome } from '../courier/outcome.ts'
  * record given Courier's answer and how many times SQS has handed the record out.
  *
  * | Courier answer                 | action                                                    |
- * | 2xx, 409 duplicate             | delete                                                    |
+ * | 2xx, 409 on /inbound (duplicate) | delete                                                  |
  * | 429                            | hold it and the rest of the batch: Retry-After, else ≥ 60 s backoff |
- * | 408, 5xx ≠ 501, timeout, reset | retry after full-jitter backoff from the receive count     |
+ * | 408, 409 elsewhere, 5xx ≠ 501, timeout, reset | retry after full-jitter backoff from the receive count, or the answer's Retry-After |
+ * | x-should-retry: true / false   | Courier's verdict, already folded into the outcome (classifyStatus) |
  * | 401, 403                       | retry slowly, never drop (a config mistake)                |
  * | 400, 404, 413, 422, 501        | dead-letter at once with status and reason                 |
  */
@@ -21,6 +22,31 @@ export type Decision =
   | { readonly action: 'delete' }
   | { readonly action: 'retry'; readonly delaySeconds: number; readonly holdBatch: boolean }
   | { readonly action: 'dead-letter'; readonly reason: string; readonly status: number }
+
+/**
+ * A short Retry-After is honoured for the first receives; past them the backoff becomes a floor,
+ * so a storm of "retry after 1 s" cannot use up maxReceiveCount in minutes and push events into
+ * the DLQ: the retry window stays days long whatever Courier says. Capped at
+ * RETRY_AFTER_MAX_SECONDS.
+ */
+const honouredRetryAfter = (
+  retryAfterSeconds: number,
+  receiveCount: number,
+  retry: Config['retry'],
+  random: Random,
+): number => {
+  const retryAfter = Math.min(retry.retryAfterMaxSeconds, Math.max(1, Math.ceil(retryAfterSeconds)))
+  const floor =
+    receiveCount > RETRY_AFTER_HONOURED_RECEIVES
+      ? retryDelaySeconds(
+          receiveCount - RETRY_AFTER_HONOURED_RECEIVES,
+          retry.baseSeconds,
+          retry.maxSeconds,
+          random,
+        )
+      : 0
+  return Math.max(retryAfter, floor)
+}
 
 export const decide = (
   outcome: Outcome,
@@ -42,28 +68,21 @@ export const decide = (
           holdBatch: true,
         }
       }
-      // A short Retry-After is honoured for the first receives; past them the backoff becomes a
-      // floor, so a storm of "retry after 1 s" cannot use up maxReceiveCount in minutes and push
-      // events into the DLQ: the retry window stays days long whatever Courier says.
-      const retryAfter = Math.min(
-        retry.retryAfterMaxSeconds,
-        Math.max(1, Math.ceil(outcome.retryAfterSeconds)),
-      )
-      const floor =
-        receiveCount > RETRY_AFTER_HONOURED_RECEIVES
-          ? retryDelaySeconds(
-              receiveCount - RETRY_AFTER_HONOURED_RECEIVES,
-              retry.baseSeconds,
-              retry.maxSeconds,
-              random,
-            )
-          : 0
-      return { action: 'retry', delaySeconds: Math.max(retryAfter, floor), holdBatch: true }
-    }
-    case 'transient':
       return {
         action: 'retry',
-        delaySeconds: retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random),
+        delaySeconds: honouredRetryAfter(outcome.retryAfterSeconds, receiveCount, retry, random),
+        holdBatch: true,
+      }
+    }
+    case 'transient':
+      // Courier's SDKs wait for retry-after-ms / Retry-After on any retried answer (courier-node
+      // src/client.ts retryRequest); without one, the backoff.
+      return {
+        action: 'retry',
+        delaySeconds:
+          outcome.retryAfterSeconds === undefined
+            ? retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random)
+            : honouredRetryAfter(outcome.retryAfterSeconds, receiveCount, retry, random),
         holdBatch: false,
       }
     case 'auth':

@@ -156,7 +156,13 @@ describe('every Courier answer is an outcome, made in exactly one attempt', () =
     const result = await clientFor().send(inbound(identify()), { deadline: FAR() })
 
     expect(stub.requests).toHaveLength(1)
-    expect(result.outcome).toEqual({ kind: 'transient', status, reason: 'Internal error' })
+    // The wait is the queue's to honour (retryAfterSeconds), never a retry inside the client.
+    expect(result.outcome).toEqual({
+      kind: 'transient',
+      status,
+      reason: 'Internal error',
+      retryAfterSeconds: 1,
+    })
   })
 
   it("501: permanent with Courier's message", async () => {
@@ -184,6 +190,36 @@ describe('every Courier answer is an outcome, made in exactly one attempt', () =
 
     expect(stub.requests).toHaveLength(1)
     expect(result.outcome).toEqual({ kind: 'delivered', status: 409 })
+  })
+
+  it('409 on a tenant write: transient (a concurrent modification conflict, retried)', async () => {
+    stub.handle(reply(409, { message: 'Conflict', type: 'invalid_request_error' }))
+
+    const result = await clientFor().send(
+      { method: 'PUT', path: '/tenants/acme', body: { name: 'Acme' } },
+      { deadline: FAR() },
+    )
+
+    expect(stub.requests).toHaveLength(1)
+    expect(result.outcome).toEqual({
+      kind: 'transient',
+      status: 409,
+      reason: 'Conflict (concurrent modification conflict)',
+    })
+  })
+
+  it('x-should-retry from Courier overrides the status: false on a 500, true on a 400', async () => {
+    stub.handle(reply(500, { message: 'boom' }, { 'x-should-retry': 'false' }))
+    const never = await clientFor().send(inbound(identify()), { deadline: FAR() })
+    stub.handle(reply(400, { message: 'not yet' }, { 'x-should-retry': 'true' }))
+    const again = await clientFor().send(inbound(identify()), { deadline: FAR() })
+
+    expect(never.outcome).toEqual({ kind: 'permanent', status: 500, reason: 'boom (x-should-retry: false)' })
+    expect(again.outcome).toEqual({
+      kind: 'transient',
+      status: 400,
+      reason: 'not yet (x-should-retry: true)',
+    })
   })
 
   it.each([401, 403])('%i: auth', async (status) => {

@@ -57,7 +57,7 @@ describe('classifyStatus: the retry policy table of design.md', () => {
     [308, 'transient'],
   ])('HTTP %i is %s', (status, kind) => {
     // Act
-    const outcome = classifyStatus(status, undefined, none)
+    const outcome = classifyStatus(status, undefined, none, 'inbound')
 
     // Assess
     expect(outcome.kind).toBe(kind)
@@ -67,7 +67,7 @@ describe('classifyStatus: the retry policy table of design.md', () => {
   it("uses Courier's message as the reason", () => {
     const message = 'Event Type Unsupported: page'
 
-    const outcome = classifyStatus(501, courier(message), none)
+    const outcome = classifyStatus(501, courier(message), none, 'inbound')
 
     expect(outcome).toEqual({ kind: 'permanent', status: 501, reason: message })
   })
@@ -75,7 +75,7 @@ describe('classifyStatus: the retry policy table of design.md', () => {
   it.each([400, 401, 403, 408, 500, 503])(
     'falls back to "HTTP <status>" without a message (%i)',
     (status) => {
-      const outcome = classifyStatus(status, { type: 'api_error' }, none)
+      const outcome = classifyStatus(status, { type: 'api_error' }, none, 'inbound')
 
       expect(outcome).toMatchObject({ status, reason: `HTTP ${status}` })
     },
@@ -86,21 +86,84 @@ describe('classifyStatus: the retry policy table of design.md', () => {
       429,
       courier('Too many', 'rate_limit_error'),
       new Headers({ 'retry-after': '30' }),
+      'inbound',
     )
 
     expect(outcome).toEqual({ kind: 'rate-limited', status: 429, retryAfterSeconds: 30 })
   })
 
   it('leaves retryAfterSeconds undefined on a 429 without (valid) advice', () => {
-    const outcome = classifyStatus(429, undefined, new Headers({ 'retry-after': 'whenever' }))
+    const outcome = classifyStatus(429, undefined, new Headers({ 'retry-after': 'whenever' }), 'inbound')
 
     expect(outcome).toEqual({ kind: 'rate-limited', status: 429, retryAfterSeconds: undefined })
   })
 
-  it('ignores Retry-After on answers that are not 429', () => {
-    const outcome = classifyStatus(503, undefined, new Headers({ 'retry-after': '30' }))
+  it("carries Retry-After on a transient answer too, as Courier's SDKs wait for it on every retry", () => {
+    const outcome = classifyStatus(503, undefined, new Headers({ 'retry-after': '30' }), 'inbound')
 
-    expect(outcome).toEqual({ kind: 'transient', status: 503, reason: 'HTTP 503' })
+    expect(outcome).toEqual({ kind: 'transient', status: 503, reason: 'HTTP 503', retryAfterSeconds: 30 })
+  })
+
+  it('ignores Retry-After on a permanent answer', () => {
+    const outcome = classifyStatus(400, undefined, new Headers({ 'retry-after': '30' }), 'inbound')
+
+    expect(outcome).toEqual({ kind: 'permanent', status: 400, reason: 'HTTP 400' })
+  })
+})
+
+describe('409 means two things', () => {
+  it('on /inbound/* it is a duplicate messageId: delivered', () => {
+    const outcome = classifyStatus(409, courier('Conflict'), none, 'inbound')
+
+    expect(outcome).toEqual({ kind: 'delivered', status: 409 })
+  })
+
+  it.each(['tenants', 'lists', 'profiles'] as const)(
+    'on %s it is a concurrent modification conflict: transient (retried)',
+    (endpoint) => {
+      const outcome = classifyStatus(409, courier('Conflict'), none, endpoint)
+
+      expect(outcome).toEqual({
+        kind: 'transient',
+        status: 409,
+        reason: 'Conflict (concurrent modification conflict)',
+      })
+    },
+  )
+})
+
+describe("x-should-retry: Courier's own verdict overrides the status", () => {
+  const verdict = (value: string) => new Headers({ 'x-should-retry': value })
+
+  it.each([500, 503, 408, 429])('false on a %i: permanent (dead-lettered)', (status) => {
+    const outcome = classifyStatus(status, courier('no'), verdict('false'), 'inbound')
+
+    expect(outcome).toEqual({ kind: 'permanent', status, reason: 'no (x-should-retry: false)' })
+  })
+
+  it.each([400, 404, 422, 501])('true on a %i: transient (retried)', (status) => {
+    const outcome = classifyStatus(status, courier('later'), verdict('true'), 'inbound')
+
+    expect(outcome).toEqual({ kind: 'transient', status, reason: 'later (x-should-retry: true)' })
+  })
+
+  it('true on a 409 outside /inbound keeps it transient, false makes it permanent', () => {
+    expect(classifyStatus(409, undefined, verdict('true'), 'tenants').kind).toBe('transient')
+    expect(classifyStatus(409, undefined, verdict('false'), 'tenants').kind).toBe('permanent')
+  })
+
+  it.each([
+    [202, 'false', 'delivered'],
+    [409, 'false', 'delivered'],
+    [401, 'false', 'auth'],
+    [403, 'true', 'auth'],
+  ] as const)('does not override %i with %s (stays %s)', (status, value, kind) => {
+    expect(classifyStatus(status, undefined, verdict(value), 'inbound').kind).toBe(kind)
+  })
+
+  it('ignores values other than exactly true or false, as the SDK does', () => {
+    expect(classifyStatus(500, undefined, verdict('TRUE'), 'inbound').kind).toBe('transient')
+    expect(classifyStatus(400, undefined, verdict('yes'), 'inbound').kind).toBe('permanent')
   })
 })
 
@@ -199,7 +262,7 @@ describe('classifyError: anything else is a bug and is thrown back unchanged', (
 describe('CourierError: an outcome that was not delivered, as an error', () => {
   it("carries the outcome, status and Courier's message and type", () => {
     // Prepare
-    const outcome = classifyStatus(501, courier('Event Type Unsupported: page'), none)
+    const outcome = classifyStatus(501, courier('Event Type Unsupported: page'), none, 'inbound')
     if (outcome.kind === 'delivered') throw new Error('unreachable')
 
     // Act

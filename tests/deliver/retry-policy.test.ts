@@ -11,6 +11,17 @@ describe('retry policy (design.md table)', () => {
     expect(decide({ kind: 'delivered', status }, 1, retry, mid)).toEqual({ action: 'delete' })
   })
 
+  it('waits for the Retry-After of a transient answer (capped), without holding the batch', () => {
+    const outcome = { kind: 'transient', status: 503, reason: 'HTTP 503', retryAfterSeconds: 42.5 } as const
+    expect(decide(outcome, 1, retry, () => 1)).toEqual({
+      action: 'retry',
+      delaySeconds: 43,
+      holdBatch: false,
+    })
+    const huge = { ...outcome, retryAfterSeconds: 10 ** 6 }
+    expect(decide(huge, 1, retry, mid)).toMatchObject({ delaySeconds: retry.retryAfterMaxSeconds })
+  })
+
   it('holds the batch for Retry-After on a 429, capped', () => {
     const outcome = { kind: 'rate-limited', status: 429, retryAfterSeconds: 12.2 } as const
     expect(decide(outcome, 1, retry, mid)).toEqual({ action: 'retry', delaySeconds: 13, holdBatch: true })

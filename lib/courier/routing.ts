@@ -7,7 +7,7 @@ import type { SegmentEvent, SegmentEventType } from '../segment/event.ts'
  */
 
 export interface CourierRequest {
-  readonly method: 'POST' | 'PUT' | 'DELETE'
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
   /** Relative to the Courier base URL, every id segment already percent-encoded. */
   readonly path: string
   /** Sent as JSON; absent means no body and no Content-Type. */
@@ -17,6 +17,17 @@ export interface CourierRequest {
    * numbers beyond 2^53 and key order reach Courier untouched by a parse/stringify round trip.
    */
   readonly rawBody?: string
+  /**
+   * A read-modify-write of a tenant (`PUT /tenants/{id}` replaces the whole tenant): the worker
+   * first GETs `path`, then PUTs mergeTenant(answer, traits, fallbackName) (lib/courier/tenant.ts);
+   * a 404 on the GET means there is none yet and it is created. `body` is then unused.
+   */
+  readonly tenantMerge?: { readonly traits: Record<string, unknown>; readonly fallbackName: string }
+  /**
+   * One step of removing a person: attempted whatever the other steps answered, and a 404 means
+   * the thing is already gone (done). The record is done when every step is.
+   */
+  readonly deletion?: true
 }
 
 /** An event Courier has no use for, with the reason the worker counts and logs it under. */
@@ -55,32 +66,54 @@ const inbound: Route = (event) => [inboundRequest(event)]
 /**
  * Courier ignores group calls on /inbound/segment, so with groupTenants a group also upserts the
  * tenant and, for a known user, the membership. The tenant comes first: the membership refers to it.
+ * The tenant write is a read-modify-write (see CourierRequest.tenantMerge): `PUT /tenants/{id}`
+ * replaces the whole tenant, and a group call must never wipe its brand, parent, preferences,
+ * user profile or other properties. https://www.courier.com/docs/reference/tenants/put/
+ * The membership `PUT /users/{user_id}/tenants/{tenant_id}` carries a JSON body as the spec
+ * defines it (`{profile?: object}`, courier-node `src/resources/users/tenants.ts` addSingle);
+ * `profile` is left out: a group call has no tenant-specific user profile to give, and sending
+ * an empty one could replace one set elsewhere.
  * Without an addressable groupId only the inbound call is made (Courier answers it, with a 400 if
  * groupId is missing): the tenant mirror is an extra, left out rather than sent to a wrong path.
- * https://www.courier.com/docs/reference/tenants/put/
  */
 const inboundAndTenant: Route = (event, options) => {
   const tenant = segment(event.groupId)
   if (!options.groupTenants || tenant === undefined) return [inboundRequest(event)]
   const traits = event.traits ?? {}
-  // A tenant needs a name: Segment's conventional `traits.name` when it is a usable string, else the id.
-  const name = typeof traits.name === 'string' && traits.name !== '' ? traits.name : event.groupId
   const user = segment(event.userId)
   return [
     inboundRequest(event),
-    { method: 'PUT', path: `/tenants/${tenant}`, body: { name, properties: traits } },
-    ...(user === undefined ? [] : [{ method: 'PUT', path: `/users/${user}/tenants/${tenant}` } as const]),
+    {
+      method: 'PUT',
+      path: `/tenants/${tenant}`,
+      tenantMerge: { traits, fallbackName: event.groupId as string },
+    },
+    ...(user === undefined
+      ? []
+      : [{ method: 'PUT', path: `/users/${user}/tenants/${tenant}`, body: {} } as const]),
   ]
 }
 
-/** A Segment user-deletion request deletes the Courier profile. https://www.courier.com/docs/reference/profiles/delete/ */
-const deleteProfile: Route = (event) => {
+/**
+ * A Segment user-deletion request removes the person from Courier: every list subscription
+ * (`DELETE /profiles/{id}/lists`), every tenant membership (`DELETE /users/{id}/tenants`), then
+ * the profile itself (`DELETE /profiles/{id}`, 204), last so nothing refers to a profile already
+ * gone. Each step is attempted whatever the others answer and is idempotent (a 404 is "already
+ * gone"), so a retry of the record repeats only harmless deletes.
+ * https://www.courier.com/docs/reference/profiles/delete/ ; courier-node
+ * `src/resources/profiles/lists.ts` delete, `src/resources/users/tenants.ts` removeAll.
+ */
+const deletePerson: Route = (event) => {
   const user = segment(event.userId)
   return user === undefined
     ? {
         skip: `delete event without a usable userId (${JSON.stringify(event.userId) ?? 'none'}): no Courier profile to delete`,
       }
-    : [{ method: 'DELETE', path: `/profiles/${user}` }]
+    : [
+        { method: 'DELETE', path: `/profiles/${user}/lists`, deletion: true },
+        { method: 'DELETE', path: `/users/${user}/tenants`, deletion: true },
+        { method: 'DELETE', path: `/profiles/${user}`, deletion: true },
+      ]
 }
 
 /** Courier answers 501 "Event Type Unsupported" for these, so sending them would only fill the DLQ. */
@@ -92,7 +125,7 @@ export const ROUTES = {
   identify: inbound,
   track: inbound,
   group: inboundAndTenant,
-  delete: deleteProfile,
+  delete: deletePerson,
   page: unsupported,
   screen: unsupported,
   alias: unsupported,

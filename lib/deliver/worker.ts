@@ -4,10 +4,11 @@ import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import type { Config } from '../config.ts'
-import type { CourierClient } from '../courier/client.ts'
+import type { CourierClient, SendResult } from '../courier/client.ts'
 import { CourierError } from '../courier/courier-error.ts'
 import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
-import { routeEvent } from '../courier/routing.ts'
+import { type CourierRequest, routeEvent } from '../courier/routing.ts'
+import { mergeTenant } from '../courier/tenant.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
@@ -82,24 +83,92 @@ const eventOf = (record: SQSRecord): SegmentEvent | undefined => {
   return 'event' in parsed ? parsed.event : undefined
 }
 
-/** Sends every Courier request the event routes to, in order; the first one not delivered decides. */
+interface Sent {
+  readonly outcome: Outcome
+  readonly error: CourierError | undefined
+}
+
+const DELIVERED: Sent = { outcome: { kind: 'delivered', status: 202 }, error: undefined }
+
+/** A failed answer, its reason naming the call when it was not the inbound one (a DLQ reader needs to know which). */
+const failure = (request: CourierRequest, result: SendResult): Sent => {
+  const named =
+    request.path === '/inbound/segment' ||
+    result.outcome.kind === 'delivered' ||
+    result.outcome.kind === 'rate-limited'
+      ? result.outcome
+      : { ...result.outcome, reason: `${result.outcome.reason} (${request.method} ${request.path})` }
+  const { message, type } = readCourierErrorBody(result.body) ?? {}
+  return {
+    outcome: named,
+    error:
+      named.kind === 'delivered'
+        ? undefined
+        : new CourierError(named, { courierMessage: message, courierType: type, cause: result.cause }),
+  }
+}
+
+/** Which failure of several decides the record: one that says "later" wins over one that says "never". */
+const SEVERITY: Readonly<Record<Outcome['kind'], number>> = {
+  'rate-limited': 0,
+  transient: 1,
+  auth: 2,
+  permanent: 3,
+  delivered: 4,
+}
+
+/**
+ * One routed call. A tenant upsert is a read-modify-write (CourierRequest.tenantMerge): GET, merge,
+ * PUT; a 404 on the GET means there is no tenant yet. A 409 on the PUT (someone else changed the
+ * tenant meanwhile) is transient, so the record comes back and the next attempt reads again.
+ */
+const sendStep = async (
+  deps: DeliverDeps,
+  request: CourierRequest,
+  event: SegmentEvent,
+  rawEvent: string,
+  deadline: number,
+): Promise<Sent> => {
+  let call: CourierRequest = request
+  if (request.tenantMerge !== undefined) {
+    const read: CourierRequest = { method: 'GET', path: request.path }
+    await deps.pacer.acquire()
+    const current = await deps.courier.send(read, { deadline })
+    if (current.status !== 404 && current.outcome.kind !== 'delivered') return failure(read, current)
+    const { traits, fallbackName } = request.tenantMerge
+    const body = mergeTenant(current.status === 404 ? undefined : current.body, traits, fallbackName)
+    call = { method: 'PUT', path: request.path, body }
+  } else if (request.body === event) {
+    // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
+    call = { ...request, rawBody: rawEvent }
+  }
+  await deps.pacer.acquire()
+  const result = await deps.courier.send(call, { deadline })
+  // Removing what is already gone is done.
+  if (request.deletion === true && result.status === 404) return DELIVERED
+  return result.outcome.kind === 'delivered' ? DELIVERED : failure(call, result)
+}
+
+/**
+ * Sends every Courier request the event routes to, in order. The first one not delivered decides,
+ * except for the steps of a deletion: each is attempted whatever the others answered, and the
+ * record is done when all are (else the most retryable failure decides: a retry repeats only
+ * idempotent deletes).
+ */
 const sendAll = async (deps: DeliverDeps, event: SegmentEvent, rawEvent: string, deadline: number) => {
   const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants })
   if ('skip' in route) return { skipped: route.skip }
+  const failures: Sent[] = []
   for (const request of route) {
-    await deps.pacer.acquire()
-    // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
-    const exact = request.body === event ? { ...request, rawBody: rawEvent } : request
-    const { outcome, body, cause } = await deps.courier.send(exact, { deadline })
-    if (outcome.kind !== 'delivered') {
-      const { message, type } = readCourierErrorBody(body) ?? {}
-      return {
-        outcome,
-        error: new CourierError(outcome, { courierMessage: message, courierType: type, cause }),
-      }
-    }
+    const sent = await sendStep(deps, request, event, rawEvent, deadline)
+    if (sent.outcome.kind === 'delivered') continue
+    if (request.deletion !== true) return sent
+    failures.push(sent)
   }
-  return { outcome: { kind: 'delivered', status: 202 } as Outcome, error: undefined }
+  if (failures.length === 0) return DELIVERED
+  return failures.reduce((worst, next) =>
+    SEVERITY[next.outcome.kind] < SEVERITY[worst.outcome.kind] ? next : worst,
+  )
 }
 
 const deadLetter = async (

@@ -27,13 +27,17 @@ describe('routeEvent: what Courier receives for each Segment type', () => {
     expect(event).toEqual(snapshot)
   })
 
-  it('delete deletes the Courier profile of userId', () => {
+  it('delete removes the person: list subscriptions, tenant memberships, then the profile, each a step of its own', () => {
     const event = asEvent(deletion({ userId: 'user-42' }))
 
     const route = routeEvent(event, off)
 
-    expect(route).toEqual([{ method: 'DELETE', path: '/profiles/user-42' }])
-    expect((route as CourierRequest[])[0]).not.toHaveProperty('body')
+    expect(route).toEqual([
+      { method: 'DELETE', path: '/profiles/user-42/lists', deletion: true },
+      { method: 'DELETE', path: '/users/user-42/tenants', deletion: true },
+      { method: 'DELETE', path: '/profiles/user-42', deletion: true },
+    ])
+    for (const request of route as CourierRequest[]) expect(request).not.toHaveProperty('body')
   })
 
   it('skips a delete without userId instead of guessing a profile', () => {
@@ -86,25 +90,19 @@ describe('routeEvent: group with groupTenants', () => {
       {
         method: 'PUT',
         path: '/tenants/acme',
-        body: { name: 'Acme Inc', properties: { name: 'Acme Inc', plan: 'pro' } },
+        tenantMerge: { traits: { name: 'Acme Inc', plan: 'pro' }, fallbackName: 'acme' },
       },
-      { method: 'PUT', path: '/users/user-1/tenants/acme' },
+      { method: 'PUT', path: '/users/user-1/tenants/acme', body: {} },
     ])
     expect((route as CourierRequest[])[0]?.body).toBe(event)
-    expect((route as CourierRequest[])[2]).not.toHaveProperty('body')
+    // A read-modify-write: no body is declared for the tenant, the worker merges one.
+    expect((route as CourierRequest[])[1]).not.toHaveProperty('body')
   })
 
-  it('names the tenant after groupId when traits have no usable name', () => {
-    const cases = [{ plan: 'pro' }, { name: '' }, { name: 42 }, undefined].map((traits) =>
-      routeEvent(asEvent(group({ groupId: 'g-1', traits })), on),
-    )
+  it('merges an absent traits object as no traits, the groupId as the name for a new tenant', () => {
+    const route = routeEvent(asEvent(group({ groupId: 'g-1', traits: undefined })), on) as CourierRequest[]
 
-    expect(cases.map((route) => (route as CourierRequest[])[1]?.body)).toEqual([
-      { name: 'g-1', properties: { plan: 'pro' } },
-      { name: 'g-1', properties: { name: '' } },
-      { name: 'g-1', properties: { name: 42 } },
-      { name: 'g-1', properties: {} },
-    ])
+    expect(route[1]?.tenantMerge).toEqual({ traits: {}, fallbackName: 'g-1' })
   })
 
   it('adds no membership for an anonymous group call', () => {
@@ -143,13 +141,17 @@ describe('routeEvent: ids are percent-encoded path segments', () => {
     const groupRoute = routeEvent(groupEvent, on) as CourierRequest[]
 
     // Assess
-    expect(deleteRoute[0]?.path).toBe(`/profiles/${encoded}`)
+    expect(deleteRoute.map((request) => request.path)).toEqual([
+      `/profiles/${encoded}/lists`,
+      `/users/${encoded}/tenants`,
+      `/profiles/${encoded}`,
+    ])
     expect(groupRoute.slice(1).map((request) => request.path)).toEqual([
       `/tenants/${encoded}`,
       `/users/${encoded}/tenants/${encoded}`,
     ])
-    // The tenant body keeps the id as it was; only paths are encoded.
-    expect(groupRoute[1]?.body).toMatchObject({ name: expect.any(String) })
+    // The tenant's name falls back to the id as it was; only paths are encoded.
+    expect(groupRoute[1]?.tenantMerge?.fallbackName).toBe(id)
   })
 })
 

@@ -47,13 +47,17 @@ describe('routing every event type to Courier', () => {
     expect(JSON.stringify(events[1]).length).toBeGreaterThan(30_000)
   })
 
-  it('turns delete into DELETE /profiles/{userId} and skips page, screen and alias without calling Courier', async () => {
+  it('turns delete into removing the subscriptions, memberships and profile, and skips page, screen and alias without calling Courier', async () => {
     await enqueueEvents(relay, [deletion({ userId: 'user/42 é' }), page(), screen(), alias()])
 
     const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
 
     expect(response.batchItemFailures).toEqual([])
-    expect(relay.sandbox.received.map((r) => `${r.method} ${r.path}`)).toEqual(['DELETE /profiles/user/42 é'])
+    expect(relay.sandbox.received.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'DELETE /profiles/user/42 é/lists',
+      'DELETE /users/user/42 é/tenants',
+      'DELETE /profiles/user/42 é',
+    ])
     expect(queuedMessages(relay)).toHaveLength(0)
     expect(dlqMessages(relay)).toHaveLength(0)
   })
@@ -73,11 +77,12 @@ describe('routing every event type to Courier', () => {
       const calls = withTenants.sandbox.received.map((r) => ({ call: `${r.method} ${r.path}`, body: r.body }))
       expect(calls).toEqual([
         { call: 'POST /inbound/segment', body: expect.objectContaining({ type: 'group', groupId: 'acme' }) },
+        { call: 'GET /tenants/acme', body: undefined },
         {
           call: 'PUT /tenants/acme',
           body: { name: 'Acme Inc', properties: { name: 'Acme Inc', plan: 'enterprise' } },
         },
-        { call: 'PUT /users/u-7/tenants/acme', body: undefined },
+        { call: 'PUT /users/u-7/tenants/acme', body: {} },
       ])
     } finally {
       await withTenants.stop()

@@ -1,31 +1,42 @@
-import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import {
+  answerRoute,
+  clearSandboxState,
+  courierError,
+  createSandboxState,
+  findRoute,
+  isJsonObject,
+  routeNotFound,
+  type SandboxAnswer,
+  type SandboxState,
+  snapshotSandboxState,
+} from './sandbox-courier.ts'
+import {
+  createFaultInjector,
+  FaultKnobError,
+  faultsAsJson,
+  HEALTHY_FAULTS,
+  parseFaults,
+  type SandboxFaults,
+} from './sandbox-faults.ts'
 
 /**
- * A local stand-in for the Courier endpoints the relay calls (design.md, "What Courier
- * accepts"), with fault knobs to rehearse 429 storms, 5xx, slow answers, resets and outages.
- * Tests use it, and `npm start` runs it when no real Courier token is set. Control routes under
- * /_sandbox/ are never faulted, so a person can flip faults with curl while the relay runs.
+ * A local stand-in for Courier's API (design.md, "What Courier accepts"): it keeps the state
+ * Courier keeps (profiles, tenants, memberships, lists and subscriptions; sandbox-courier.ts),
+ * answers as Courier's reference says, and has fault knobs (sandbox-faults.ts). Tests use it, and
+ * `npm start` runs it when no real Courier token is set. Control routes under /_sandbox/ are never
+ * faulted, so a person can flip faults and read the state with curl while the relay runs:
+ *
+ * - `GET /_sandbox/received`: every API request, in order, with the status it got
+ * - `GET /_sandbox/state`: profiles, tenants, memberships, lists with subscriptions, inbound events
+ * - `GET|POST /_sandbox/faults`: read or change knobs (POST: a JSON object of knobs; 400 naming a bad one)
+ * - `POST /_sandbox/reset`: empty the state and the log, knobs back to HEALTHY_FAULTS
  */
 
-export interface SandboxFaults {
-  /** 0..1 share of API requests answered 429. */
-  rateLimitShare: number
-  /** What a 429 carries: nothing, Retry-After seconds, retry-after-ms, or Retry-After as an HTTP date (seconds from now). */
-  retryAfter: 'none' | { seconds: number } | { ms: number } | { date: number }
-  /** 0..1 share answered 500/503 api_error. */
-  serverErrorShare: number
-  /** 0..1 share whose connection is destroyed without an answer. */
-  dropShare: number
-  /** Delay before answering every API request. */
-  latencyMs: number
-  /** Requests per second accepted (a 1-second window); the excess gets 429. */
-  maxRps: number | undefined
-  /** Courier down: every API request gets 503, or with outageMode 'refuse' its connection is destroyed. */
-  outage: boolean
-  outageMode: 'error' | 'refuse'
-}
+export type { SandboxState } from './sandbox-courier.ts'
+export type { FailRule, SandboxFaults } from './sandbox-faults.ts'
+export { HEALTHY_FAULTS } from './sandbox-faults.ts'
 
 export interface ReceivedRequest {
   at: number
@@ -43,7 +54,10 @@ export interface CourierSandbox {
   readonly port: number
   readonly received: ReceivedRequest[]
   readonly delivered: () => ReceivedRequest[]
+  /** Courier's state as the sandbox holds it, to inspect (not to write: use the API). */
+  readonly state: SandboxState
   readonly faults: SandboxFaults
+  /** Applies knobs; throws a FaultKnobError naming an unknown knob or a bad value (nothing applied then). */
   readonly setFaults: (partial: Partial<SandboxFaults>) => void
   readonly reset: () => void
   readonly stop: () => Promise<void>
@@ -55,108 +69,39 @@ export interface SandboxOptions {
   readonly authToken?: string
   readonly log?: (line: string) => void
   readonly random?: () => number
+  /** The clock behind the rate windows and timestamps (ms since the epoch); tests move it. */
+  readonly now?: () => number
 }
 
-export const HEALTHY_FAULTS: Readonly<SandboxFaults> = {
-  rateLimitShare: 0,
-  retryAfter: 'none',
-  serverErrorShare: 0,
-  dropShare: 0,
-  latencyMs: 0,
-  maxRps: undefined,
-  outage: false,
-  outageMode: 'error',
-}
+/**
+ * "The maximum request body size for all Courier API endpoints is 6 MB. Requests that exceed this
+ * limit are rejected with a 413 Payload Too Large response."
+ * https://www.courier.com/docs/reference/api-overview — whether MB means 10^6 or 2^20 bytes is not
+ * said; the sandbox takes the larger (2^20), so it never refuses what Courier might accept.
+ */
+export const MAX_BODY_BYTES = 6 * 1024 * 1024
 
-interface Answer {
-  readonly status: number
-  readonly body?: unknown
-  readonly headers?: Record<string, string>
-}
+/** "Courier keeps idempotency keys for 24 hours." https://www.courier.com/docs/reference/get-started */
+const IDEMPOTENCY_MS = 24 * 60 * 60 * 1_000
 
-type Event = Record<string, unknown>
-
-const error = (status: number, message: string, type: string): Answer => ({ status, body: { message, type } })
-const schemaError = (property: string): Answer =>
-  error(
-    400,
-    JSON.stringify([{ error: ` must have required property '${property}'`, path: '' }]),
-    'invalid_request_error',
-  )
-const isObject = (value: unknown): value is Event =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-
-/** Courier's schema for POST /inbound/segment, as data: what each supported type requires. */
-const INBOUND_REQUIRED: Readonly<Record<string, readonly string[]>> = {
-  identify: ['traits'],
-  track: ['event'],
-  group: ['traits', 'groupId'],
-}
-
-const inbound = (event: unknown): Answer => {
-  if (!isObject(event)) return schemaError('type')
-  const required = INBOUND_REQUIRED[String(event.type)]
-  if (required === undefined)
-    return { status: 501, body: { message: `Event Type Unsupported: ${String(event.type)}` } }
-  if (event.userId === undefined && event.anonymousId === undefined) return schemaError('userId')
-  for (const property of required) if (event[property] === undefined) return schemaError(property)
-  return { status: 202, body: { messageId: `1-${randomBytes(12).toString('hex')}` } }
-}
-
-/** The API routes: method, path pattern, and the answer for a parsed body and path parameters. */
-const ROUTES: readonly {
-  method: string
-  pattern: RegExp
-  answer: (body: unknown, params: string[]) => Answer
-}[] = [
-  { method: 'POST', pattern: /^\/inbound\/segment$/, answer: (body) => inbound(body) },
-  {
-    method: 'DELETE',
-    pattern: /^\/profiles\/([^/]+)$/,
-    answer: () => ({ status: 202, body: { status: 'SUCCESS' } }),
-  },
-  {
-    method: 'POST',
-    pattern: /^\/profiles\/([^/]+)$/,
-    answer: (body) =>
-      isObject(body) && isObject(body.profile)
-        ? { status: 200, body: { status: 'SUCCESS' } }
-        : schemaError('profile'),
-  },
-  {
-    method: 'PUT',
-    pattern: /^\/tenants\/([^/]+)$/,
-    answer: (body, [id]) =>
-      isObject(body) && typeof body.name === 'string'
-        ? { status: 200, body: { id, ...body } }
-        : schemaError('name'),
-  },
-  { method: 'PUT', pattern: /^\/users\/([^/]+)\/tenants\/([^/]+)$/, answer: () => ({ status: 204 }) },
-  { method: 'PUT', pattern: /^\/lists\/([^/]+)\/subscriptions\/([^/]+)$/, answer: () => ({ status: 204 }) },
-  {
-    method: 'DELETE',
-    pattern: /^\/lists\/([^/]+)\/subscriptions\/([^/]+)$/,
-    answer: () => ({ status: 204 }),
-  },
-]
+class BodyTooLarge extends Error {}
 
 const readBody = (request: IncomingMessage): Promise<string> =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
-    request.on('data', (chunk: Buffer) => chunks.push(chunk))
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')))
+    let size = 0
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk)
+    })
+    request.on('end', () =>
+      size > MAX_BODY_BYTES ? reject(new BodyTooLarge()) : resolve(Buffer.concat(chunks).toString('utf8')),
+    )
     request.on('error', reject)
   })
 
-const retryAfterHeaders = (retryAfter: SandboxFaults['retryAfter']): Record<string, string> => {
-  if (retryAfter === 'none') return {}
-  if ('seconds' in retryAfter) return { 'retry-after': String(retryAfter.seconds) }
-  if ('ms' in retryAfter) return { 'retry-after-ms': String(retryAfter.ms) }
-  return { 'retry-after': new Date(Date.now() + retryAfter.date * 1_000).toUTCString() }
-}
-
 const describe = (method: string, path: string, status: number, body: unknown): string => {
-  const event = isObject(body) ? body : {}
+  const event = isJsonObject(body) ? body : {}
   const parts = [`courier ← ${status} ${method} ${path}`]
   if (typeof event.type === 'string') parts.push(event.type)
   if (typeof event.event === 'string') parts.push(JSON.stringify(event.event))
@@ -166,111 +111,132 @@ const describe = (method: string, path: string, status: number, body: unknown): 
   return parts.join(' ')
 }
 
+const respond = (response: ServerResponse, answer: SandboxAnswer) => {
+  const text = answer.body === undefined ? '' : JSON.stringify(answer.body)
+  response.writeHead(answer.status, {
+    ...(answer.body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...answer.headers,
+  })
+  response.end(text)
+}
+
 export const startCourierSandbox = async (options: SandboxOptions = {}): Promise<CourierSandbox> => {
   const random = options.random ?? Math.random
+  const now = options.now ?? Date.now
   const log = options.log ?? (() => undefined)
   const received: ReceivedRequest[] = []
-  const answered = new Map<string, Answer>()
-  const faults: SandboxFaults = { ...HEALTHY_FAULTS }
-  let window = { second: 0, count: 0 }
+  const state = createSandboxState()
+  const faults: SandboxFaults = { ...HEALTHY_FAULTS, failNext: [] }
+  const injector = createFaultInjector(faults, random, now)
+  /** `Idempotency-Key` → the first answer, per endpoint, for POST requests. */
+  const idempotent = new Map<string, { answer: SandboxAnswer; at: number }>()
 
-  const respond = (response: ServerResponse, answer: Answer) => {
-    const text = answer.body === undefined ? '' : JSON.stringify(answer.body)
-    response.writeHead(answer.status, {
-      ...(answer.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...answer.headers,
-    })
-    response.end(text)
+  const setFaults = (partial: Partial<SandboxFaults>) => {
+    Object.assign(faults, parseFaults(partial))
+  }
+  const reset = () => {
+    received.length = 0
+    clearSandboxState(state)
+    idempotent.clear()
+    injector.reset()
+    Object.assign(faults, HEALTHY_FAULTS, { failNext: [] })
   }
 
-  const overLimit = () => {
-    if (faults.maxRps === undefined) return false
-    const second = Math.floor(Date.now() / 1_000)
-    if (second !== window.second) window = { second, count: 0 }
-    window.count++
-    return window.count > faults.maxRps
-  }
-
-  /** The fault this request meets, if any: undefined lets it through to the real route. */
-  const fault = (): Answer | 'drop' | undefined => {
-    if (faults.outage) {
-      return faults.outageMode === 'refuse' ? 'drop' : error(503, 'Service Unavailable', 'api_error')
-    }
-    if (random() < faults.dropShare) return 'drop'
-    if (overLimit() || random() < faults.rateLimitShare) {
-      return {
-        ...error(429, 'Too Many Requests', 'rate_limit_error'),
-        headers: retryAfterHeaders(faults.retryAfter),
-      }
-    }
-    if (random() < faults.serverErrorShare) {
-      return random() < 0.5
-        ? error(500, 'Internal Server Error', 'api_error')
-        : error(503, 'Service Unavailable', 'api_error')
-    }
-    return undefined
-  }
-
-  const control = async (request: IncomingMessage, response: ServerResponse, path: string, text: string) => {
-    if (path === '/_sandbox/received') return respond(response, { status: 200, body: received })
-    if (path === '/_sandbox/reset' && request.method === 'POST') {
-      reset()
-      return respond(response, { status: 200, body: { reset: true } })
-    }
-    if (path === '/_sandbox/faults') {
-      if (request.method === 'POST') {
-        try {
-          setFaults(JSON.parse(text || '{}') as Partial<SandboxFaults>)
-        } catch {
-          return respond(response, error(400, 'faults must be JSON', 'invalid_request_error'))
+  const control = (request: IncomingMessage, response: ServerResponse, path: string, text: string) => {
+    const method = request.method ?? 'GET'
+    const only = (allowed: string, answer: () => SandboxAnswer) =>
+      respond(
+        response,
+        allowed.split('|').includes(method)
+          ? answer()
+          : courierError(405, `${path} takes ${allowed.replace('|', ' or ')}`, 'invalid_request_error'),
+      )
+    if (path === '/_sandbox/received') return only('GET', () => ({ status: 200, body: received }))
+    if (path === '/_sandbox/state')
+      return only('GET', () => ({ status: 200, body: snapshotSandboxState(state) }))
+    if (path === '/_sandbox/reset')
+      return only('POST', () => {
+        reset()
+        return { status: 200, body: { reset: true } }
+      })
+    if (path === '/_sandbox/faults')
+      return only('GET|POST', () => {
+        if (method === 'POST') {
+          let input: unknown
+          try {
+            input = JSON.parse(text || '{}')
+          } catch {
+            return courierError(400, 'faults must be JSON', 'invalid_request_error')
+          }
+          try {
+            setFaults(input as Partial<SandboxFaults>)
+          } catch (cause) {
+            if (cause instanceof FaultKnobError)
+              return courierError(400, cause.message, 'invalid_request_error')
+            throw cause
+          }
         }
-      }
-      return respond(response, { status: 200, body: faults })
-    }
-    respond(response, error(404, 'Not Found', 'invalid_request_error'))
+        return { status: 200, body: faultsAsJson(faults) }
+      })
+    respond(response, courierError(404, `no sandbox control at ${path}`, 'invalid_request_error'))
   }
 
-  const api = async (request: IncomingMessage, response: ServerResponse, path: string, text: string) => {
+  const api = async (
+    request: IncomingMessage,
+    response: ServerResponse,
+    rawPath: string,
+    text: string | BodyTooLarge,
+  ) => {
     const method = request.method ?? 'GET'
     let body: unknown
-    let answer: Answer | 'drop' | undefined
-    try {
-      body = text === '' ? undefined : JSON.parse(text)
-    } catch {
-      answer = error(400, 'Unexpected token in JSON', 'invalid_request_error')
+    let answer: SandboxAnswer | 'drop' | undefined
+    if (text instanceof BodyTooLarge) {
+      answer = courierError(413, 'Payload Too Large', 'invalid_request_error')
+    } else {
+      try {
+        body = text === '' ? undefined : JSON.parse(text)
+      } catch {
+        answer = courierError(400, 'Unexpected token in JSON', 'invalid_request_error')
+      }
     }
     const authorized =
       options.authToken === undefined || request.headers.authorization === `Bearer ${options.authToken}`
-    const event = isObject(body) ? body : {}
-    const messageId = typeof event.messageId === 'string' ? event.messageId : undefined
-    const route = ROUTES.find((r) => r.method === method && r.pattern.test(path))
-    answer ??= authorized ? fault() : error(401, 'Unauthorized', 'authentication_error')
+    const path = decodeURIComponent(rawPath)
+    answer ??= authorized
+      ? injector.decide(method, rawPath)
+      : courierError(401, 'Unauthorized', 'authentication_error')
     if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs))
-    const dedupeKey =
-      route?.pattern.source.includes('inbound') && messageId !== undefined ? messageId : undefined
     if (answer === undefined) {
-      const stored = dedupeKey === undefined ? undefined : answered.get(dedupeKey)
-      if (stored !== undefined) answer = stored
-      else if (route === undefined) answer = error(404, 'Not Found', 'invalid_request_error')
+      // "If you send the same request again with the same key, Courier will give you the same answer
+      // as before, even if it was an error" (POST only; keys kept 24 h; scoped to the endpoint).
+      // https://www.courier.com/docs/reference/get-started
+      const key = request.headers['idempotency-key']
+      const idempotencyKey = method === 'POST' && typeof key === 'string' ? `${rawPath} ${key}` : undefined
+      const stored = idempotencyKey === undefined ? undefined : idempotent.get(idempotencyKey)
+      if (stored !== undefined && now() - stored.at < IDEMPOTENCY_MS) answer = stored.answer
       else {
-        const params = (path.match(route.pattern) ?? []).slice(1).map(decodeURIComponent)
-        answer = route.answer(body, params)
-        if (dedupeKey !== undefined) answered.set(dedupeKey, answer)
+        const found = findRoute(method, rawPath)
+        answer =
+          found === undefined
+            ? routeNotFound()
+            : answerRoute(
+                state,
+                found,
+                { method, body, now: now() },
+                {
+                  maxRecipientsPerCall: faults.maxRecipientsPerCall ?? null,
+                },
+              )
+        if (idempotencyKey !== undefined) idempotent.set(idempotencyKey, { answer, at: now() })
       }
     }
+    const event = isJsonObject(body) ? body : {}
     const status = answer === 'drop' ? 0 : answer.status
-    const record: ReceivedRequest = {
-      at: Date.now(),
-      method,
-      path: decodeURIComponent(path),
-      body,
-      status,
-      authorized,
-    }
-    if (messageId !== undefined) record.messageId = messageId
+    const record: ReceivedRequest = { at: now(), method, path, body, status, authorized }
+    if (typeof event.messageId === 'string') record.messageId = event.messageId
     if (typeof event.type === 'string') record.type = event.type
     received.push(record)
-    log(describe(method, record.path, status, body))
+    log(describe(method, path, status, body))
     if (answer === 'drop') request.socket.destroy()
     else respond(response, answer)
   }
@@ -278,22 +244,18 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
   const server = createServer(async (request, response) => {
     try {
       const path = new URL(request.url ?? '/', 'http://sandbox').pathname
-      const text = await readBody(request)
-      if (path.startsWith('/_sandbox/')) await control(request, response, path, text)
+      const text = await readBody(request).catch((cause: unknown) => {
+        if (cause instanceof BodyTooLarge) return cause
+        throw cause
+      })
+      if (path.startsWith('/_sandbox/'))
+        control(request, response, path, typeof text === 'string' ? text : '')
       else await api(request, response, path, text)
     } catch (cause) {
-      if (!response.headersSent) respond(response, error(500, `sandbox: ${String(cause)}`, 'api_error'))
+      if (!response.headersSent)
+        respond(response, courierError(500, `sandbox: ${String(cause)}`, 'api_error'))
     }
   })
-
-  const setFaults = (partial: Partial<SandboxFaults>) => {
-    Object.assign(faults, partial)
-  }
-  const reset = () => {
-    received.length = 0
-    answered.clear()
-    Object.assign(faults, HEALTHY_FAULTS)
-  }
 
   const host = options.host ?? '127.0.0.1'
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve))
@@ -303,6 +265,7 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     port,
     received,
     delivered: () => received.filter((r) => r.status >= 200 && r.status < 300),
+    state,
     faults,
     setFaults,
     reset,

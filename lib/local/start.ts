@@ -92,7 +92,7 @@ const main = async () => {
 segment-courier-relay is running locally
 
   Segment webhook   POST ${server.url}
-  Courier           ${courierLabel}${sandbox ? `\n  Sandbox controls  ${sandbox.url}/_sandbox/received · POST ${sandbox.url}/_sandbox/faults` : ''}
+  Courier           ${courierLabel}${sandbox ? `\n  Sandbox controls  ${sandbox.url}/_sandbox/received · ${sandbox.url}/_sandbox/state · POST ${sandbox.url}/_sandbox/faults` : ''}
   Embedded SQS      ${queues.endpoint}  (queue ${LOCAL_QUEUE_NAME}, DLQ ${LOCAL_QUEUE_NAME}-dlq)
   Inspect the DLQ   npm run dlq -- --local        Redrive it   npm run redrive -- --local
 ${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}

@@ -59,7 +59,10 @@ export interface CourierSandbox {
   readonly faults: SandboxFaults
   /** Applies knobs; throws a FaultKnobError naming an unknown knob or a bad value (nothing applied then). */
   readonly setFaults: (partial: Partial<SandboxFaults>) => void
+  /** Empties the state and the log and sets every knob back to HEALTHY_FAULTS; requests in flight are forgotten. */
   readonly reset: () => void
+  /** API requests received but not yet answered (e.g. waiting out latencyMs). */
+  readonly inFlight: () => number
   readonly stop: () => Promise<void>
 }
 
@@ -130,11 +133,18 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
   const injector = createFaultInjector(faults, random, now)
   /** `Idempotency-Key` → the first answer, per endpoint, for POST requests. */
   const idempotent = new Map<string, { answer: SandboxAnswer; at: number }>()
+  /** Bumped by reset(): a request still in flight (e.g. waiting out latencyMs) from before it changes nothing and is not logged. */
+  let generation = 0
+  let pending = 0
+  /** Wakes requests waiting out latencyMs early when a reset makes their wait moot. */
+  const waiting = new Set<() => void>()
 
   const setFaults = (partial: Partial<SandboxFaults>) => {
     Object.assign(faults, parseFaults(partial))
   }
   const reset = () => {
+    generation++
+    for (const wake of waiting) wake()
     received.length = 0
     clearSandboxState(state)
     idempotent.clear()
@@ -188,6 +198,7 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     text: string | BodyTooLarge,
   ) => {
     const method = request.method ?? 'GET'
+    const born = generation
     let body: unknown
     let answer: SandboxAnswer | 'drop' | undefined
     if (text instanceof BodyTooLarge) {
@@ -205,7 +216,24 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     answer ??= authorized
       ? injector.decide(method, rawPath)
       : courierError(401, 'Unauthorized', 'authentication_error')
-    if (faults.latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, faults.latencyMs))
+    if (faults.latencyMs > 0) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer)
+          waiting.delete(wake)
+          resolve()
+        }
+        const timer = setTimeout(wake, faults.latencyMs)
+        waiting.add(wake)
+      })
+    }
+    if (born !== generation) {
+      // A reset happened meanwhile: this request belongs to the world before it (a test that ended).
+      return respond(
+        response,
+        courierError(503, 'the sandbox was reset while this request waited', 'api_error'),
+      )
+    }
     if (answer === undefined) {
       // "If you send the same request again with the same key, Courier will give you the same answer
       // as before, even if it was an error" (POST only; keys kept 24 h; scoped to the endpoint).
@@ -248,9 +276,16 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
         if (cause instanceof BodyTooLarge) return cause
         throw cause
       })
-      if (path.startsWith('/_sandbox/'))
+      if (path.startsWith('/_sandbox/')) {
         control(request, response, path, typeof text === 'string' ? text : '')
-      else await api(request, response, path, text)
+      } else {
+        pending++
+        try {
+          await api(request, response, path, text)
+        } finally {
+          pending--
+        }
+      }
     } catch (cause) {
       if (!response.headersSent)
         respond(response, courierError(500, `sandbox: ${String(cause)}`, 'api_error'))
@@ -269,6 +304,7 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     faults,
     setFaults,
     reset,
+    inFlight: () => pending,
     stop: () =>
       new Promise((resolve) => {
         server.closeAllConnections()

@@ -585,6 +585,18 @@ describe('idempotency and the control routes', () => {
     expect(sandbox.faults.conflictShare).toBe(0)
   })
 
+  it('forgets a request still in flight across a reset: it changes nothing and is not logged', async () => {
+    await control('POST', 'faults', { latencyMs: 60_000 })
+    const inFlight = call('POST', '/inbound/segment', identify())
+    while (sandbox.inFlight() === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+
+    sandbox.reset()
+
+    expect((await inFlight).status).toBe(503)
+    expect(sandbox.received).toEqual([])
+    expect(sandbox.state.profiles.size).toBe(0)
+  })
+
   it('answers an unknown API route 404 {message, type}, an unknown control route 404 and a wrong method 405', async () => {
     expect(await call('GET', '/nope')).toMatchObject({ status: 404, json: courierErrorBody })
     expect((await control('GET', 'nope')).status).toBe(404)

@@ -1,3 +1,4 @@
+import { Server } from 'node:net'
 import { type FauxqsServer, startFauxqs } from 'fauxqs'
 import { QUEUE_SETTINGS } from '../queue/settings.ts'
 
@@ -44,9 +45,45 @@ const alignEmulatorWithSqs = () => {
   return emulatorAligned
 }
 
+/** Every local listener binds loopback only: an emulator with no authentication must not face the network. */
+export const LOOPBACK = '127.0.0.1'
+
+let starting: Promise<unknown> = Promise.resolve()
+
+/**
+ * fauxqs 2.4 listens on 0.0.0.0 whatever it is given (dist/app.js: `app.listen({ port, host:
+ * "0.0.0.0" })`; its `host` option only names the host in queue URLs). The one listen call it
+ * makes is bound to loopback instead; starts are serialised so the substitution is only ever in
+ * place for one start, and `listen` is restored before the next.
+ */
+const onLoopback = <T>(start: () => Promise<T>): Promise<T> => {
+  const run = starting.then(async () => {
+    const listen = Server.prototype.listen
+    Server.prototype.listen = function (this: Server, ...args: unknown[]) {
+      const [options] = args
+      if (
+        typeof options === 'object' &&
+        options !== null &&
+        (options as { host?: unknown }).host === '0.0.0.0'
+      ) {
+        Server.prototype.listen = listen
+        return listen.call(this, { ...options, host: LOOPBACK }, ...(args.slice(1) as []))
+      }
+      return listen.apply(this, args as Parameters<typeof listen>)
+    } as typeof listen
+    try {
+      return await start()
+    } finally {
+      Server.prototype.listen = listen
+    }
+  })
+  starting = run.catch(() => undefined)
+  return run
+}
+
 export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise<LocalQueues> => {
   await alignEmulatorWithSqs()
-  const server = await startFauxqs({ port: options.port ?? 0, logger: false })
+  const server = await onLoopback(() => startFauxqs({ port: options.port ?? 0, logger: false }))
   const name = options.name ?? 'segment-courier-relay-events'
   const retention = String(QUEUE_SETTINGS.retentionSeconds)
   const dlq = server.createQueue(`${name}-dlq`, { attributes: { MessageRetentionPeriod: retention } })

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { connect } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
 
@@ -70,3 +72,41 @@ it('refuses an unsigned request with 401', async () => {
   const answer = await sendTestEvent(webhook as string, buildTestEvent(), {})
   expect(answer.status).toBe(401)
 })
+
+/** Whether a TCP connection to host:port is accepted. */
+const accepts = (host: string, port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = connect(port, host)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+
+/** This machine's addresses other than loopback: where the network would reach a listener. */
+const outward = Object.values(networkInterfaces())
+  .flat()
+  .filter((address) => address !== undefined && !address.internal && address.family === 'IPv4')
+  .map((address) => address?.address as string)
+
+it.skipIf(outward.length === 0)(
+  'listens on loopback only: the webhook, the sandbox and the embedded SQS refuse the network',
+  async () => {
+    // Prepare
+    await waitFor(/Ctrl-C stops everything/)
+    const ports = [...output.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]))
+    const listeners = [...new Set(ports)]
+
+    // Act
+    const onLoopback = await Promise.all(listeners.map((port) => accepts('127.0.0.1', port)))
+    const onNetwork = await Promise.all(
+      listeners.flatMap((port) => outward.map((host) => accepts(host, port))),
+    )
+
+    // Assess
+    expect(listeners).toHaveLength(3)
+    expect(onLoopback).toEqual([true, true, true])
+    expect(onNetwork.every((accepted) => !accepted)).toBe(true)
+  },
+)

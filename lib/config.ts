@@ -81,14 +81,24 @@ const present = (env: Env, name: string): string | undefined => {
   return raw === undefined || raw === '' ? undefined : raw
 }
 
-const integer = (env: Env, name: string, fallback: number, min: number, max: number): number => {
+const integerWith = (
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+  allowed: string,
+): number => {
   const raw = present(env, name)
   if (raw === undefined) return fallback
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got "${raw}"`)
+    throw new ConfigError(name, `must be ${allowed}, got "${raw}"`)
   }
   return Number(raw)
 }
+
+const integer = (env: Env, name: string, fallback: number, min: number, max: number): number =>
+  integerWith(env, name, fallback, min, max, `a whole number from ${min} to ${max}`)
 
 const optionalPositive = (env: Env, name: string): number | undefined => {
   const raw = present(env, name)
@@ -234,6 +244,126 @@ export const parseConfig = (env: Env): Config => {
     secretsCacheSeconds: integer(env, 'SECRETS_CACHE_SECONDS', DEFAULTS.SECRETS_CACHE_SECONDS, 0, 86_400),
   }
 }
+
+/**
+ * The Courier API key the deliver function sends, or a ConfigError naming what is missing. The
+ * ingest function never calls Courier, so only deliver (and `npm start`, before it starts
+ * anything) asks for it.
+ */
+export const courierAuthToken = (config: Config): SecretRef => {
+  const ref = config.courier.authToken
+  if (ref !== undefined) return ref
+  throw new ConfigError(
+    'COURIER_AUTH_TOKEN',
+    'is required by the deliver function (the Courier API key; or COURIER_AUTH_TOKEN_PARAMETER)',
+  )
+}
+
+/**
+ * The settings of `npm start` itself: where its listeners bind and how its poller plays Lambda's
+ * SQS event source. Validated with the ranges the deployed system accepts, so a value that works
+ * locally also deploys.
+ */
+export interface LocalConfig {
+  /** The webhook (ingest behind `POST /segment`). 0 picks a free port. */
+  readonly port: number
+  /** The embedded SQS. */
+  readonly sqsPort: number
+  /** The Courier sandbox, when no Courier is configured. */
+  readonly sandboxPort: number
+  /** Records per deliver invocation. */
+  readonly deliverBatchSize: number
+  /** How long one deliver invocation may run, in seconds. */
+  readonly deliverTimeoutSeconds: number
+  /** The events queue's visibility timeout, in seconds. */
+  readonly visibilityTimeoutSeconds: number
+}
+
+/**
+ * `npm start`'s defaults. SQS_PORT is not 4566: that is where LocalStack (and fauxqs's own CLI)
+ * listen, and a relay that cannot start beside them is a poor first hour. The relay's three ports
+ * sit together instead.
+ */
+export const LOCAL_DEFAULTS = {
+  PORT: 3000,
+  COURIER_SANDBOX_PORT: 3001,
+  SQS_PORT: 3002,
+  DELIVER_BATCH_SIZE: 10,
+  DELIVER_TIMEOUT_SECONDS: 60,
+} as const
+
+/**
+ * Lambda's event source hands a function at most 10 records per batch from a FIFO queue, and a
+ * poller receives at most 10 per ReceiveMessage call (MaxNumberOfMessages 1–10).
+ * https://docs.aws.amazon.com/lambda/latest/api/API_CreateEventSourceMapping.html
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html
+ */
+export const MAX_DELIVER_BATCH_SIZE = 10
+/** Lambda's longest function timeout: 900 s. https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html */
+export const LAMBDA_MAX_TIMEOUT_SECONDS = 900
+/**
+ * "Set the queue's visibility timeout to at least six times the function timeout", so Lambda can
+ * retry a throttled batch before the messages reappear.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-lambda-function-trigger.html
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+ */
+export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6
+
+export type LocalPortName = 'PORT' | 'SQS_PORT' | 'COURIER_SANDBOX_PORT'
+
+/** One of `npm start`'s ports, as the CLIs that talk to it read it too. */
+export const localPort = (env: Env, name: LocalPortName): number =>
+  integerWith(
+    env,
+    name,
+    LOCAL_DEFAULTS[name],
+    0,
+    65_535,
+    'a port number from 0 to 65535 (0 picks a free port)',
+  )
+
+export const parseLocalConfig = (env: Env): LocalConfig => {
+  const deliverTimeoutSeconds = integer(
+    env,
+    'DELIVER_TIMEOUT_SECONDS',
+    LOCAL_DEFAULTS.DELIVER_TIMEOUT_SECONDS,
+    1,
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+  )
+  const floor = VISIBILITY_PER_FUNCTION_TIMEOUT * deliverTimeoutSeconds
+  const visibilityTimeoutSeconds = integerWith(
+    env,
+    'VISIBILITY_TIMEOUT_SECONDS',
+    floor,
+    floor,
+    SQS_MAX_VISIBILITY_SECONDS,
+    `a whole number of seconds from ${floor} (${VISIBILITY_PER_FUNCTION_TIMEOUT} × DELIVER_TIMEOUT_SECONDS=${deliverTimeoutSeconds}, as Lambda's SQS event source requires) to ${SQS_MAX_VISIBILITY_SECONDS}`,
+  )
+  return {
+    port: localPort(env, 'PORT'),
+    sqsPort: localPort(env, 'SQS_PORT'),
+    sandboxPort: localPort(env, 'COURIER_SANDBOX_PORT'),
+    deliverBatchSize: integer(
+      env,
+      'DELIVER_BATCH_SIZE',
+      LOCAL_DEFAULTS.DELIVER_BATCH_SIZE,
+      1,
+      MAX_DELIVER_BATCH_SIZE,
+    ),
+    deliverTimeoutSeconds,
+    visibilityTimeoutSeconds,
+  }
+}
+
+/** Every variable parseLocalConfig reads. */
+export const LOCAL_SETTING_NAMES = [
+  'PORT',
+  'SQS_PORT',
+  'COURIER_SANDBOX_PORT',
+  'DELIVER_BATCH_SIZE',
+  'DELIVER_TIMEOUT_SECONDS',
+  'VISIBILITY_TIMEOUT_SECONDS',
+] as const
 
 /** Every variable parseConfig reads, for the README check and for error messages. */
 export const SETTING_NAMES = [

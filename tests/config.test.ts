@@ -1,6 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { DEFAULTS, parseConfig, SETTING_NAMES } from '../lib/config.ts'
+import {
+  courierAuthToken,
+  DEFAULTS,
+  LOCAL_DEFAULTS,
+  LOCAL_SETTING_NAMES,
+  parseConfig,
+  parseLocalConfig,
+  SETTING_NAMES,
+} from '../lib/config.ts'
 import { isConfigError } from '../lib/errors/config-error.ts'
 
 const QUEUES = {
@@ -81,7 +89,68 @@ describe('configuration', () => {
 
   it('documents every setting in the README', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-    const missing = SETTING_NAMES.filter((name) => !readme.includes(`\`${name}\``))
+    const missing = [...SETTING_NAMES, ...LOCAL_SETTING_NAMES].filter(
+      (name) => !readme.includes(`\`${name}\``),
+    )
     expect(missing).toEqual([])
+  })
+
+  it('names the missing Courier key the deliver function needs', () => {
+    const config = parseConfig(QUEUES)
+
+    expect(() => courierAuthToken(config)).toThrow(/^COURIER_AUTH_TOKEN: is required/)
+    expect(courierAuthToken(parseConfig({ ...QUEUES, COURIER_AUTH_TOKEN_PARAMETER: '/p' }))).toEqual({
+      parameter: '/p',
+    })
+  })
+})
+
+describe('npm start settings', () => {
+  const localFailure = (env: Record<string, string>) => {
+    try {
+      parseLocalConfig(env)
+    } catch (error) {
+      if (isConfigError(error)) return { variable: error.variable, message: error.message }
+      throw error
+    }
+    throw new Error('expected a ConfigError')
+  }
+
+  it('defaults to ports clear of LocalStack and a visibility timeout of 6 × the deliver timeout', () => {
+    expect(parseLocalConfig({})).toEqual({
+      port: 3000,
+      sqsPort: 3002,
+      sandboxPort: 3001,
+      deliverBatchSize: 10,
+      deliverTimeoutSeconds: 60,
+      visibilityTimeoutSeconds: 360,
+    })
+    expect(Object.values(LOCAL_DEFAULTS)).not.toContain(4566)
+    expect(parseLocalConfig({ DELIVER_TIMEOUT_SECONDS: '30' }).visibilityTimeoutSeconds).toBe(180)
+    expect(parseLocalConfig({ PORT: '0', SQS_PORT: '0' })).toMatchObject({ port: 0, sqsPort: 0 })
+  })
+
+  it.each([
+    [{ PORT: '70000' }, 'PORT', /port number from 0 to 65535/],
+    [{ SQS_PORT: 'abc' }, 'SQS_PORT', /port number from 0 to 65535 \(0 picks a free port\), got "abc"/],
+    [{ COURIER_SANDBOX_PORT: '-1' }, 'COURIER_SANDBOX_PORT', /port number/],
+    [{ DELIVER_BATCH_SIZE: '0' }, 'DELIVER_BATCH_SIZE', /from 1 to 10, got "0"/],
+    [{ DELIVER_BATCH_SIZE: '11' }, 'DELIVER_BATCH_SIZE', /from 1 to 10, got "11"/],
+    [{ DELIVER_TIMEOUT_SECONDS: '901' }, 'DELIVER_TIMEOUT_SECONDS', /from 1 to 900/],
+    [
+      { VISIBILITY_TIMEOUT_SECONDS: '359' },
+      'VISIBILITY_TIMEOUT_SECONDS',
+      /from 360 \(6 × DELIVER_TIMEOUT_SECONDS=60/,
+    ],
+    [
+      { DELIVER_TIMEOUT_SECONDS: '10', VISIBILITY_TIMEOUT_SECONDS: '59' },
+      'VISIBILITY_TIMEOUT_SECONDS',
+      /from 60 .* to 43200, got "59"/,
+    ],
+  ])('refuses %j naming the variable, the value and what is allowed', (env, variable, message) => {
+    const error = localFailure(env as Record<string, string>)
+    expect(error.variable).toBe(variable)
+    expect(error.message).toMatch(message)
+    expect(error.message.startsWith(`${variable}: `)).toBe(true)
   })
 })

@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { isConfigError } from '../errors/config-error.ts'
 
 /**
  * Flags for the CLIs: parsed with node:util, `--help` prints the usage, a bad flag prints it to
@@ -22,11 +23,19 @@ export const parseFlags = <T extends NonNullable<ParseArgsConfig['options']>>(
   }
 }
 
-/** Runs a CLI's main when the file is executed: failures print one clear line, not a stack. */
+/**
+ * Runs a CLI's main when the file is executed: failures print one clear line, not a stack. A
+ * setting that is wrong (a ConfigError) ends with status 2, as a usage mistake does.
+ */
 export const runCli = async (main: (argv: string[]) => Promise<number>): Promise<void> => {
   try {
     process.exitCode = await main(process.argv.slice(2))
   } catch (error) {
+    if (isConfigError(error)) {
+      console.error(error.message)
+      process.exitCode = 2
+      return
+    }
     const detail =
       (error as { code?: string }).code === 'ECONNREFUSED' ? ' (is `npm start` running? SQS_PORT?)' : ''
     console.error(`error: ${(error as Error).message || String(error)}${detail}`)

@@ -239,7 +239,7 @@ export interface CliIo {
 export const USAGE = `usage: npm run dlq -- [--local | --dlq-url <url>] [--max N] [--json]
 
 Lists dead-lettered events, oldest first, with why each is there, and leaves them all in the DLQ.
-  --local          the queues of \`npm start\` (embedded SQS on SQS_PORT, default 4566)
+  --local          the queues of \`npm start\` (embedded SQS on SQS_PORT, default 3002)
   --dlq-url <url>  the DlqUrl output of the deploy (default: $DLQ_URL)
   --max N          list at most N events (default ${DEFAULT_MAX})
   --json           one JSON line per event, body included (the count goes to stderr)`

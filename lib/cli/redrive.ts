@@ -421,7 +421,7 @@ export const describeRedrive = (result: RedriveResult, region?: string): string[
 export const USAGE = `usage: npm run redrive -- [--local | --dlq-url <url> [--queue-url <url>]]
 
 Moves dead-lettered events back to the events queue (fix what refused them first: \`npm run dlq\`).
-  --local            the queues of \`npm start\` (embedded SQS on SQS_PORT, default 4566)
+  --local            the queues of \`npm start\` (embedded SQS on SQS_PORT, default 3002)
   --dlq-url <url>    the DlqUrl output of the deploy (default: $DLQ_URL)
   --queue-url <url>  where to move them (default: $QUEUE_URL, else the queue the DLQ serves)
 On AWS this starts an SQS message move task; against an emulator (--local, or

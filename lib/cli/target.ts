@@ -1,6 +1,8 @@
+import { LOCAL_DEFAULTS, localPort } from '../config.ts'
+
 /**
  * Where the queues of a local run live, and which queues a CLI works on. `npm start` embeds
- * fauxqs on SQS_PORT (default 4566) with these two queue names; the CLIs' `--local` finds them
+ * fauxqs on SQS_PORT (default 3002, clear of LocalStack's 4566) with these two queue names; the CLIs' `--local` finds them
  * here, so both sides read the same names.
  *
  * The URLs use fauxqs's own form (`sqs.<region>.localhost:<port>`). Such a host name may not
@@ -13,7 +15,7 @@ export class UsageError extends Error {
   override readonly name = 'UsageError'
 }
 
-export const LOCAL_SQS_PORT = 4566
+export const LOCAL_SQS_PORT: number = LOCAL_DEFAULTS.SQS_PORT
 export const LOCAL_QUEUE_NAME = 'segment-courier-relay-events'
 export const LOCAL_DLQ_NAME = `${LOCAL_QUEUE_NAME}-dlq`
 export const LOCAL_REGION = 'us-east-1'
@@ -39,16 +41,8 @@ export const localTarget = (port: number = LOCAL_SQS_PORT): LocalTarget => ({
 
 export type Env = Readonly<Record<string, string | undefined>>
 
-/** SQS_PORT as `npm start` reads it. */
-export const localSqsPort = (env: Env): number => {
-  const raw = env.SQS_PORT?.trim()
-  if (raw === undefined || raw === '') return LOCAL_SQS_PORT
-  const port = Number(raw)
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    throw new Error(`SQS_PORT must be a port number (1-65535), got "${raw}"`)
-  }
-  return port
-}
+/** SQS_PORT as `npm start` reads it (a ConfigError naming it when malformed). */
+export const localSqsPort = (env: Env): number => localPort(env, 'SQS_PORT')
 
 /** An endpoint override the SDK itself honours: the queues are an emulator, not AWS. */
 export const endpointOverride = (env: Env): string | undefined =>

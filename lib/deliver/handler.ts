@@ -6,9 +6,8 @@ import type { SQSClient } from '@aws-sdk/client-sqs'
 import middy from '@middy/core'
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
-import { type Config, parseConfig } from '../config.ts'
+import { type Config, courierAuthToken, parseConfig } from '../config.ts'
 import { type CourierClient, createCourierClient } from '../courier/client.ts'
-import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
@@ -34,13 +33,7 @@ export interface DeliverHandlerOptions {
 export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
 
 const courierFrom = (config: Config): CourierClient => {
-  const ref = config.courier.authToken
-  if (ref === undefined) {
-    throw new ConfigError(
-      'COURIER_AUTH_TOKEN',
-      'is required by the deliver function (or COURIER_AUTH_TOKEN_PARAMETER)',
-    )
-  }
+  const ref = courierAuthToken(config)
   return createCourierClient({
     baseUrl: config.courier.baseUrl,
     timeoutMs: config.courier.timeoutMs,

@@ -77,7 +77,14 @@ export const startLocalServer = async (
       send(response, 500, JSON.stringify({ error: `local server: ${String(error)}` }))
     }
   })
-  await new Promise<void>((resolve) => server.listen(port, host, resolve))
+  // A port already taken is an 'error' event, not a throw: turn it into a rejection the caller can name.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
   const { port: bound } = server.address() as AddressInfo
   return {
     server,

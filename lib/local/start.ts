@@ -1,54 +1,146 @@
 /**
  * `npm start`: the whole relay on one machine. An embedded SQS (events queue + DLQ with the
- * deployed redrive policy), the ingest function behind http://localhost:$PORT/segment, a
+ * deployed redrive policy), the ingest function behind http://127.0.0.1:$PORT/segment, a
  * poller that invokes the deliver function as Lambda's SQS event source does, and Courier:
  * the real API when COURIER_AUTH_TOKEN is set, otherwise a local sandbox that shows what it
  * received. COURIER_BASE_URL always wins. The functions are imported from functions/, with the
  * environment the deployed functions get, so local and deployed behaviour cannot drift.
+ *
+ * Every setting is validated before anything listens: a mistake ends the process with status 2
+ * and one line naming the variable, the value and what is allowed (a ConfigError's message).
+ * Every listener binds 127.0.0.1. The queues live in this process's memory: Ctrl-C drops them.
  */
 
+import { createServer } from 'node:net'
+import {
+  type Config,
+  courierAuthToken,
+  type Env,
+  type LocalConfig,
+  parseConfig,
+  parseLocalConfig,
+} from '../config.ts'
+import { ConfigError, isConfigError } from '../errors/config-error.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { buildTestEvent, curlCommand } from '../segment/test-event.ts'
 import { type CourierSandbox, startCourierSandbox } from './courier-sandbox.ts'
-import { startLocalQueues } from './queues.ts'
+import { LOOPBACK, type LocalQueues, startLocalQueues } from './queues.ts'
 import { startLocalServer } from './server.ts'
 import { type SqsHandler, startPoller } from './sqs-poller.ts'
 
 const SANDBOX_TOKEN = 'sandbox-token'
 const LOCAL_QUEUE_NAME = 'segment-courier-relay-events'
 
-const number = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < 0) {
-    console.error(`${name} must be a whole number, got "${raw}"`)
-    process.exit(2)
+/** A listen failure, named by the variable that moves the port. */
+const portProblem = (variable: string, port: number, error: unknown): unknown => {
+  const code = (error as { code?: string }).code
+  if (code === 'EADDRINUSE') {
+    return new ConfigError(
+      variable,
+      `port ${port} on ${LOOPBACK} is already in use by another program; set ${variable} to a free port (0 picks one), e.g. ${variable}=${port + 10} npm start`,
+    )
   }
-  return value
+  if (code === 'EACCES') {
+    return new ConfigError(
+      variable,
+      `port ${port} needs privileges to listen on; set ${variable} to a port above 1023`,
+    )
+  }
+  return error
 }
 
-const main = async () => {
-  const env = process.env
-  const port = number('PORT', 3000)
-  const queues = await startLocalQueues({
-    port: number('SQS_PORT', 4566),
-    name: LOCAL_QUEUE_NAME,
-    visibilityTimeoutSeconds: number('VISIBILITY_TIMEOUT_SECONDS', 60),
+/**
+ * Fails with a ConfigError when `port` is taken, before anything starts (a sandbox or server that
+ * met a taken port mid-start would leave the others running). Port 0 is always free.
+ */
+const ensureFree = (variable: string, port: number): Promise<void> =>
+  port === 0
+    ? Promise.resolve()
+    : new Promise((resolve, reject) => {
+        const probe = createServer()
+        probe.once('error', (error) => reject(portProblem(variable, port, error)))
+        probe.listen(port, LOOPBACK, () => probe.close(() => resolve()))
+      })
+
+const listening = async <T>(variable: string, port: number, start: () => Promise<T>): Promise<T> => {
+  try {
+    return await start()
+  } catch (error) {
+    throw portProblem(variable, port, error)
+  }
+}
+
+type Courier = { readonly kind: 'sandbox' } | { readonly kind: 'configured'; readonly label: string }
+
+/**
+ * Which Courier the relay talks to, from the environment. COURIER_BASE_URL names a server that
+ * expects a Courier API key like the real one; without a key every request would be refused
+ * (401) and retried for ever, so that mistake is named at start instead.
+ */
+const chooseCourier = (env: Env, config: Config): Courier => {
+  const hasToken = config.courier.authToken !== undefined
+  if (env.COURIER_BASE_URL?.trim()) {
+    if (!hasToken) {
+      throw new ConfigError(
+        'COURIER_AUTH_TOKEN',
+        `is required with COURIER_BASE_URL=${config.courier.baseUrl} (the API key that server expects); unset COURIER_BASE_URL to use the local Courier sandbox`,
+      )
+    }
+    return { kind: 'configured', label: `${config.courier.baseUrl} (COURIER_BASE_URL)` }
+  }
+  if (hasToken) return { kind: 'configured', label: `the real Courier API at ${config.courier.baseUrl}` }
+  return { kind: 'sandbox' }
+}
+
+/** Every setting the relay and its functions read, checked before anything listens. */
+const validate = (env: Env): { local: LocalConfig; config: Config; courier: Courier } => {
+  const local = parseLocalConfig(env)
+  // The functions are given these queue URLs at start; any well-formed URL stands in for them here.
+  const config = parseConfig({
+    ...env,
+    QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}`,
+    DLQ_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-dlq`,
   })
+  const courier = chooseCourier(env, config)
+  if (courier.kind === 'configured') courierAuthToken(config)
+  return { local, config, courier }
+}
+
+/** What Ctrl-C drops: the local queues live in memory. */
+const stillQueued = (queues: LocalQueues): { queued: number; deadLettered: number } => {
+  const count = (name: string) => {
+    const messages = queues.server.inspectQueue(name)?.messages
+    return messages ? messages.ready.length + messages.delayed.length + messages.inflight.length : 0
+  }
+  return { queued: count(LOCAL_QUEUE_NAME), deadLettered: count(`${LOCAL_QUEUE_NAME}-dlq`) }
+}
+
+const main = async (env: NodeJS.ProcessEnv) => {
+  const { local, config, courier } = validate(env)
+  await ensureFree('PORT', local.port)
+  await ensureFree('SQS_PORT', local.sqsPort)
+  if (courier.kind === 'sandbox') await ensureFree('COURIER_SANDBOX_PORT', local.sandboxPort)
+
+  const queues = await listening('SQS_PORT', local.sqsPort, () =>
+    startLocalQueues({
+      port: local.sqsPort,
+      name: LOCAL_QUEUE_NAME,
+      visibilityTimeoutSeconds: local.visibilityTimeoutSeconds,
+    }),
+  )
 
   let sandbox: CourierSandbox | undefined
   let courierLabel: string
-  if (env.COURIER_BASE_URL) {
-    courierLabel = `${env.COURIER_BASE_URL} (COURIER_BASE_URL)`
-  } else if (env.COURIER_AUTH_TOKEN || env.COURIER_AUTH_TOKEN_PARAMETER) {
-    courierLabel = `the real Courier API (${env.COURIER_REGION ?? 'us'} region)`
+  if (courier.kind === 'configured') {
+    courierLabel = courier.label
   } else {
-    sandbox = await startCourierSandbox({
-      port: number('COURIER_SANDBOX_PORT', 3001),
-      authToken: SANDBOX_TOKEN,
-      log: (line) => console.log(line),
-    })
+    sandbox = await listening('COURIER_SANDBOX_PORT', local.sandboxPort, () =>
+      startCourierSandbox({
+        port: local.sandboxPort,
+        authToken: SANDBOX_TOKEN,
+        log: (line) => console.log(line),
+      }),
+    )
     env.COURIER_BASE_URL = sandbox.url
     env.COURIER_AUTH_TOKEN = SANDBOX_TOKEN
     courierLabel = `the local Courier sandbox at ${sandbox.url}`
@@ -68,21 +160,23 @@ const main = async () => {
   // The same entry points Lambda runs, configured from the environment above.
   // One deliver module per concurrent poller, as Lambda runs one per instance: each has its own
   // pacer, clients and caches (a query string makes Node load a separate module instance).
-  const concurrency = number('DELIVER_MAX_CONCURRENCY', 5)
+  const concurrency = config.delivery.eventSourceMaxConcurrency
   const ingest = await import('../../functions/ingest.ts')
   const delivers: { handler: SqsHandler }[] = await Promise.all(
     Array.from({ length: concurrency }, (_, i) => import(`../../functions/deliver.ts?instance=${i}`)),
   )
-  const server = await startLocalServer(ingest.handler, port, env.HOST ?? '127.0.0.1')
+  const server = await listening('PORT', local.port, () =>
+    startLocalServer(ingest.handler, local.port, LOOPBACK),
+  )
   const poller = startPoller({
     sqs: createSqsClient({ endpoint: queues.endpoint }),
     queueUrl: queues.queueUrl,
     queueArn: queues.queueArn,
     handler: delivers.map((deliver) => deliver.handler),
-    batchSize: number('DELIVER_BATCH_SIZE', 10),
+    batchSize: local.deliverBatchSize,
     maxConcurrency: concurrency,
     waitTimeSeconds: 20,
-    functionTimeoutMs: number('DELIVER_TIMEOUT_SECONDS', 60) * 1_000,
+    functionTimeoutMs: local.deliverTimeoutSeconds * 1_000,
   })
 
   const secret = env.SEGMENT_SHARED_SECRET
@@ -93,14 +187,14 @@ segment-courier-relay is running locally
 
   Segment webhook   POST ${server.url}
   Courier           ${courierLabel}${sandbox ? `\n  Sandbox controls  ${sandbox.url}/_sandbox/received · ${sandbox.url}/_sandbox/state · POST ${sandbox.url}/_sandbox/faults` : ''}
-  Embedded SQS      ${queues.endpoint}  (queue ${LOCAL_QUEUE_NAME}, DLQ ${LOCAL_QUEUE_NAME}-dlq)
+  Embedded SQS      ${queues.endpoint}  (queue ${LOCAL_QUEUE_NAME}, DLQ ${LOCAL_QUEUE_NAME}-dlq, in memory)
   Inspect the DLQ   npm run dlq -- --local        Redrive it   npm run redrive -- --local
 ${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
-Send a${secret ? ' signed' : 'n'} test event:
+Send a ${secret ? 'signed ' : ''}test event (or run \`npm run send-test-event\` in another terminal):
 
 ${curlCommand(server.url, secret, sample, token)}
 
-Ctrl-C stops everything.
+Ctrl-C stops everything; the queues live in memory, so events still queued are dropped.
 `)
 
   let stopping = false
@@ -110,6 +204,10 @@ Ctrl-C stops everything.
     console.log('\nstopping…')
     await server.stop()
     await poller.stop()
+    const { queued, deadLettered } = stillQueued(queues)
+    if (queued + deadLettered > 0) {
+      console.log(`dropped with the in-memory queues: ${queued} queued, ${deadLettered} in the DLQ`)
+    }
     await sandbox?.stop()
     await queues.stop()
     process.exit(0)
@@ -118,4 +216,11 @@ Ctrl-C stops everything.
   process.on('SIGTERM', stop)
 }
 
-await main()
+try {
+  await main(process.env)
+} catch (error) {
+  // A setting is wrong: one line, no stack, status 2. Anything else is a bug and keeps its stack.
+  if (!isConfigError(error)) throw error
+  console.error(error.message)
+  process.exit(2)
+}

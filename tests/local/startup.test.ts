@@ -1,0 +1,126 @@
+import { execFile } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { createServer, type Server } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+/**
+ * Every start-up mistake a person can make, as they make it: `npm start` (and the CLIs that read
+ * the same settings) in a child process with one setting wrong. Each ends with exit status 2 and
+ * one line on stderr naming the variable, the value and what is allowed; never a stack trace, and
+ * nothing left listening.
+ */
+
+const ROOT = new URL('../..', import.meta.url)
+
+interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `script` with the test's environment minus anything that would choose a Courier, plus `env`. */
+const run = (script: string, env: Record<string, string>, args: string[] = []): Promise<Run> =>
+  new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [script, ...args],
+      {
+        cwd: ROOT,
+        timeout: 20_000,
+        env: {
+          ...process.env,
+          PORT: '0',
+          SQS_PORT: '0',
+          COURIER_SANDBOX_PORT: '0',
+          COURIER_AUTH_TOKEN: '',
+          COURIER_AUTH_TOKEN_PARAMETER: '',
+          COURIER_BASE_URL: '',
+          ...env,
+        },
+      },
+      (error, stdout, stderr) => resolve({ code: error ? (error.code as number | null) : 0, stdout, stderr }),
+    )
+  })
+
+const expectOneLine = (result: Run, line: RegExp) => {
+  expect(result.code).toBe(2)
+  expect(result.stdout).toBe('')
+  const lines = result.stderr.trim().split('\n')
+  expect(lines).toHaveLength(1)
+  expect(lines[0]).toMatch(line)
+  expect(result.stderr).not.toMatch(/^\s+at /m)
+}
+
+describe.concurrent('npm start refuses a wrong setting with one line and exit status 2', () => {
+  it.each([
+    [
+      { RETRY_BASE_SECONDS: 'abc' },
+      /^RETRY_BASE_SECONDS: must be a whole number from 1 to 43200, got "abc"$/,
+    ],
+    [{ COURIER_REGION: 'mars' }, /^COURIER_REGION: must be "us" or "eu", got "mars"$/],
+    [{ DELIVER_BATCH_SIZE: '0' }, /^DELIVER_BATCH_SIZE: must be a whole number from 1 to 10, got "0"$/],
+    [{ DELIVER_TIMEOUT_SECONDS: '1000' }, /^DELIVER_TIMEOUT_SECONDS: must be .*from 1 to 900, got "1000"$/],
+    [
+      { DELIVER_TIMEOUT_SECONDS: '60', VISIBILITY_TIMEOUT_SECONDS: '60' },
+      /^VISIBILITY_TIMEOUT_SECONDS: must be .*from 360 \(6 × DELIVER_TIMEOUT_SECONDS=60.* got "60"$/,
+    ],
+    [{ PORT: '70000' }, /^PORT: must be a port number from 0 to 65535 .*got "70000"$/],
+    [{ SQS_PORT: 'abc' }, /^SQS_PORT: must be a port number .*got "abc"$/],
+    [
+      { COURIER_BASE_URL: 'not a url' },
+      /^COURIER_BASE_URL: must be an absolute http\(s\) URL, got "not a url"$/,
+    ],
+    [
+      { COURIER_BASE_URL: 'http://127.0.0.1:9' },
+      /^COURIER_AUTH_TOKEN: is required with COURIER_BASE_URL=http:\/\/127\.0\.0\.1:9 .*unset COURIER_BASE_URL to use the local Courier sandbox$/,
+    ],
+    [
+      { SEGMENT_SHARED_SECRET: 'a', SEGMENT_SHARED_SECRET_PARAMETER: '/b' },
+      /^SEGMENT_SHARED_SECRET: set either SEGMENT_SHARED_SECRET or SEGMENT_SHARED_SECRET_PARAMETER, not both$/,
+    ],
+  ])('%j', async (env, line) => {
+    expectOneLine(await run('lib/local/start.ts', env), line)
+  })
+})
+
+describe('a port already taken', () => {
+  // Another program on the wildcard address, as LocalStack's container publishes 4566.
+  let taken: Server
+  let port: number
+  beforeAll(async () => {
+    taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '0.0.0.0', resolve))
+    port = (taken.address() as AddressInfo).port
+  })
+  afterAll(() => new Promise<void>((resolve) => taken.close(() => resolve())))
+
+  it.each(['PORT', 'SQS_PORT', 'COURIER_SANDBOX_PORT'])(
+    'names %s as the variable to change',
+    async (variable) => {
+      const result = await run('lib/local/start.ts', { [variable]: String(port) })
+
+      expectOneLine(
+        result,
+        new RegExp(
+          `^${variable}: port ${port} on 127\\.0\\.0\\.1 is already in use by another program; set ${variable} to a free port`,
+        ),
+      )
+    },
+  )
+})
+
+describe('the CLIs read the same settings the same way', () => {
+  it('npm run dlq -- --local with a malformed SQS_PORT', async () => {
+    expectOneLine(
+      await run('lib/cli/dlq.ts', { SQS_PORT: '45x' }, ['--local']),
+      /^SQS_PORT: must be a port number .*got "45x"$/,
+    )
+  })
+
+  it('npm run redrive -- --local with a malformed SQS_PORT', async () => {
+    expectOneLine(
+      await run('lib/cli/redrive.ts', { SQS_PORT: '99999' }, ['--local']),
+      /^SQS_PORT: must be a port number .*got "99999"$/,
+    )
+  })
+})

@@ -1,4 +1,5 @@
 import type { SegmentEvent, SegmentEventType } from '../segment/event.ts'
+import { type Identities, readIdentities } from '../segment/identity.ts'
 
 /**
  * Which Courier calls one Segment event becomes, declared as a table keyed by event type, the
@@ -40,7 +41,7 @@ export interface RoutingOptions {
   readonly groupTenants: boolean
 }
 
-type Route = (event: SegmentEvent, options: RoutingOptions) => CourierRequest[] | Skip
+type Route = (event: SegmentEvent, options: RoutingOptions, ids: Identities) => CourierRequest[] | Skip
 
 /**
  * An id as one percent-encoded path segment, or undefined when no encoding can make it one: URL
@@ -76,17 +77,17 @@ const inbound: Route = (event) => [inboundRequest(event)]
  * Without an addressable groupId only the inbound call is made (Courier answers it, with a 400 if
  * groupId is missing): the tenant mirror is an extra, left out rather than sent to a wrong path.
  */
-const inboundAndTenant: Route = (event, options) => {
-  const tenant = segment(event.groupId)
+const inboundAndTenant: Route = (event, options, ids) => {
+  const tenant = segment(ids.groupId)
   if (!options.groupTenants || tenant === undefined) return [inboundRequest(event)]
   const traits = event.traits ?? {}
-  const user = segment(event.userId)
+  const user = segment(ids.userId)
   return [
     inboundRequest(event),
     {
       method: 'PUT',
       path: `/tenants/${tenant}`,
-      tenantMerge: { traits, fallbackName: event.groupId as string },
+      tenantMerge: { traits, fallbackName: ids.groupId as string },
     },
     ...(user === undefined
       ? []
@@ -103,8 +104,8 @@ const inboundAndTenant: Route = (event, options) => {
  * https://www.courier.com/docs/reference/profiles/delete/ ; courier-node
  * `src/resources/profiles/lists.ts` delete, `src/resources/users/tenants.ts` removeAll.
  */
-const deletePerson: Route = (event) => {
-  const user = segment(event.userId)
+const deletePerson: Route = (event, _options, ids) => {
+  const user = segment(ids.userId)
   return user === undefined
     ? {
         skip: `delete event without a usable userId (${JSON.stringify(event.userId) ?? 'none'}): no Courier profile to delete`,
@@ -133,10 +134,22 @@ export const ROUTES = {
 
 export const isSkip = (route: CourierRequest[] | Skip): route is Skip => !Array.isArray(route)
 
-export const routeEvent = (event: SegmentEvent, options: RoutingOptions): CourierRequest[] | Skip => {
+const identitiesOf = (event: SegmentEvent): Identities => {
+  const read = readIdentities(event)
+  return read.ok ? read.ids : {}
+}
+
+/**
+ * `ids` are the event's ids in their string form (validateEvent gives them, exact for 20-digit
+ * numbers); read from the event when not given. A numeric userId routes as its string form.
+ */
+export const routeEvent = (
+  event: SegmentEvent,
+  options: RoutingOptions,
+  ids?: Identities,
+): CourierRequest[] | Skip => {
   const route: Route | undefined = Object.hasOwn(ROUTES, event.type) ? ROUTES[event.type] : undefined
   // Only validated events reach here; the guard keeps a stray type from becoming a TypeError.
-  return route === undefined
-    ? { skip: `unknown event type ${JSON.stringify(event.type)}` }
-    : route(event, options)
+  if (route === undefined) return { skip: `unknown event type ${JSON.stringify(event.type)}` }
+  return route(event, options, ids ?? identitiesOf(event))
 }

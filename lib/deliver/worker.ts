@@ -13,6 +13,7 @@ import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
+import type { Identities } from '../segment/identity.ts'
 import { addMetric } from '../telemetry.ts'
 import type { Pacer } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
@@ -65,16 +66,17 @@ const latencyMs = (event: SegmentEvent): number | undefined => {
   return Number.isFinite(since) ? Math.max(0, Date.now() - since) : undefined
 }
 
-const parseRecord = (record: SQSRecord): { event: SegmentEvent } | { error: string } => {
+const parseRecord = (record: SQSRecord): { event: SegmentEvent; ids: Identities } | { error: string } => {
   let value: unknown
   try {
     value = JSON.parse(record.body)
   } catch {
     return { error: 'message body is not JSON' }
   }
-  const validation = validateEvent(value)
+  // The queued text: it keeps 20-digit ids exact and re-derives a deletion's messageId as ingest did.
+  const validation = validateEvent(value, record.body)
   return validation.ok
-    ? { event: validation.event }
+    ? { event: validation.event, ids: validation.ids }
     : { error: `not a valid Segment event: ${validation.error}` }
 }
 
@@ -155,8 +157,14 @@ const sendStep = async (
  * record is done when all are (else the most retryable failure decides: a retry repeats only
  * idempotent deletes).
  */
-const sendAll = async (deps: DeliverDeps, event: SegmentEvent, rawEvent: string, deadline: number) => {
-  const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants })
+const sendAll = async (
+  deps: DeliverDeps,
+  event: SegmentEvent,
+  ids: Identities,
+  rawEvent: string,
+  deadline: number,
+) => {
+  const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants }, ids)
   if ('skip' in route) return { skipped: route.skip }
   const failures: Sent[] = []
   for (const request of route) {
@@ -213,7 +221,7 @@ const deliverRecord = async (
   if ('error' in parsed) {
     decision = { action: 'dead-letter', reason: parsed.error, status: 0 }
   } else {
-    const sent = await sendAll(deps, parsed.event, record.body, deadline)
+    const sent = await sendAll(deps, parsed.event, parsed.ids, record.body, deadline)
     if ('skipped' in sent) return { outcome: 'skipped', event, reason: sent.skipped }
     status = sent.outcome.status
     courierError = sent.error

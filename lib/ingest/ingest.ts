@@ -58,14 +58,16 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   }
 
   for (const item of request.items) {
-    const validation = validateEvent(item.value)
+    // The text as queued: the deliver side validates the same bytes, so a derived messageId matches.
+    const text = sqsSafeJson(item.raw)
+    const validation = validateEvent(item.value, text)
     const type = (item.value as { type?: unknown } | null)?.type
     if (!validation.ok) {
       reject(item.raw, { index: item.index, messageId: validation.messageId, error: validation.error }, type)
       continue
     }
     const { event } = validation
-    const message = outgoingMessage(sqsSafeJson(item.raw), { type: event.type, messageId: event.messageId })
+    const message = outgoingMessage(text, { type: event.type, messageId: event.messageId })
     if (message.size > config.queue.batchMaxBytes) {
       const error = `event is ${message.size} bytes; one queue message holds at most ${config.queue.batchMaxBytes}`
       reject(item.raw, { index: item.index, messageId: event.messageId, error }, type)

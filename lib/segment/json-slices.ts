@@ -73,6 +73,12 @@ export const arrayElementSlices = (text: string, start: number): string[] => {
   return slices
 }
 
+/** The exact source text of the value of `key` in the top-level object `text`, if it has one. */
+export const objectValueText = (text: string, key: string): string | undefined => {
+  const start = objectValueStart(text, key)
+  return start === undefined ? undefined : text.slice(start, endOfValue(text, start))
+}
+
 /** Where the value of `key` starts in the top-level object `text`; the last one wins, as in JSON.parse. */
 export const objectValueStart = (text: string, key: string): number | undefined => {
   let i = skipWhitespace(text, 0)

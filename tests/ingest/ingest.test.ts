@@ -6,6 +6,7 @@ import { parseConfig } from '../../lib/config.ts'
 import { createIngestHandler, type IngestHandlerOptions } from '../../lib/ingest/handler.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { createSqsClient } from '../../lib/queue/sqs-client.ts'
+import { deriveMessageId } from '../../lib/segment/event.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import { deletion, group, identify, segmentRequest, track } from '../support/fixtures.ts'
 import { bodies, clearQueues, receiveAll, startTestQueues, type TestQueues } from '../support/queues.ts'
@@ -149,6 +150,42 @@ describe('accepting Segment requests', () => {
   })
 })
 
+describe('what Segment really sends per type', () => {
+  it("accepts Segment's deletion notification (no messageId), queues its exact text and names its derived id", async () => {
+    // Prepare: the classic Webhooks destination's notification, as its docs give it
+    const body = '{"type":"delete","userId":"u-1","timestamp":"2026-11-28T12:00:00.276Z"}'
+
+    // Act
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
+    const [queued] = await receiveAll(queues.sqs, queues.queueUrl)
+
+    // Assess
+    expect(answer).toEqual({ status: 200, body: { accepted: 1, rejected: [] } })
+    expect(queued?.Body).toBe(body)
+    expect(queued?.MessageAttributes?.messageId?.StringValue).toBe(deriveMessageId(body))
+  })
+
+  it('accepts a numeric userId with no anonymousId, queued as sent', async () => {
+    const body = JSON.stringify(identify({ userId: 12345, anonymousId: undefined }))
+
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
+
+    expect(answer).toEqual({ status: 200, body: { accepted: 1, rejected: [] } })
+    expect(bodies(queues, queues.queueUrl)).toEqual([body])
+  })
+
+  it('names a userId of the wrong type as what it is', async () => {
+    const event = identify({ userId: true })
+
+    const answer = await invoke(segmentRequest(JSON.stringify([event]), { secret: SECRET, token: TOKEN }))
+
+    expect(answer.status).toBe(400)
+    expect(answer.body.rejected).toEqual([
+      { index: 0, messageId: event.messageId, error: 'userId must be a string or a number; got a boolean' },
+    ])
+  })
+})
+
 describe('authentication', () => {
   it.each([
     ['a wrong signature', { secret: 'not-the-secret' }],
@@ -253,9 +290,11 @@ describe('bad input', () => {
       error: 'track requires event (a non-empty string)',
     })
     expect(answer.body.rejected[2].error).toMatch(/^type must be one of identify, track/)
-    expect(answer.body.rejected[3].error).toBe('userId or anonymousId is required')
+    expect(answer.body.rejected[3].error).toBe(
+      'identify requires userId or anonymousId (a non-empty string or a number)',
+    )
     expect(answer.body.rejected[4].error).toMatch(/at most 100 characters/)
-    expect(answer.body.rejected[5].error).toBe('delete requires userId (a non-empty string)')
+    expect(answer.body.rejected[5].error).toBe('delete requires userId (a non-empty string or a number)')
     expect(bodies(queues, queues.queueUrl).sort()).toEqual(good.map((e) => JSON.stringify(e)).sort())
     expect(dead).toHaveLength(7)
     const reasons = Object.fromEntries(

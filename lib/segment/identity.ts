@@ -1,0 +1,83 @@
+import { objectValueText } from './json-slices.ts'
+
+/**
+ * Who an event is about, as Segment's libraries send it. `userId`, `anonymousId`, `groupId` and
+ * `previousId` are strings in the Spec, but the libraries pass through whatever the app gave
+ * them: analytics-node and analytics.js do not cast `identify(12345)` to a string, and send
+ * `"userId": null` for an anonymous visitor. One rule for all four fields:
+ *
+ * - a non-empty string is the id itself;
+ * - a finite number is the id in its string form: the digits as Segment sent them (so a
+ *   20-digit integer beyond 2^53 keeps its value), otherwise `String(n)`;
+ * - absent, `null` or `""` is no id;
+ * - anything else (boolean, object, array) is an error that names what it is.
+ *
+ * Routing, FIFO grouping and logs use these string forms; the queued text stays exactly what
+ * Segment sent. https://segment.com/docs/connections/spec/identify/#identities
+ * https://github.com/segmentio/analytics-next/blob/main/packages/core/src/events/index.ts
+ */
+
+export const IDENTITY_FIELDS = ['userId', 'anonymousId', 'groupId', 'previousId'] as const
+export type IdentityField = (typeof IDENTITY_FIELDS)[number]
+
+/** The string form of each identity field the event carries. */
+export type Identities = Partial<Record<IdentityField, string>>
+
+export type IdentitiesRead =
+  | { readonly ok: true; readonly ids: Identities }
+  | { readonly ok: false; readonly error: string }
+
+const INTEGER_LITERAL = /^-?\d+$/
+
+const describe = (value: unknown): string => (Array.isArray(value) ? 'an array' : `a ${typeof value}`)
+
+/**
+ * The string form of one id value, `undefined` for no id, or an error naming the value's type.
+ * `source` is the value's exact JSON text, when known: it keeps integers beyond 2^53 exact.
+ */
+export const identityString = (
+  field: string,
+  value: unknown,
+  source?: string,
+): { readonly id: string | undefined } | { readonly error: string } => {
+  if (value === undefined || value === null || value === '') return { id: undefined }
+  if (typeof value === 'string') return { id: value }
+  if (typeof value === 'number' && Number.isFinite(value)) {
+    const literal = source?.trim()
+    const exact = !Number.isSafeInteger(value) && literal !== undefined && INTEGER_LITERAL.test(literal)
+    return { id: exact ? literal : String(value) }
+  }
+  return { error: `${field} must be a string or a number; got ${describe(value)}` }
+}
+
+/**
+ * Reads every identity field of a (top-level) event object. `raw` is the event's exact JSON text,
+ * used only for numbers whose digits a double cannot hold.
+ */
+export const readIdentities = (event: Readonly<Record<string, unknown>>, raw?: string): IdentitiesRead => {
+  const ids: Identities = {}
+  for (const field of IDENTITY_FIELDS) {
+    const value = event[field]
+    const source =
+      raw !== undefined && typeof value === 'number' && !Number.isSafeInteger(value)
+        ? objectValueText(raw, field)
+        : undefined
+    const read = identityString(field, value, source)
+    if ('error' in read) return { ok: false, error: read.error }
+    if (read.id !== undefined) ids[field] = read.id
+  }
+  return { ok: true, ids }
+}
+
+/**
+ * The person an event is about: the userId when there is one, else the anonymousId, as Courier's
+ * inbound endpoint picks the profile (`userId || anonymousId`). The key FIFO groups on, so one
+ * person's events reach Courier in order. `undefined` when the event names nobody.
+ */
+export const userKey = (ids: Identities): string | undefined => ids.userId ?? ids.anonymousId
+
+/** `userKey` straight from an event object (and its text, for 20-digit ids). */
+export const userKeyOf = (event: Readonly<Record<string, unknown>>, raw?: string): string | undefined => {
+  const read = readIdentities(event, raw)
+  return read.ok ? userKey(read.ids) : undefined
+}

@@ -6,7 +6,7 @@ import { HttpError } from '../errors/http-error.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { enqueue } from '../queue/enqueue.ts'
 import { type OutgoingMessage, outgoingMessage, sqsSafeJson } from '../queue/sqs-message.ts'
-import { validateEvent } from '../segment/event.ts'
+import { type Validation, validateEvent } from '../segment/event.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
 
@@ -60,7 +60,10 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   for (const item of request.items) {
     // The text as queued: the deliver side validates the same bytes, so a derived messageId matches.
     const text = sqsSafeJson(item.raw)
-    const validation = validateEvent(item.value, text)
+    const validation: Validation =
+      item.error === undefined
+        ? validateEvent(item.value, text)
+        : { ok: false, error: item.error, messageId: undefined }
     const type = (item.value as { type?: unknown } | null)?.type
     if (!validation.ok) {
       reject(item.raw, { index: item.index, messageId: validation.messageId, error: validation.error }, type)

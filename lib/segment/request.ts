@@ -1,19 +1,26 @@
 import { HttpError } from '../errors/http-error.ts'
-import { arrayElementSlices, objectValueStart } from './json-slices.ts'
+import { arrayElementSlices, objectValueStart, objectValueText } from './json-slices.ts'
 
 /**
  * Reading Segment's request: one event object (classic Webhooks, Webhooks (Actions) without
- * batching), a JSON array (Webhooks (Actions) with batching) or the tracking API's
- * `{"batch": [...]}`. Each item keeps its exact source text so it is queued byte-for-byte.
+ * batching), a JSON array (Webhooks (Actions) with batching), an array of `{"json": event}`
+ * (Extensible Webhook with batching) or the tracking API's `{"batch": [...]}`. Each item keeps
+ * its exact source text so it is queued byte-for-byte.
+ *
+ * The Extensible Webhook's performBatch sends `payload.map(({data}) => encodeBody(data, type))`,
+ * and encodeBody wraps each event as `{json: data}` (or, with a form Content-Type, `{body: "a=b&…"}`):
+ * https://github.com/segmentio/action-destinations/blob/main/packages/destination-actions/src/destinations/webhook-extensible/send/index.ts
  */
 
-export type BodyShape = 'single' | 'array' | 'batch'
+export type BodyShape = 'single' | 'array' | 'batch' | 'extensible'
 
 export interface RequestItem {
   readonly index: number
   /** The item's exact JSON text as Segment sent it. */
   readonly raw: string
   readonly value: unknown
+  /** Why the item cannot be an event before it is even validated (a form-encoded element). */
+  readonly error?: string
 }
 
 export interface SegmentRequest {
@@ -43,9 +50,40 @@ export const parseJson = (text: string): unknown => {
 const itemsOf = (values: readonly unknown[], slices: readonly string[]): RequestItem[] =>
   values.map((value, index) => ({ index, value, raw: slices[index] ?? JSON.stringify(value) }))
 
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** An Extensible Webhook batch element: `{"json": event}` or a form-encoded `{"body": "…"}`, never an event. */
+export const isExtensibleWrapper = (value: unknown): value is { json: unknown } | { body: string } =>
+  isObject(value) &&
+  !('type' in value) &&
+  Object.keys(value).length === 1 &&
+  ('json' in value || typeof value.body === 'string')
+
+/** The event inside an Extensible Webhook element, with its exact text; a form-encoded one stays as is. */
+const unwrap = (item: RequestItem): RequestItem => {
+  const value = item.value as Record<string, unknown>
+  if (!('json' in value)) {
+    return {
+      ...item,
+      error:
+        'the Extensible Webhook sent this event form-encoded ({"body": …}); set the mapping\'s Content-Type header to application/json',
+    }
+  }
+  return {
+    index: item.index,
+    value: value.json,
+    raw: objectValueText(item.raw, 'json') ?? JSON.stringify(value.json),
+  }
+}
+
 export const readSegmentRequest = (text: string, parsed: unknown): SegmentRequest => {
   if (Array.isArray(parsed)) {
-    return { shape: 'array', parsed, items: itemsOf(parsed, arrayElementSlices(text, text.indexOf('['))) }
+    const items = itemsOf(parsed, arrayElementSlices(text, text.indexOf('[')))
+    if (parsed.length > 0 && parsed.every(isExtensibleWrapper)) {
+      return { shape: 'extensible', parsed, items: items.map(unwrap) }
+    }
+    return { shape: 'array', parsed, items }
   }
   if (typeof parsed === 'object' && parsed !== null) {
     const batch = (parsed as { batch?: unknown }).batch

@@ -1,10 +1,17 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 
 /**
- * Segment signs with `X-Signature` = hex HMAC-SHA1(shared secret, JSON.stringify(body)). For a
- * batch it signs only `body[0]`, and a proposed change signs the whole array, so a signature
- * that matches the raw body, the whole parsed body or its first element is accepted.
- * https://segment.com/docs/connections/destinations/catalog/webhooks/#authentication
+ * Segment signs with `X-Signature` = hex HMAC-SHA1(shared secret, JSON.stringify(data)):
+ * - classic Webhooks: the JSON-stringified body
+ *   (https://segment.com/docs/connections/destinations/catalog/webhooks/#authentication);
+ * - Webhooks (Actions): `payload.length ? payload[0].data : payload.data`, so a batch is signed
+ *   over its first event only (a proposed change signs the whole array)
+ *   (https://github.com/segmentio/action-destinations/blob/main/packages/destination-actions/src/destinations/webhook/index.ts);
+ * - Extensible Webhook: the same expression, so a batch of `{"json": event}` is signed over the
+ *   first *unwrapped* event
+ *   (https://github.com/segmentio/action-destinations/blob/main/packages/destination-actions/src/destinations/webhook-extensible/index.ts).
+ * A signature that matches the raw body, the whole parsed body, its first element or that
+ * element's `json` is accepted. The signature never covers the rest of a batch: see the README.
  */
 
 const hmac = (secret: string, text: string): Buffer =>
@@ -32,7 +39,10 @@ export function* signedTexts(raw: string, parse: () => unknown): Generator<strin
   }
   yield JSON.stringify(parsed)
   const first = firstElement(parsed)
-  if (first !== undefined) yield JSON.stringify(first)
+  if (first === undefined) return
+  yield JSON.stringify(first)
+  const inner = (first as { json?: unknown } | null)?.json
+  if (inner !== undefined) yield JSON.stringify(inner)
 }
 
 /** Constant-time check of a hex signature against every text Segment may have signed. */

@@ -186,6 +186,40 @@ describe('what Segment really sends per type', () => {
   })
 })
 
+describe('Extensible Webhook batches', () => {
+  it('unwraps [{"json": event}, …] signed over the first inner event, queueing each inner text exactly', async () => {
+    // Prepare: performBatch's body, with the spacing JSON.stringify would not add
+    const events = [identify(), track()]
+    const inner = events.map((event) => JSON.stringify(event, null, 1))
+    const body = `[${inner.map((text) => `{"json": ${text}}`).join(',')}]`
+
+    // Act
+    const answer = await invoke(
+      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) }),
+    )
+
+    // Assess
+    expect(answer).toEqual({ status: 200, body: { accepted: 2, rejected: [] } })
+    expect(bodies(queues, queues.queueUrl).sort()).toEqual([...inner].sort())
+  })
+
+  it('rejects a form-encoded element with the setting to change, keeping the rest', async () => {
+    const event = track()
+    const body = JSON.stringify([{ json: event }, { body: 'type=track&event=Order%20Completed' }])
+
+    const answer = await invoke(
+      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(event) }),
+    )
+
+    expect(answer.status).toBe(200)
+    expect(answer.body.accepted).toBe(1)
+    expect(answer.body.rejected).toEqual([
+      { index: 1, error: expect.stringMatching(/form-encoded.*Content-Type header to application\/json/) },
+    ])
+    expect(bodies(queues, queues.dlqUrl)).toEqual(['{"body":"type=track&event=Order%20Completed"}'])
+  })
+})
+
 describe('authentication', () => {
   it.each([
     ['a wrong signature', { secret: 'not-the-secret' }],

@@ -42,4 +42,16 @@ describe('signatures', () => {
     expect(verifySignature('s', 'zz', raw, parse)).toBe(false)
     expect(verifySignature('s', '', raw, parse)).toBe(false)
   })
+
+  it("accepts the Extensible Webhook's signature: over the first unwrapped event of a {json} batch", () => {
+    const events = [
+      { type: 'track', n: 1 },
+      { type: 'track', n: 2 },
+    ]
+    const raw = JSON.stringify(events.map((event) => ({ json: event })))
+    const parse = () => JSON.parse(raw)
+
+    expect(verifySignature('s', sign('s', JSON.stringify(events[0])), raw, parse)).toBe(true)
+    expect(verifySignature('s', sign('s', JSON.stringify(events[1])), raw, parse)).toBe(false)
+  })
 })

@@ -24,6 +24,10 @@ export interface Config {
   readonly ingest: {
     readonly sharedSecret: SecretRef | undefined
     readonly token: SecretRef | undefined
+    /** Accepted besides sharedSecret during a rotation window. */
+    readonly previousSharedSecret: SecretRef | undefined
+    /** Accepted besides token during a rotation window. */
+    readonly previousToken: SecretRef | undefined
     readonly maxBodyBytes: number
     readonly deadlineMs: number
   }
@@ -145,6 +149,21 @@ const secret = (env: Env, name: string): SecretRef | undefined => {
   return undefined
 }
 
+/**
+ * `NAME_PREVIOUS`: the value being rotated out, accepted besides `NAME` until Segment uses the new
+ * one. Alone it would be a credential nobody meant to keep: refused.
+ */
+const previousSecret = (env: Env, name: string, current: SecretRef | undefined): SecretRef | undefined => {
+  const previous = secret(env, `${name}_PREVIOUS`)
+  if (previous !== undefined && current === undefined) {
+    throw new ConfigError(
+      `${name}_PREVIOUS`,
+      `is only used while rotating ${name}: set ${name} (or ${name}_PARAMETER) to the new value too`,
+    )
+  }
+  return previous
+}
+
 const region = (env: Env): CourierRegion => {
   const raw = (present(env, 'COURIER_REGION') ?? DEFAULTS.COURIER_REGION).toLowerCase()
   if (raw !== 'us' && raw !== 'eu')
@@ -180,6 +199,8 @@ export const parseConfig = (env: Env): Config => {
       `must be at least RETRY_BASE_SECONDS (${retryBase}), got ${retryMax}`,
     )
   }
+  const sharedSecret = secret(env, 'SEGMENT_SHARED_SECRET')
+  const token = secret(env, 'INGEST_TOKEN')
   return {
     courier: {
       baseUrl: url(env, 'COURIER_BASE_URL') ?? COURIER_BASE_URLS[courierRegion],
@@ -190,8 +211,10 @@ export const parseConfig = (env: Env): Config => {
       maxRps: optionalPositive(env, 'COURIER_MAX_RPS'),
     },
     ingest: {
-      sharedSecret: secret(env, 'SEGMENT_SHARED_SECRET'),
-      token: secret(env, 'INGEST_TOKEN'),
+      sharedSecret,
+      token,
+      previousSharedSecret: previousSecret(env, 'SEGMENT_SHARED_SECRET', sharedSecret),
+      previousToken: previousSecret(env, 'INGEST_TOKEN', token),
       maxBodyBytes: integer(env, 'MAX_BODY_BYTES', DEFAULTS.MAX_BODY_BYTES, 1_024, 104_857_600),
       deadlineMs: integer(env, 'INGEST_DEADLINE_MS', DEFAULTS.INGEST_DEADLINE_MS, 100, 30_000),
     },
@@ -378,6 +401,10 @@ export const SETTING_NAMES = [
   'SEGMENT_SHARED_SECRET_PARAMETER',
   'INGEST_TOKEN',
   'INGEST_TOKEN_PARAMETER',
+  'SEGMENT_SHARED_SECRET_PREVIOUS',
+  'SEGMENT_SHARED_SECRET_PREVIOUS_PARAMETER',
+  'INGEST_TOKEN_PREVIOUS',
+  'INGEST_TOKEN_PREVIOUS_PARAMETER',
   'MAX_BODY_BYTES',
   'INGEST_DEADLINE_MS',
   'QUEUE_URL',

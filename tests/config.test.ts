@@ -66,6 +66,22 @@ describe('configuration', () => {
     expect(failure({ INGEST_TOKEN: 'a', INGEST_TOKEN_PARAMETER: '/b' }).variable).toBe('INGEST_TOKEN')
   })
 
+  it('reads the previous secret and token of a rotation, and refuses one without a current value', () => {
+    const config = parseConfig({
+      ...QUEUES,
+      SEGMENT_SHARED_SECRET_PARAMETER: '/r/s',
+      SEGMENT_SHARED_SECRET_PREVIOUS_PARAMETER: '/r/s-previous',
+      INGEST_TOKEN: 't2',
+      INGEST_TOKEN_PREVIOUS: 't1',
+    })
+
+    expect(config.ingest.previousSharedSecret).toEqual({ parameter: '/r/s-previous' })
+    expect(config.ingest.previousToken).toEqual({ value: 't1' })
+    const alone = failure({ INGEST_TOKEN_PREVIOUS: 't1' })
+    expect(alone.variable).toBe('INGEST_TOKEN_PREVIOUS')
+    expect(alone.message).toMatch(/only used while rotating INGEST_TOKEN/)
+  })
+
   it.each([
     [{ COURIER_REGION: 'ap' }, 'COURIER_REGION', /"us" or "eu"/],
     [{ RETRY_BASE_SECONDS: 'ten' }, 'RETRY_BASE_SECONDS', /whole number from 1 to 43200/],

@@ -163,12 +163,53 @@ describe('the packaged CloudFormation template', () => {
     expect(grants.map((grant) => [grant['Fn::If'][0], grant['Fn::If'][2]])).toEqual([
       ['UseSignature', { Ref: 'AWS::NoValue' }],
       ['UseToken', { Ref: 'AWS::NoValue' }],
+      ['RotateSharedSecret', { Ref: 'AWS::NoValue' }],
+      ['RotateIngestToken', { Ref: 'AWS::NoValue' }],
     ])
     // The default mode is signature: the token parameter is a plain name CloudFormation does not look up.
     expect(template.Parameters.IngestTokenParameterName?.Type).toBe('String')
     const deliverSsm = statementsOf('DeliverRole').filter((s) => actions(s).includes('ssm:GetParameter'))
     expect(refs(deliverSsm.map((s) => s.Resource))).toContain('CourierTokenParameterName')
     expect(refs(deliverSsm.map((s) => s.Resource))).not.toMatch(/SharedSecret|IngestToken/)
+  })
+
+  it('wires a rotation: the previous secret and token only when named and their mode is in use', () => {
+    const env = (
+      template.Resources.IngestLambdaFunction!.Properties.Environment as {
+        Variables: Record<string, unknown>
+      }
+    ).Variables
+    const conditions = (template as unknown as { Conditions: Record<string, unknown> }).Conditions
+
+    expect(env.SEGMENT_SHARED_SECRET_PREVIOUS_PARAMETER).toEqual({
+      'Fn::If': ['RotateSharedSecret', { Ref: 'SharedSecretPreviousParameterName' }, { Ref: 'AWS::NoValue' }],
+    })
+    expect(env.INGEST_TOKEN_PREVIOUS_PARAMETER).toEqual({
+      'Fn::If': ['RotateIngestToken', { Ref: 'IngestTokenPreviousParameterName' }, { Ref: 'AWS::NoValue' }],
+    })
+    expect(conditions.RotateSharedSecret).toEqual({
+      'Fn::And': [
+        { Condition: 'UseSignature' },
+        { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'SharedSecretPreviousParameterName' }, ''] }] },
+      ],
+    })
+    // No rotation by default: empty names, which preflight does not ask SSM about.
+    expect(template.Parameters.SharedSecretPreviousParameterName).toEqual({ Type: 'String', Default: '' })
+    expect(template.Parameters.IngestTokenPreviousParameterName).toEqual({ Type: 'String', Default: '' })
+    expect(requiredSecretParameters({ resources: { Parameters: template.Parameters } })).not.toContain('')
+  })
+
+  it('has preflight check that a named previous parameter exists', () => {
+    const service: ResolvedService = {
+      resources: {
+        Parameters: {
+          ...template.Parameters,
+          SharedSecretPreviousParameterName: { Type: 'String', Default: '/segment-courier-relay/prod/old' },
+        },
+      },
+    }
+
+    expect(requiredSecretParameters(service)).toContain('/segment-courier-relay/prod/old')
   })
 
   it('has the alarms and a dashboard naming every relay metric', () => {

@@ -102,11 +102,22 @@ export const stageParams = (argv: readonly string[]): Map<string, string> => {
 
 const SSM_NAME = 'AWS::SSM::Parameter::Name'
 
-/** The SSM parameters the stage needs: the template parameters typed AWS::SSM::Parameter::Name. */
+/** Template parameters naming the value a rotation retires: empty unless a rotation is under way. */
+const ROTATION_PARAMETER = /PreviousParameterName$/
+
+/**
+ * The SSM parameters the stage needs: the template parameters typed AWS::SSM::Parameter::Name,
+ * and a rotation's previous secret or token when one is named (typed String, as it is usually
+ * empty, so CloudFormation would not look it up).
+ */
 export const requiredSecretParameters = (service: ResolvedService): string[] =>
-  Object.values(service.resources?.Parameters ?? {})
-    .filter((parameter) => parameter.Type === SSM_NAME && typeof parameter.Default === 'string')
-    .map((parameter) => parameter.Default as string)
+  Object.entries(service.resources?.Parameters ?? {})
+    .filter(
+      ([id, parameter]) =>
+        typeof parameter.Default === 'string' &&
+        (parameter.Type === SSM_NAME || (ROTATION_PARAMETER.test(id) && parameter.Default !== '')),
+    )
+    .map(([, parameter]) => parameter.Default as string)
 
 /** Problems the resolved configuration shows without asking AWS anything. */
 export const configurationProblems = (service: ResolvedService): string[] => {

@@ -16,11 +16,14 @@ import { authenticate, type IngestCredentials } from './authenticate.ts'
 type Event = APIGatewayProxyEventV2 & { relayAuth?: string }
 
 export const loadCredentials = async (config: Config): Promise<IngestCredentials> => {
-  const [sharedSecret, token] = await Promise.all([
-    resolveSecret('SEGMENT_SHARED_SECRET', config.ingest.sharedSecret, config.secretsCacheSeconds),
-    resolveSecret('INGEST_TOKEN', config.ingest.token, config.secretsCacheSeconds),
+  const { ingest, secretsCacheSeconds: maxAge } = config
+  const [sharedSecret, token, previousSharedSecret, previousToken] = await Promise.all([
+    resolveSecret('SEGMENT_SHARED_SECRET', ingest.sharedSecret, maxAge),
+    resolveSecret('INGEST_TOKEN', ingest.token, maxAge),
+    resolveSecret('SEGMENT_SHARED_SECRET_PREVIOUS', ingest.previousSharedSecret, maxAge),
+    resolveSecret('INGEST_TOKEN_PREVIOUS', ingest.previousToken, maxAge),
   ])
-  return { sharedSecret, token }
+  return { sharedSecret, token, previousSharedSecret, previousToken }
 }
 
 export const segmentAuth = (
@@ -35,8 +38,12 @@ export const segmentAuth = (
       const body = decodeBody(event.body, event.isBase64Encoded === true, config.ingest.maxBodyBytes)
       event.body = body
       event.isBase64Encoded = false
-      const method = authenticate(await credentials(), event.headers ?? {}, body, () => JSON.parse(body))
+      const { method, previous } = authenticate(await credentials(), event.headers ?? {}, body, () =>
+        JSON.parse(body),
+      )
       event.relayAuth = method
+      // During a rotation: the operator waits for these to stop before retiring the previous value.
+      if (previous.length > 0) logger.info('request authenticated with a previous credential', { previous })
       if (method === 'open' && !warnedOpen) {
         warnedOpen = true
         logger.warn(

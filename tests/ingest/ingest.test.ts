@@ -32,8 +32,8 @@ const handlerWith = (options: Partial<IngestHandlerOptions> & { env?: Record<str
     ...options,
   })
 
-const invoke = async (event: APIGatewayProxyEventV2, handler = handlerWith()) => {
-  const response = await handler(event, createLambdaContext('ingest', 6_000))
+const invoke = async (event: APIGatewayProxyEventV2, handler = handlerWith(), timeoutMs = 6_000) => {
+  const response = await handler(event, createLambdaContext('ingest', timeoutMs))
   return { status: response.statusCode, body: JSON.parse(response.body ?? 'null') }
 }
 
@@ -65,7 +65,7 @@ describe('accepting Segment requests', () => {
     const body = JSON.stringify(event, null, 2).replace('"Zoë', '"Zo\\u00eb')
 
     // Act
-    const answer = await invoke(segmentRequest(body, { secret: SECRET }))
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
 
     // Assess
     expect(answer).toEqual({ status: 200, body: { accepted: 1, rejected: [] } })
@@ -77,7 +77,9 @@ describe('accepting Segment requests', () => {
     const elements = events.map((event) => JSON.stringify(event))
     const body = `[ ${elements.join(' ,\n ')} ]`
 
-    const answer = await invoke(segmentRequest(body, { secret: SECRET, signed: JSON.stringify(events[0]) }))
+    const answer = await invoke(
+      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) }),
+    )
 
     expect(answer.body).toEqual({ accepted: 3, rejected: [] })
     expect(bodies(queues, queues.queueUrl).sort()).toEqual([...elements].sort())
@@ -87,7 +89,7 @@ describe('accepting Segment requests', () => {
     const events = [track(), identify()]
     const body = JSON.stringify({ batch: events, sentAt: '2026-11-28T12:00:00Z' })
 
-    const answer = await invoke(segmentRequest(body, { secret: SECRET }))
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
     const messages = await receiveAll(queues.sqs, queues.queueUrl)
 
     expect(answer.body.accepted).toBe(2)
@@ -103,7 +105,7 @@ describe('accepting Segment requests', () => {
 
   it('accepts a base64-encoded body from API Gateway', async () => {
     const body = JSON.stringify(track())
-    const event = segmentRequest(body, { token: TOKEN, base64: true })
+    const event = segmentRequest(body, { secret: SECRET, token: TOKEN, base64: true })
     const encoded = event.isBase64Encoded
 
     const answer = await invoke(event)
@@ -123,7 +125,7 @@ describe('accepting Segment requests', () => {
     // the 3 s default deadline, so this request gets as long as it needs.
     const handler = handlerWith({ sqs, env: { INGEST_DEADLINE_MS: '30000' } })
     const response = await handler(
-      segmentRequest(body, { secret: SECRET, signed: JSON.stringify(events[0]) }),
+      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) }),
       createLambdaContext('ingest', 60_000),
     )
     const answer = { body: JSON.parse(response.body ?? 'null') }
@@ -140,7 +142,7 @@ describe('accepting Segment requests', () => {
     const events = Array.from({ length: 30 }, () => track({ properties: { blob: 'x'.repeat(20_000) } }))
 
     const answer = await invoke(
-      segmentRequest(JSON.stringify(events), { token: TOKEN }),
+      segmentRequest(JSON.stringify(events), { secret: SECRET, token: TOKEN }),
       handlerWith({ sqs, env: { SQS_BATCH_MAX_BYTES: String(64 * 1024) } }),
     )
 
@@ -222,11 +224,13 @@ describe('Extensible Webhook batches', () => {
 
 describe('authentication', () => {
   it.each([
-    ['a wrong signature', { secret: 'not-the-secret' }],
-    ['a signature over other bytes', { secret: SECRET, signed: '{"type":"track"}' }],
-    ['a wrong token', { token: 'guess' }],
+    ['a wrong signature', { secret: 'not-the-secret', token: TOKEN }],
+    ['a signature over other bytes', { secret: SECRET, token: TOKEN, signed: '{"type":"track"}' }],
+    ['a wrong token', { secret: SECRET, token: 'guess' }],
     ['no credentials', {}],
     ['a valid token beside a wrong signature', { token: TOKEN, headers: { 'x-signature': 'abcd' } }],
+    ['a valid signature alone, when a token is configured too', { secret: SECRET }],
+    ['a valid token alone, when a secret is configured too', { token: TOKEN }],
   ])('answers 401 to %s and enqueues nothing', async (_, options) => {
     const answer = await invoke(segmentRequest(JSON.stringify(track()), options))
 
@@ -234,6 +238,36 @@ describe('authentication', () => {
     expect(answer.body.error).toEqual(expect.any(String))
     expect(bodies(queues, queues.queueUrl)).toEqual([])
     expect(bodies(queues, queues.dlqUrl)).toEqual([])
+  })
+
+  it('names both credentials when a relay that requires both gets neither', async () => {
+    const answer = await invoke(segmentRequest(JSON.stringify(track())))
+
+    expect(answer.status).toBe(401)
+    expect(answer.body.error).toMatch(/X-Signature .* and Authorization: Bearer/)
+  })
+
+  it('accepts the previous secret and the previous token during a rotation, and nothing older', async () => {
+    // Prepare: both credentials are being rotated
+    const handler = handlerWith({
+      env: {
+        SEGMENT_SHARED_SECRET: 'new-secret',
+        SEGMENT_SHARED_SECRET_PREVIOUS: SECRET,
+        INGEST_TOKEN: 'new-token',
+        INGEST_TOKEN_PREVIOUS: TOKEN,
+      },
+    })
+    const body = JSON.stringify(track())
+
+    // Act
+    const old = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }), handler)
+    const renewed = await invoke(segmentRequest(body, { secret: 'new-secret', token: 'new-token' }), handler)
+    const mixed = await invoke(segmentRequest(body, { secret: 'new-secret', token: TOKEN }), handler)
+    const older = await invoke(segmentRequest(body, { secret: 'older-secret', token: 'new-token' }), handler)
+
+    // Assess
+    expect([old.status, renewed.status, mixed.status, older.status]).toEqual([200, 200, 200, 401])
+    expect(bodies(queues, queues.queueUrl)).toEqual([body, body, body])
   })
 
   it('answers 401, not 400, to an unauthenticated body that is not JSON', async () => {
@@ -245,7 +279,9 @@ describe('authentication', () => {
     const events = [track(), track()]
     const body = `[${events.map((e) => JSON.stringify(e, null, 1)).join(',')}]`
 
-    const answer = await invoke(segmentRequest(body, { secret: SECRET, signed: JSON.stringify(events) }))
+    const answer = await invoke(
+      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events) }),
+    )
 
     expect(answer.status).toBe(200)
   })
@@ -275,20 +311,20 @@ describe('authentication', () => {
 
 describe('bad input', () => {
   it('answers 400 to a body that is not JSON', async () => {
-    const answer = await invoke(segmentRequest('{"type": "track",', { token: TOKEN }))
+    const answer = await invoke(segmentRequest('{"type": "track",', { secret: SECRET, token: TOKEN }))
     expect(answer.status).toBe(400)
     expect(answer.body.error).toMatch(/not valid JSON/)
   })
 
   it.each(['', '42', '"text"', 'null'])('answers 400 to %j', async (body) => {
-    const answer = await invoke(segmentRequest(body, { token: TOKEN }))
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
     expect(answer.status).toBe(400)
   })
 
   it('answers 413 to a body over MAX_BODY_BYTES before parsing it', async () => {
     const handler = handlerWith({ env: { MAX_BODY_BYTES: '2048' } })
     const answer = await invoke(
-      segmentRequest(JSON.stringify(track({ pad: 'x'.repeat(3_000) })), { token: TOKEN }),
+      segmentRequest(JSON.stringify(track({ pad: 'x'.repeat(3_000) })), { secret: SECRET, token: TOKEN }),
       handler,
     )
 
@@ -311,7 +347,7 @@ describe('bad input', () => {
     const body = JSON.stringify([good[0], ...bad, good[1]])
 
     // Act
-    const answer = await invoke(segmentRequest(body, { token: TOKEN }))
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
     const dead = await receiveAll(queues.sqs, queues.dlqUrl)
 
     // Assess
@@ -340,7 +376,9 @@ describe('bad input', () => {
   })
 
   it('answers 400 when no event is valid, and still keeps them in the DLQ', async () => {
-    const answer = await invoke(segmentRequest(JSON.stringify([track({ event: '' })]), { token: TOKEN }))
+    const answer = await invoke(
+      segmentRequest(JSON.stringify([track({ event: '' })]), { secret: SECRET, token: TOKEN }),
+    )
 
     expect(answer.status).toBe(400)
     expect(answer.body).toMatchObject({
@@ -357,7 +395,10 @@ describe('bad input', () => {
     const big = track({ properties: { blob: 'y'.repeat(10_000) } })
     const small = track()
 
-    const answer = await invoke(segmentRequest(JSON.stringify([big, small]), { token: TOKEN }), handler)
+    const answer = await invoke(
+      segmentRequest(JSON.stringify([big, small]), { secret: SECRET, token: TOKEN }),
+      handler,
+    )
     const [dead] = await receiveAll(queues.sqs, queues.dlqUrl)
 
     expect(answer.body.accepted).toBe(1)
@@ -376,7 +417,7 @@ describe('bad input', () => {
     const event = track({ properties: { odd: 'a\uFFFFb' } })
     const body = JSON.stringify(event)
 
-    const answer = await invoke(segmentRequest(body, { token: TOKEN }))
+    const answer = await invoke(segmentRequest(body, { secret: SECRET, token: TOKEN }))
     const [queued] = bodies(queues, queues.queueUrl)
 
     expect(answer.status).toBe(200)
@@ -411,7 +452,7 @@ describe('when SQS fails', () => {
 
     // Act
     const answer = await invoke(
-      segmentRequest(JSON.stringify(events), { token: TOKEN }),
+      segmentRequest(JSON.stringify(events), { secret: SECRET, token: TOKEN }),
       handlerWith({ sqs }),
     )
 
@@ -435,7 +476,10 @@ describe('when SQS fails', () => {
 
     // Act
     const started = Date.now()
-    const answer = await invoke(segmentRequest(JSON.stringify(track()), { token: TOKEN }), handler)
+    const answer = await invoke(
+      segmentRequest(JSON.stringify(track()), { secret: SECRET, token: TOKEN }),
+      handler,
+    )
     const elapsed = Date.now() - started
 
     // Assess: Segment will retry a 503; the answer came in time for Segment's ~5 s wait

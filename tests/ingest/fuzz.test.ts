@@ -90,9 +90,12 @@ describe('ingest under arbitrary input', () => {
   it('answers every authenticated body with 200, 400 or 413 and accounts for every item', async () => {
     await fc.assert(
       fc.asyncProperty(bodies, fc.boolean(), async (body, useSignature) => {
-        const headers: Record<string, string> = useSignature
-          ? { 'content-type': 'application/json', 'x-signature': sign(SECRET, body.toString('utf8')) }
-          : { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` }
+        // Both credentials are configured, so both are sent; the content type varies.
+        const headers: Record<string, string> = {
+          'content-type': useSignature ? 'application/json' : 'application/octet-stream',
+          'x-signature': sign(SECRET, body.toString('utf8')),
+          authorization: `Bearer ${TOKEN}`,
+        }
         const answer = await call(body, headers)
         expect([200, 400, 413]).toContain(answer.status)
         if (answer.status === 200) {
@@ -111,12 +114,17 @@ describe('ingest under arbitrary input', () => {
       userId: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
       event: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
       groupId: fc.string({ minLength: 1, maxLength: 10 }),
+      previousId: fc.string({ minLength: 1, maxLength: 10 }),
       traits: fc.dictionary(fc.string({ unit: 'grapheme' }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 }),
     })
     await fc.assert(
       fc.asyncProperty(fc.array(events, { minLength: 1, maxLength: 12 }), async (batch) => {
         queues.server.reset()
-        const answer = await call(Buffer.from(JSON.stringify(batch), 'utf8'), { authorization: TOKEN })
+        const body = Buffer.from(JSON.stringify(batch), 'utf8')
+        const answer = await call(body, {
+          authorization: TOKEN,
+          'x-signature': sign(SECRET, body.toString('utf8')),
+        })
         expect(answer).toEqual({ status: 200, body: { accepted: batch.length, rejected: [] } })
         const stored = peek(queues, queues.queueUrl).map((m) => JSON.parse(m.body))
         expect(stored).toHaveLength(batch.length)

@@ -9,7 +9,7 @@ import { CourierError } from '../courier/courier-error.ts'
 import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
-import { deadLetterMessage } from '../queue/dead-letter.ts'
+import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
 import { toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
@@ -199,14 +199,28 @@ const deadLetter = async (
     },
     deps.config.queue.batchMaxBytes,
   )
-  await deps.sqs.send(
-    new SendMessageCommand({
-      QueueUrl: deps.config.queue.dlqUrl,
-      MessageBody: message.body,
-      MessageAttributes: toSqsAttributes(message.attributes),
-    }),
-  )
+  const send = (dead: typeof message) =>
+    deps.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: deps.config.queue.dlqUrl,
+        MessageBody: dead.body,
+        MessageAttributes: toSqsAttributes(dead.attributes),
+      }),
+    )
+  try {
+    await send(message)
+  } catch (error) {
+    // SQS refused the message for what it holds (a client fault: an attribute it will not take).
+    // Sending it again unchanged would fail forever, so it goes once more with plain ASCII
+    // attributes; any other failure (throttling, network) is left to the caller to retry.
+    if (!isSenderFault(error)) throw error
+    await send(plainDeadLetter(message, `${(error as Error).name}: ${(error as Error).message}`))
+  }
 }
+
+/** An SQS error that is the request's fault (InvalidParameterValue …), not SQS's or the network's. */
+const isSenderFault = (error: unknown): boolean =>
+  typeof error === 'object' && error !== null && (error as { $fault?: string }).$fault === 'client'
 
 const deliverRecord = async (
   deps: DeliverDeps,

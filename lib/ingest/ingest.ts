@@ -3,7 +3,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics'
 import type { SQSClient } from '@aws-sdk/client-sqs'
 import type { Config } from '../config.ts'
 import { HttpError } from '../errors/http-error.ts'
-import { deadLetterMessage } from '../queue/dead-letter.ts'
+import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
 import { enqueue } from '../queue/enqueue.ts'
 import { type OutgoingMessage, outgoingMessage, sqsSafeJson } from '../queue/sqs-message.ts'
 import { type Validation, validateEvent } from '../segment/event.ts'
@@ -43,6 +43,8 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   const request = readSegmentRequest(text, parseJson(text))
   const accepted: OutgoingMessage[] = []
   const acceptedIds: string[] = []
+  /** Where each accepted message came from, should SQS refuse it. */
+  const origins = new Map<OutgoingMessage, { index: number; messageId: string; raw: string; type: string }>()
   const types: Record<string, number> = {}
   const rejected: Rejection[] = []
   const deadLetters: OutgoingMessage[] = []
@@ -52,7 +54,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
       stage: 'ingest',
       reason: rejection.error,
       messageId: rejection.messageId,
-      type: String(type ?? ''),
+      type: typeof type === 'string' ? type : String(type ?? ''),
     } as const
     deadLetters.push(deadLetterMessage(sqsSafeJson(raw), why, config.queue.batchMaxBytes))
   }
@@ -77,48 +79,79 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
       continue
     }
     accepted.push(message)
-    acceptedIds.push(event.messageId)
-    types[event.type] = (types[event.type] ?? 0) + 1
+    origins.set(message, { index: item.index, messageId: event.messageId, raw: item.raw, type: event.type })
   }
 
   const deadline = Date.now() + Math.min(config.ingest.deadlineMs, remainingMs - ANSWER_MARGIN_MS)
   const options = { batchMaxBytes: config.queue.batchMaxBytes, deadline }
+  const toDlq = { ...options, queueUrl: config.queue.dlqUrl }
   const [queued, parked] = await Promise.all([
     enqueue(sqs, accepted, { ...options, queueUrl: config.queue.url }),
-    enqueue(sqs, deadLetters, { ...options, queueUrl: config.queue.dlqUrl }),
+    enqueue(sqs, deadLetters, toDlq),
   ])
+
+  // SQS refused some events for what they hold (SenderFault): retrying would fail the same way
+  // and make Segment resend, and so duplicate, the good ones. They are rejected and kept in the DLQ.
+  const lateDeadLetters: OutgoingMessage[] = []
+  for (const { message, reason } of queued.refused) {
+    const origin = origins.get(message)
+    if (origin === undefined) continue
+    origins.delete(message)
+    rejected.push({ index: origin.index, messageId: origin.messageId, error: reason })
+    const why = { stage: 'ingest', reason, messageId: origin.messageId, type: origin.type } as const
+    lateDeadLetters.push(deadLetterMessage(sqsSafeJson(origin.raw), why, config.queue.batchMaxBytes))
+  }
+  // A dead letter refused for its attributes is sent again with them in plain ASCII.
+  lateDeadLetters.push(...parked.refused.map(({ message, reason }) => plainDeadLetter(message, reason)))
+  const late = await enqueue(sqs, lateDeadLetters, toDlq)
+  const lost = late.refused.map(({ message, reason }) => ({
+    messageId: message.attributes.messageId,
+    reason,
+  }))
+  if (lost.length > 0)
+    logger.error('SQS refused dead letters even in plain ASCII; they are not kept', { lost })
+
+  for (const message of origins.keys()) {
+    const origin = origins.get(message) as { messageId: string; type: string }
+    acceptedIds.push(origin.messageId)
+    types[origin.type] = (types[origin.type] ?? 0) + 1
+  }
+  rejected.sort((a, b) => a.index - b.index)
+  const stored = origins.size
 
   const summary = {
     shape: request.shape,
     received: request.items.length,
     types,
-    sqsCalls: queued.calls + parked.calls,
+    sqsCalls: queued.calls + parked.calls + late.calls,
   }
   addMetric(metrics, 'Received', request.items.length)
   if (rejected.length > 0) logger.warn('events rejected', { rejected })
-  if (queued.unsent.length > 0 || parked.unsent.length > 0) {
+  const unsent = queued.unsent.length + parked.unsent.length + late.unsent.length
+  if (unsent > 0) {
+    const lastError = queued.lastError ?? parked.lastError ?? late.lastError
     logger.error('events not stored before the deadline; answering 503 so Segment retries', {
       ...summary,
       unsentEvents: queued.unsent.length,
-      unsentRejections: parked.unsent.length,
-      error: String(queued.lastError ?? parked.lastError),
+      unsentRejections: parked.unsent.length + late.unsent.length,
+      error: String(lastError),
     })
     throw new HttpError(503, 'the queue did not take every event in time; retry the request', {
-      cause: queued.lastError ?? parked.lastError,
+      cause: lastError,
     })
   }
-  addMetric(metrics, 'Enqueued', accepted.length)
+  addMetric(metrics, 'Enqueued', stored)
   addMetric(metrics, 'Rejected', rejected.length)
   logger.info('events enqueued', {
     ...summary,
-    accepted: accepted.length,
+    accepted: stored,
     rejected: rejected.length,
     ...idsForLog(acceptedIds),
   })
 
-  if (accepted.length === 0) {
+  if (stored === 0) {
     const message = request.items.length === 0 ? 'body holds no events' : 'body holds no valid event'
     throw new HttpError(400, message, { details: { accepted: 0, rejected } })
   }
-  return { accepted: accepted.length, rejected }
+  return { accepted: stored, rejected }
 }

@@ -23,25 +23,109 @@ export interface LocalQueueOptions {
   readonly name?: string
   readonly visibilityTimeoutSeconds?: number
   readonly maxReceiveCount?: number
+  /** The events queue's MaximumMessageSize (SQS's default and maximum: 1 MiB). */
+  readonly maxMessageBytes?: number
 }
 
 /**
- * fauxqs 2.4 checks message bodies per UTF-16 unit, so it refuses every character outside the
- * Basic Multilingual Plane (emoji), which real SQS accepts (#x10000–#x10FFFF). Segment events
- * carry emoji all the time, so the emulator is brought in line with AWS: its shared check is
- * replaced by SQS's documented rule.
+ * SQS's character rule for a message body, and for every String message attribute value, which
+ * "has the same restrictions on the content as the message body":
+ * #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html
  */
-const SQS_INVALID_BODY = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u
+const SQS_INVALID_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u
+
+interface AttributeValue {
+  readonly DataType?: string
+  readonly StringValue?: string
+}
+interface SendEntry {
+  readonly Id?: string
+  readonly MessageAttributes?: Readonly<Record<string, AttributeValue>>
+}
+type Handler = (body: Record<string, unknown>, store: unknown, request: unknown) => unknown
+type SqsErrorClass = new (code: string, message: string) => Error
+
+/** Why SQS would refuse these attributes, or undefined when it takes them. */
+const attributeProblem = (attributes: SendEntry['MessageAttributes']): string | undefined => {
+  for (const [name, value] of Object.entries(attributes ?? {})) {
+    const text = value.StringValue
+    if (value.DataType?.startsWith('Binary') || text === undefined) continue
+    if (text === '') return `The message attribute '${name}' must contain non-empty message attribute value.`
+    if (SQS_INVALID_CHAR.test(text)) {
+      return `Message attribute '${name}' contains invalid characters. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.`
+    }
+  }
+  return undefined
+}
+
+/**
+ * SendMessage refuses the call; SendMessageBatch fails just that entry with SenderFault, and
+ * the other entries go through, as SQS answers a batch.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
+ */
+const checkingAttributes = (action: string, handler: Handler, SqsError: SqsErrorClass): Handler => {
+  if (action === 'SendMessage') {
+    return (body, store, request) => {
+      const problem = attributeProblem(body.MessageAttributes as SendEntry['MessageAttributes'])
+      if (problem !== undefined) throw new SqsError('InvalidParameterValue', problem)
+      return handler(body, store, request)
+    }
+  }
+  if (action === 'SendMessageBatch') {
+    return async (body, store, request) => {
+      const entries = (body.Entries ?? []) as SendEntry[]
+      const refused = entries
+        .map((entry) => ({ entry, problem: attributeProblem(entry.MessageAttributes) }))
+        .filter((check) => check.problem !== undefined)
+      if (refused.length === 0) return handler(body, store, request)
+      const failed = refused.map(({ entry, problem }) => ({
+        Id: entry.Id,
+        SenderFault: true,
+        Code: 'InvalidParameterValue',
+        Message: problem,
+      }))
+      const rest = entries.filter((entry) => !refused.some((check) => check.entry === entry))
+      if (rest.length === 0) return { Successful: [], Failed: failed }
+      const result = (await handler({ ...body, Entries: rest }, store, request)) as {
+        Successful?: unknown[]
+        Failed?: unknown[]
+      }
+      return { Successful: result.Successful ?? [], Failed: [...(result.Failed ?? []), ...failed] }
+    }
+  }
+  return handler
+}
+
 let emulatorAligned: Promise<void> | undefined
 
+/**
+ * Brings fauxqs 2.4 in line with SQS where it is kinder than SQS (tests must not pass only
+ * because the emulator accepts what AWS refuses), and where it is stricter:
+ * - it checks bodies per UTF-16 unit, so it refuses every character outside the Basic
+ *   Multilingual Plane (emoji), which SQS accepts: its check is replaced by SQS's rule;
+ * - it does not check message attribute values at all: SendMessage and SendMessageBatch are
+ *   wrapped to refuse what SQS refuses there.
+ */
 const alignEmulatorWithSqs = () => {
-  emulatorAligned ??= import(new URL('./sqs/sqsTypes.js', import.meta.resolve('fauxqs')).href).then(
-    (types: { INVALID_MESSAGE_BODY_CHAR?: RegExp }) => {
-      const check = types.INVALID_MESSAGE_BODY_CHAR
-      if (check !== undefined) check.test = (body: string) => SQS_INVALID_BODY.test(body)
-    },
-  )
+  const internal = (path: string) => import(new URL(path, import.meta.resolve('fauxqs')).href)
+  emulatorAligned ??= Promise.all([
+    internal('./sqs/sqsTypes.js'),
+    internal('./sqs/sqsRouter.js'),
+    internal('./common/errors.js'),
+  ]).then(([types, router, errors]) => {
+    const check = (types as { INVALID_MESSAGE_BODY_CHAR?: RegExp }).INVALID_MESSAGE_BODY_CHAR
+    if (check !== undefined) check.test = (body: string) => SQS_INVALID_CHAR.test(body)
+    const { SqsRouter } = router as {
+      SqsRouter: { prototype: { register: (action: string, handler: Handler) => void } }
+    }
+    const { SqsError } = errors as { SqsError: SqsErrorClass }
+    const register = SqsRouter.prototype.register
+    SqsRouter.prototype.register = function (action: string, handler: Handler) {
+      register.call(this, action, checkingAttributes(action, handler, SqsError))
+    }
+  })
   return emulatorAligned
 }
 
@@ -91,6 +175,9 @@ export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise
     attributes: {
       MessageRetentionPeriod: retention,
       VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60),
+      ...(options.maxMessageBytes === undefined
+        ? {}
+        : { MaximumMessageSize: String(options.maxMessageBytes) }),
       RedrivePolicy: JSON.stringify({
         deadLetterTargetArn: dlq.queueArn,
         maxReceiveCount: String(options.maxReceiveCount ?? QUEUE_SETTINGS.maxReceiveCount),

@@ -44,3 +44,18 @@ export const deadLetterMessage = (body: string, why: DeadLetterReason, maxBytes:
     originalBytes: Buffer.byteLength(body),
   })
 }
+
+/** Every character outside printable ASCII as a `\uXXXX` escape (UTF-16 units, so lone surrogates too). */
+const ascii = (text: string): string =>
+  text.replace(/[^\x20-\x7E]/g, (ch) => `\\u${(ch.charCodeAt(0) as number).toString(16).padStart(4, '0')}`)
+
+/**
+ * The last resort when SQS refused a dead letter for what it holds: the same body (already made
+ * SQS-safe) and every attribute in plain ASCII, which SQS takes whatever the input was, with SQS's
+ * refusal noted. An event is dead-lettered once, never retried forever because of its attributes.
+ */
+export const plainDeadLetter = (message: OutgoingMessage, refusal: string): OutgoingMessage => {
+  const attributes: Record<string, string> = {}
+  for (const [name, value] of Object.entries(message.attributes)) attributes[name] = ascii(value)
+  return outgoingMessage(message.body, { ...attributes, deadLetterRefused: ascii(refusal) })
+}

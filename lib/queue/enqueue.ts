@@ -11,7 +11,11 @@ import { type OutgoingMessage, toSqsAttributes } from './sqs-message.ts'
  * Puts messages on a queue with as few SendMessageBatch calls as the limits allow, all sent
  * concurrently. Entries SQS fails (throttling, internal errors) and calls that fail outright
  * are retried with jittered backoff until the deadline; whatever is still not on the queue
- * then is returned so the caller can answer 503 and let Segment retry.
+ * then is returned so the caller can answer 503 and let Segment retry. An entry failed with
+ * `SenderFault` is wrong in itself and would fail the same way on every retry (and Segment's
+ * resend of the request would queue its good neighbours again each time): it is returned apart,
+ * with SQS's reason, for the caller to keep elsewhere.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_BatchResultErrorEntry.html
  */
 
 export interface EnqueueOptions {
@@ -22,8 +26,17 @@ export interface EnqueueOptions {
   readonly retryBaseMs?: number
 }
 
+/** A message SQS refused for good (SenderFault), with its code and message. */
+export interface Refusal {
+  readonly message: OutgoingMessage
+  readonly reason: string
+}
+
 export interface EnqueueResult {
+  /** Not on the queue when the deadline came: retrying can help. */
   readonly unsent: readonly OutgoingMessage[]
+  /** Refused by SQS for what they are: retrying cannot help. */
+  readonly refused: readonly Refusal[]
   /** SendMessageBatch calls made, retries included. */
   readonly calls: number
   /** Last error seen, for the log when something stayed unsent. */
@@ -38,7 +51,7 @@ const sendBatch = async (
   queueUrl: string,
   batch: readonly OutgoingMessage[],
   deadline: number,
-): Promise<{ failed: OutgoingMessage[]; rejected: OutgoingMessage[]; error: unknown }> => {
+): Promise<{ failed: OutgoingMessage[]; refused: Refusal[]; error: unknown }> => {
   const entries: SendMessageBatchRequestEntry[] = batch.map((message, index) => ({
     Id: String(index),
     MessageBody: message.body,
@@ -54,11 +67,16 @@ const sendBatch = async (
     return {
       // SenderFault means the entry itself is wrong: sending it again cannot help.
       failed: failures.filter((entry) => !entry.SenderFault).map(entryOf),
-      rejected: failures.filter((entry) => entry.SenderFault).map(entryOf),
+      refused: failures
+        .filter((entry) => entry.SenderFault)
+        .map((entry) => ({
+          message: entryOf(entry),
+          reason: `SQS refused it: ${entry.Code ?? 'SenderFault'}: ${entry.Message ?? 'no message'}`,
+        })),
       error: first ? new Error(`${first.Code}: ${first.Message ?? 'entry failed'}`) : undefined,
     }
   } catch (error) {
-    return { failed: [...batch], rejected: [], error }
+    return { failed: [...batch], refused: [], error }
   }
 }
 
@@ -69,7 +87,7 @@ export const enqueue = async (
 ): Promise<EnqueueResult> => {
   const retryBaseMs = options.retryBaseMs ?? 50
   let pending = [...messages]
-  const rejected: OutgoingMessage[] = []
+  const refused: Refusal[] = []
   let calls = 0
   let lastError: unknown
   for (let attempt = 0; pending.length > 0; attempt++) {
@@ -84,9 +102,9 @@ export const enqueue = async (
       batches.map((batch) => sendBatch(sqs, options.queueUrl, batch, options.deadline)),
     )
     pending = results.flatMap((result) => result.failed)
-    rejected.push(...results.flatMap((result) => result.rejected))
+    refused.push(...results.flatMap((result) => result.refused))
     lastError = results.find((result) => result.error !== undefined)?.error ?? lastError
     if (Date.now() >= options.deadline) break
   }
-  return { unsent: [...pending, ...rejected], calls, lastError }
+  return { unsent: pending, refused, calls, lastError }
 }

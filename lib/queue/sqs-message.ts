@@ -21,9 +21,17 @@ export const messageSize = (body: string, attributes: Readonly<Record<string, st
   return size
 }
 
-/** SQS limits a string attribute value; reasons are cut to this many characters. */
+/** Attribute values (reasons, Courier's messages) are cut to this many characters. */
 export const MAX_ATTRIBUTE_CHARS = 1_000
 
+/**
+ * A message whose attributes SQS will take. Values come from input (messageId, type, reasons
+ * quoting Segment's or Courier's text), and SQS holds a String attribute value to the body's
+ * character rule, failing the entry with SenderFault otherwise: each value is cut first (a cut
+ * can split a surrogate pair) and then made safe with sqsSafeText. Empty values are left out,
+ * as SQS refuses them.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html
+ */
 export const outgoingMessage = (
   body: string,
   attributes: Record<string, string | number | undefined>,
@@ -31,7 +39,7 @@ export const outgoingMessage = (
   const strings: Record<string, string> = {}
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === '') continue
-    strings[name] = String(value).slice(0, MAX_ATTRIBUTE_CHARS)
+    strings[name] = sqsSafeText(String(value).slice(0, MAX_ATTRIBUTE_CHARS))
   }
   return { body, attributes: strings, size: messageSize(body, strings) }
 }
@@ -43,13 +51,21 @@ export const toSqsAttributes = (
     Object.entries(attributes).map(([name, value]) => [name, { DataType: STRING, StringValue: value }]),
   )
 
-/** Characters SQS refuses in a message body (it allows #x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD #x10000–#x10FFFF). */
+/**
+ * Characters SQS refuses in a message body and in String attribute values (it allows #x9 #xA #xD
+ * #x20–#xD7FF #xE000–#xFFFD #x10000–#x10FFFF).
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+ */
 const SQS_FORBIDDEN = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu
+
+const escape = (ch: string) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`
+
+/** Any text SQS will take: each forbidden character written as its `\uXXXX` escape, the rest unchanged. */
+export const sqsSafeText = (text: string): string => text.replace(SQS_FORBIDDEN, escape)
 
 /**
  * JSON text SQS will take. Valid JSON can hold a forbidden character only inside a string
  * (U+FFFE, U+FFFF, a lone surrogate), where its `\uXXXX` escape means exactly the same value,
  * so the event Courier receives is unchanged. Any other text passes through byte-for-byte.
  */
-export const sqsSafeJson = (text: string): string =>
-  text.replace(SQS_FORBIDDEN, (ch) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`)
+export const sqsSafeJson = (text: string): string => sqsSafeText(text)

@@ -257,6 +257,32 @@ describe('permanent failures and bad credentials', () => {
     )
   })
 
+  it('dead-letters once even when Courier’s message holds characters SQS refuses in an attribute', async () => {
+    // Prepare: Courier's error text quoting bytes SQS will not take (U+FFFF, a lone surrogate)
+    await enqueueEvents(relay, [identify()])
+    const records = await receiveRecords(relay)
+    const message = 'bad value "\uFFFF\uD800" in traits'
+    const handler = relay.deliver({
+      courier: {
+        send: async () => ({
+          status: 400,
+          body: { message, type: 'invalid_request_error' },
+          outcome: { kind: 'permanent', status: 400, reason: message },
+          durationMs: 1,
+        }),
+      },
+    })
+
+    // Act
+    const response = await invokeDeliver(handler, records, relay)
+
+    // Assess: landed in the DLQ through the embedded SQS, not retried forever
+    expect(response.batchItemFailures).toEqual([])
+    const [dead] = dlqMessages(relay)
+    expect(dead?.messageAttributes.reason?.StringValue).toBe('bad value "\\uffff\\ud800" in traits')
+    expect(queuedMessages(relay)).toHaveLength(0)
+  })
+
   it('keeps an event on the queue, slowly retried, when Courier answers 401', async () => {
     await enqueueEvents(relay, [track()])
     const handler = relay.deliver({ config: configWith({ COURIER_AUTH_TOKEN: 'wrong-token' }) })

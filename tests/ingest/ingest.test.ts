@@ -426,6 +426,66 @@ describe('bad input', () => {
   })
 })
 
+describe("SQS's own rules", () => {
+  it('queues an event whose messageId holds characters SQS refuses in attributes, with the attribute made safe', async () => {
+    // Prepare: U+FFFF and a lone surrogate in the messageId (SQS refuses both in an attribute)
+    const event = track({ messageId: 'm-\uFFFF-\uD800' })
+
+    // Act
+    const answer = await invoke(
+      segmentRequest(JSON.stringify([event, track()]), { secret: SECRET, token: TOKEN }),
+    )
+    const queued = await receiveAll(queues.sqs, queues.queueUrl)
+
+    // Assess
+    expect(answer).toEqual({ status: 200, body: { accepted: 2, rejected: [] } })
+    const attributes = queued.map((m) => m.MessageAttributes?.messageId?.StringValue)
+    expect(attributes).toContain('m-\\uffff-\\ud800')
+    expect(queued.map((m) => JSON.parse(m.Body as string).messageId)).toContain(event.messageId)
+  })
+
+  it('keeps an event SQS refuses for good (SenderFault) in the DLQ with the reason, answers 200, and queues the rest once', async () => {
+    // Prepare: an events queue that holds smaller messages than the relay's budget, so the
+    // emulator itself refuses the big event as SQS would
+    const small = await startTestQueues({ maxMessageBytes: 4_096 })
+    try {
+      const handler = createIngestHandler({
+        config: parseConfig(envFor(small)),
+        sqs: small.sqs,
+        logger: createLogger('ingest-test'),
+      })
+      const big = track({ properties: { blob: 'z'.repeat(6_000) } })
+      const good = [identify(), track()]
+      const body = JSON.stringify([good[0], big, good[1]])
+
+      // Act
+      const answer = await invoke(
+        segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(good[0]) }),
+        handler,
+      )
+      const dead = await receiveAll(small.sqs, small.dlqUrl)
+
+      // Assess
+      expect(answer.status).toBe(200)
+      expect(answer.body).toEqual({
+        accepted: 2,
+        rejected: [
+          {
+            index: 1,
+            messageId: big.messageId,
+            error: expect.stringMatching(/^SQS refused it: InvalidParameterValue: .*shorter than 4096 bytes/),
+          },
+        ],
+      })
+      expect(bodies(small, small.queueUrl).sort()).toEqual(good.map((e) => JSON.stringify(e)).sort())
+      expect(dead.map((m) => m.Body)).toEqual([JSON.stringify(big)])
+      expect(dead[0]?.MessageAttributes?.reason?.StringValue).toMatch(/shorter than 4096 bytes/)
+    } finally {
+      await small.stop()
+    }
+  })
+})
+
 describe('when SQS fails', () => {
   it('retries entries SQS failed (throttled) until they land', async () => {
     // Prepare: a real client whose first SendMessageBatch has two entries throttled, as SQS does under load

@@ -58,10 +58,10 @@ export const toSqsAttributes = (
  */
 const SQS_FORBIDDEN = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu
 
-const escape = (ch: string) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`
+const unicodeEscape = (ch: string) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`
 
 /** Any text SQS will take: each forbidden character written as its `\uXXXX` escape, the rest unchanged. */
-export const sqsSafeText = (text: string): string => text.replace(SQS_FORBIDDEN, escape)
+export const sqsSafeText = (text: string): string => text.replace(SQS_FORBIDDEN, unicodeEscape)
 
 /**
  * JSON text SQS will take. Valid JSON can hold a forbidden character only inside a string

@@ -265,10 +265,13 @@ const replaceProfile: Handler = (state, { params: [id = ''], body }) => {
 }
 
 /**
- * DELETE /profiles/{id}: 204 with no body (the reference: "Deletes a user's profile and stored
- * contact details. List subscriptions and preferences are separate resources"), so list
- * subscriptions and tenant memberships stay. Deleting a profile that does not exist: the reference
- * is silent; the sandbox answers 204 as well (the end state is the one asked for).
+ * DELETE /profiles/{id}: 204 with no body. The current reference (courier-node's generated
+ * `profiles.delete`: no response body, any Accept) and design.md say so; an older reference
+ * page answered 200 `{status: "SUCCESS"}` (trycourier/docs docs/reference/configs/profiles/delete.ts),
+ * so a client must take any 2xx. "Deletes a user's profile and stored contact details. List
+ * subscriptions and preferences are separate resources": subscriptions and tenant memberships stay.
+ * Deleting a profile that does not exist: the reference is silent; the sandbox answers 204 as well
+ * (the end state is the one asked for).
  */
 const deleteProfile: Handler = (state, { params: [id = ''] }) => {
   state.profiles.delete(id)
@@ -295,14 +298,20 @@ const getProfileLists: Handler = (state, { params: [id = ''] }) => ({
   },
 })
 
-/** DELETE /profiles/{id}/lists removes every list subscription of the user: 200 `{status: "SUCCESS"}` (`ListDeleteResponse`). */
+/**
+ * DELETE /profiles/{id}/lists removes every list subscription of the user: 200
+ * `{status: "SUCCESS"}`, the body courier-node types (`ListDeleteResponse`). The reference page
+ * says "status: 204 OK" with that same body as its example
+ * (https://www.courier.com/docs/reference/profiles/remove-subscription/); a 204 cannot carry a
+ * body, so the sandbox follows the typed body, and a client must take any 2xx.
+ */
 const deleteProfileLists: Handler = (state, { params: [id = ''] }) => {
   for (const list of listsOf(state, id)) list.subscriptions.delete(id)
   return { status: 200, body: { status: 'SUCCESS' } }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tenants: https://www.courier.com/docs/reference/tenants/ (courier-node src/resources/tenants/tenants.ts)
+// Tenants: https://www.courier.com/docs/reference/tenants/put/ (courier-node src/resources/tenants/tenants.ts)
 // ---------------------------------------------------------------------------------------------
 
 /** GET /tenants/{id}: 200 `Tenant`; 404 when it does not exist (body not published). */
@@ -352,7 +361,8 @@ const getTenantUsers: Handler = (state, { params: [id = ''] }) =>
   )
 
 // ---------------------------------------------------------------------------------------------
-// User tenants: https://www.courier.com/docs/reference/users/ (courier-node src/resources/users/tenants.ts)
+// User tenants: https://www.courier.com/docs/reference/tenants/user-membership/ (every write 204)
+// and courier-node src/resources/users/tenants.ts
 // ---------------------------------------------------------------------------------------------
 
 const membershipsOf = (state: SandboxState, user: string) => {
@@ -412,7 +422,9 @@ const deleteMemberships: Handler = (state, { params: [user = ''] }) => {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lists: https://www.courier.com/docs/reference/lists/ (courier-node src/resources/lists/)
+// Lists: https://www.courier.com/docs/reference/lists/ (courier-node src/resources/lists/). The
+// subscription writes answer "status: 204 Successfully subscribed" or "status: 400 Bad Request"
+// `{message, type: "invalid_request_error"}`: https://www.courier.com/docs/reference/lists/put-subscribe/
 // ---------------------------------------------------------------------------------------------
 
 /** A list, created when missing: every subscription call "If the list does not exist, it will be automatically created". */

@@ -585,6 +585,36 @@ describe('idempotency and the control routes', () => {
     expect(sandbox.faults.conflictShare).toBe(0)
   })
 
+  it('GET /_sandbox/state shows profiles, tenants, memberships, lists with subscriptions and inbound events', async () => {
+    await call('POST', '/inbound/segment', identify({ traits: { email: 'ada@example.com' } }))
+    await call('POST', '/inbound/segment', track({ messageId: 'm-2', event: 'Audience Entered' }))
+    await call('PUT', '/tenants/acme', { name: 'Acme', properties: { plan: 'pro' } })
+    await call('PUT', '/users/user-1/tenants/acme', { profile: { title: 'CTO' } })
+    await call('PUT', '/lists/aud-1/subscriptions/user-1')
+
+    const state = await control('GET', 'state')
+
+    expect(state.json).toEqual({
+      profiles: { 'user-1': { email: 'ada@example.com' } },
+      tenants: { acme: { id: 'acme', name: 'Acme', properties: { plan: 'pro' } } },
+      memberships: {
+        'user-1': [{ tenant_id: 'acme', user_id: 'user-1', type: 'user', profile: { title: 'CTO' } }],
+      },
+      lists: {
+        'aud-1': {
+          id: 'aud-1',
+          name: 'aud-1',
+          created: expect.any(String),
+          updated: expect.any(String),
+          subscriptions: [{ recipientId: 'user-1', created: expect.any(String) }],
+        },
+      },
+      inboundEvents: [
+        expect.objectContaining({ event: 'Segment-TrackEvent:Audience Entered', messageId: 'm-2' }),
+      ],
+    })
+  })
+
   it('forgets a request still in flight across a reset: it changes nothing and is not logged', async () => {
     await control('POST', 'faults', { latencyMs: 60_000 })
     const inFlight = call('POST', '/inbound/segment', identify())

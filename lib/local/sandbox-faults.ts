@@ -240,6 +240,9 @@ export const createFaultInjector = (
     return rpsWindow.count > faults.maxRps
   }
 
+  // The types of the sandbox's 429 (rate_limit_error), 5xx (api_error) and 401
+  // (authentication_error) bodies are the sandbox's own: Courier publishes `{message, type}` as the
+  // error shape but names only invalid_request_error. Clients should read the status, not the type.
   const rateLimited = () => ({
     ...courierError(429, 'Too Many Requests', 'rate_limit_error'),
     headers: retryAfterHeaders(faults.retryAfter, now()),

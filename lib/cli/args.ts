@@ -2,8 +2,19 @@ import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { isConfigError } from '../errors/config-error.ts'
 
 /**
- * Flags for the CLIs: parsed with node:util, `--help` prints the usage, a bad flag prints it to
- * stderr. Returns the flags, or the exit code to end with (0 after --help, 2 after a bad flag).
+ * What a CLI prints for a mistake in how it was called: the problem first, on its own line, then
+ * the usage's synopsis (its lines up to the first blank one) and where the rest is, so the reason
+ * is not lost above a screen of help.
+ */
+export const usageProblem = (problem: string, usage: string): string => {
+  const blank = usage.indexOf('\n\n')
+  const synopsis = blank === -1 ? usage : usage.slice(0, blank)
+  return `error: ${problem}\n${synopsis}\n(--help explains every flag)`
+}
+
+/**
+ * Flags for the CLIs: parsed with node:util, `--help` prints the usage, a bad flag prints the
+ * problem and the synopsis to stderr. Returns the flags, or the exit code to end with (0 after --help, 2 after a bad flag).
  */
 export const parseFlags = <T extends NonNullable<ParseArgsConfig['options']>>(
   argv: string[],
@@ -18,7 +29,7 @@ export const parseFlags = <T extends NonNullable<ParseArgsConfig['options']>>(
     }
     return values as ReturnType<typeof parseArgs<{ args: string[]; options: T }>>['values']
   } catch (error) {
-    console.error(`${(error as Error).message}\n${usage}`)
+    console.error(usageProblem((error as Error).message, usage))
     return 2
   }
 }

@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs'
 import { createSqsClient } from '../queue/sqs-client.ts'
-import { parseFlags, runCli } from './args.ts'
+import { parseFlags, runCli, usageProblem } from './args.ts'
 import { type CliTarget, cliTarget, type Env, UsageError } from './target.ts'
 
 /**
@@ -264,7 +264,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     max = positiveInteger('max', values.max, DEFAULT_MAX)
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    err(`${error.message}\n${USAGE}`)
+    err(usageProblem(error.message, USAGE))
     return 2
   }
   const sqs = sqsClientFor(target)

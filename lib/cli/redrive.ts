@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-sqs'
 import { packBatches } from '../queue/batch-pack.ts'
 import { messageSize } from '../queue/sqs-message.ts'
-import { parseFlags, runCli } from './args.ts'
+import { parseFlags, runCli, usageProblem } from './args.ts'
 import { type CliIo, sqsClientFor } from './dlq.ts'
 import { type CliTarget, cliTarget, UsageError } from './target.ts'
 
@@ -444,7 +444,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     target = cliTarget(values, env)
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    err(`${error.message}\n${USAGE}`)
+    err(usageProblem(error.message, USAGE))
     return 2
   }
   const sqs = sqsClientFor(target)
@@ -459,7 +459,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     return result.mode === 'local' && (result.failed > 0 || result.error !== undefined) ? 1 : 0
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    err(`${error.message}\n${USAGE}`)
+    err(usageProblem(error.message, USAGE))
     return 2
   } finally {
     sqs.destroy()

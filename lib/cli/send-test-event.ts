@@ -1,3 +1,5 @@
+import { localPort } from '../config.ts'
+import { WEBHOOK_PATH } from '../local/server.ts'
 import {
   buildTestEvent,
   DEFAULT_USER_ID,
@@ -6,16 +8,17 @@ import {
   TEST_EVENT_TYPES,
   type TestEventType,
 } from '../segment/test-event.ts'
-import { parseFlags, runCli } from './args.ts'
+import { parseFlags, runCli, usageProblem } from './args.ts'
 import type { CliIo } from './dlq.ts'
 
-export const USAGE = `usage: npm run send-test-event -- --url <webhook url> [--secret <s>] [--token <t>]
+export const USAGE = `usage: npm run send-test-event -- [--url <webhook url>] [--secret <s>] [--token <t>]
                                  [--type identify|track|group|delete] [--user-id <id>] [--batch N]
 
 Posts a Segment-shaped event the way Segment's webhook does and prints the answer.
-  --url <url>      the webhook: http://localhost:3000/segment (npm start) or the WebhookUrl output
-  --secret <s>     Segment's shared secret: adds X-Signature
-  --token <t>      the ingest token: adds Authorization: Bearer <t>
+  --url <url>      the webhook: the WebhookUrl output of a deploy; by default the relay
+                   \`npm start\` runs on this machine, http://127.0.0.1:$PORT/segment
+  --secret <s>     Segment's shared secret: adds X-Signature (default: $SEGMENT_SHARED_SECRET)
+  --token <t>      the ingest token: adds Authorization: Bearer <t> (default: $INGEST_TOKEN)
   --type <type>    identify (default), track (Order Completed), group or delete
   --user-id <id>   the userId (default ${DEFAULT_USER_ID})
   --batch N        send a JSON array of N events, signed over the first (Webhooks (Actions) batching)`
@@ -23,8 +26,15 @@ Posts a Segment-shaped event the way Segment's webhook does and prints the answe
 const isTestEventType = (value: string): value is TestEventType =>
   (TEST_EVENT_TYPES as readonly string[]).includes(value)
 
+/** Pure: the webhook of `npm start` on this machine, on PORT as `npm start` reads it. */
+export const localWebhookUrl = (env: Readonly<Record<string, string | undefined>>): string =>
+  `http://127.0.0.1:${localPort(env, 'PORT')}${WEBHOOK_PATH}`
+
+const isLoopback = (url: string): boolean =>
+  ['127.0.0.1', 'localhost', '[::1]'].includes(URL.parse(url)?.hostname ?? '')
+
 export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
-  const { out = console.log, err = console.error } = io
+  const { env = process.env, out = console.log, err = console.error } = io
   const values = parseFlags(
     argv,
     {
@@ -39,13 +49,13 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   )
   if (typeof values === 'number') return values
   const usage = (problem: string) => {
-    err(`${problem}\n${USAGE}`)
+    err(usageProblem(problem, USAGE))
     return 2
   }
   const type = values.type ?? 'identify'
-  if (!values.url) return usage('--url is required')
-  if (!/^https?:$/.test(URL.parse(values.url)?.protocol ?? '')) {
-    return usage(`--url must be an http(s) URL such as http://localhost:3000/segment, got "${values.url}"`)
+  const url = values.url ?? localWebhookUrl(env)
+  if (!/^https?:$/.test(URL.parse(url)?.protocol ?? '')) {
+    return usage(`--url must be an http(s) URL such as http://127.0.0.1:3000/segment, got "${url}"`)
   }
   if (!isTestEventType(type))
     return usage(`--type must be one of ${TEST_EVENT_TYPES.join(', ')}, got "${type}"`)
@@ -54,13 +64,21 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   }
   const make = () => buildTestEvent({ type, userId: values['user-id'] })
   const body = values.batch === undefined ? make() : Array.from({ length: Number(values.batch) }, make)
+  // Empty flags or variables mean "none", as in `npm start`.
+  const secret = values.secret ?? (env.SEGMENT_SHARED_SECRET?.trim() || undefined)
+  const token = values.token ?? (env.INGEST_TOKEN?.trim() || undefined)
   let answer: SendResult
   try {
-    answer = await sendTestEvent(values.url, body, { secret: values.secret, token: values.token })
+    answer = await sendTestEvent(url, body, { secret, token })
   } catch (error) {
     // fetch says only "fetch failed"; the reason (ECONNREFUSED, a DNS failure, the timeout) is its cause.
     const cause = (error as { cause?: { code?: string; message?: string } }).cause
-    err(`could not post to ${values.url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`)
+    const reason = cause?.code ?? cause?.message ?? (error as Error).message
+    const hint =
+      reason === 'ECONNREFUSED' && isLoopback(url)
+        ? ` (is \`npm start\` running${values.url ? '' : ` on PORT=${localPort(env, 'PORT')}`}?)`
+        : ''
+    err(`could not post to ${url}: ${reason}${hint}`)
     return 1
   }
   out(`HTTP ${answer.status}`)

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { main } from '../../lib/cli/send-test-event.ts'
 import { parseConfig } from '../../lib/config.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
@@ -180,6 +180,21 @@ describe('sendTestEvent', () => {
         [single, ...batch].map((event) => JSON.stringify(event)).sort(),
       )
     })
+
+    it('npm run send-test-event with no flags reaches it on PORT, signed with SEGMENT_SHARED_SECRET', async () => {
+      // Prepare
+      const { out, io } = capture()
+
+      // Act
+      const code = await main([], { ...io, env: { PORT: String(relay.port), SEGMENT_SHARED_SECRET: SECRET } })
+
+      // Assess
+      expect(code).toBe(0)
+      expect(out).toEqual(['HTTP 200', '{"accepted":1,"rejected":[]}'])
+      expect(bodies(queues, queues.queueUrl).map((body) => JSON.parse(body).userId)).toContain(
+        'relay-test-user',
+      )
+    })
   })
 })
 
@@ -270,16 +285,85 @@ describe('npm run send-test-event', () => {
   })
 
   it.each([
-    [[]],
-    [['--url', 'localhost:3000/segment']],
-    [['--url', 'http://x/segment', '--type', 'page']],
-    [['--url', 'http://x/segment', '--batch', '0']],
-    [['--url', 'http://x/segment', '--batch', 'two']],
-  ])('answers %j with the usage and exit code 2', async (argv) => {
+    [
+      ['--url', 'localhost:3000/segment'],
+      '--url must be an http(s) URL such as http://127.0.0.1:3000/segment, got "localhost:3000/segment"',
+    ],
+    [['--type', 'page'], '--type must be one of identify, track, group, delete, got "page"'],
+    [['--batch', '0'], '--batch must be a whole number ≥ 1, got "0"'],
+    [['--url', 'http://x/segment', '--batch', 'two'], '--batch must be a whole number ≥ 1, got "two"'],
+  ])('answers %j with what was wrong first, then the synopsis, and exit code 2', async (argv, problem) => {
     const { err, io } = capture()
 
     expect(await main(argv, io)).toBe(2)
-    expect(err.join('\n')).toContain('usage: npm run send-test-event')
+    const lines = err.join('\n').split('\n')
+    expect(lines[0]).toBe(`error: ${problem}`)
+    expect(lines[1]).toMatch(/^usage: npm run send-test-event/)
+    expect(lines.at(-1)).toBe('(--help explains every flag)')
+  })
+
+  it('says which flag it does not know', async () => {
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => undefined)
+
+    const code = await main(['--typ', 'track'], capture().io)
+
+    const printed = consoleError.mock.calls.map((call) => String(call[0])).join('\n')
+    consoleError.mockRestore()
+    expect(code).toBe(2)
+    expect(printed).toMatch(/^error: Unknown option '--typ'/)
+  })
+
+  describe('with no --url: the relay `npm start` runs on this machine', () => {
+    it('posts to 127.0.0.1:$PORT/segment, signing with SEGMENT_SHARED_SECRET and sending INGEST_TOKEN', async () => {
+      // Prepare
+      const target = await recorder()
+      const port = new URL(target.url).port
+      const { out, io } = capture()
+
+      // Act
+      const code = await main(['--type', 'track'], {
+        ...io,
+        env: { PORT: port, SEGMENT_SHARED_SECRET: SECRET, INGEST_TOKEN: 'tok' },
+      })
+      await target.stop()
+
+      // Assess
+      expect(code).toBe(0)
+      expect(out[0]).toBe('HTTP 200')
+      const [request] = target.seen
+      expect(request?.headers.authorization).toBe('Bearer tok')
+      expect(request?.headers['x-signature']).toBe(sign(SECRET, request?.body ?? ''))
+      expect(JSON.parse(request?.body ?? '{}')).toMatchObject({ type: 'track' })
+    })
+
+    it('lets the flags win over the environment', async () => {
+      const target = await recorder()
+      const { io } = capture()
+
+      await main(['--secret', 'other'], {
+        ...io,
+        env: { PORT: new URL(target.url).port, SEGMENT_SHARED_SECRET: SECRET },
+      })
+      await target.stop()
+
+      const [request] = target.seen
+      expect(request?.headers['x-signature']).toBe(sign('other', request?.body ?? ''))
+      expect(request?.headers.authorization).toBeUndefined()
+    })
+
+    it('asks whether `npm start` is running when nothing listens on PORT', async () => {
+      const target = await recorder()
+      await target.stop()
+      const port = new URL(target.url).port
+      const { err, io } = capture()
+
+      const code = await main([], { ...io, env: { PORT: port } })
+
+      expect(code).toBe(1)
+      expect(err).toEqual([
+        `could not post to http://127.0.0.1:${port}/segment: ECONNREFUSED (is \`npm start\` running on PORT=${port}?)`,
+      ])
+    })
   })
 
   it('runs under plain Node (type stripping) as the npm script does', async () => {

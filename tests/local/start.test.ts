@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
 
@@ -65,6 +66,32 @@ it('prints the webhook URL and a signed curl, and delivers a posted event to the
   )
   const received = (await (await fetch(`${sandbox}/_sandbox/received`)).json()) as { messageId: string }[]
   expect(received.map((r) => r.messageId)).toContain(event.messageId)
+})
+
+it('npm run send-test-event with no --url reaches it on PORT, signed with SEGMENT_SHARED_SECRET', async () => {
+  // Prepare
+  const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
+  const [, sandbox] = await waitFor(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
+
+  // Act: as a person would, in another terminal with the same environment
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['lib/cli/send-test-event.ts', '--type', 'group'],
+    {
+      cwd: new URL('../..', import.meta.url),
+      env: {
+        ...process.env,
+        PORT: new URL(webhook as string).port,
+        SEGMENT_SHARED_SECRET: 'start-test-secret',
+      },
+    },
+  )
+
+  // Assess
+  expect(stdout).toBe('HTTP 200\n{"accepted":1,"rejected":[]}\n')
+  await waitFor(/courier ← 202 POST \/inbound\/segment group /)
+  const received = (await (await fetch(`${sandbox}/_sandbox/received`)).json()) as { type?: string }[]
+  expect(received.some((request) => request.type === 'group')).toBe(true)
 })
 
 it('refuses an unsigned request with 401', async () => {

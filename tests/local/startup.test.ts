@@ -123,4 +123,11 @@ describe('the CLIs read the same settings the same way', () => {
       /^SQS_PORT: must be a port number .*got "99999"$/,
     )
   })
+
+  it('npm run send-test-event with a malformed PORT', async () => {
+    expectOneLine(
+      await run('lib/cli/send-test-event.ts', { PORT: 'http' }),
+      /^PORT: must be a port number .*got "http"$/,
+    )
+  })
 })

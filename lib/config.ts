@@ -59,17 +59,37 @@ export const COURIER_BASE_URLS: Readonly<Record<CourierRegion, string>> = {
 
 /** SQS caps a visibility timeout at 12 hours. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html */
 export const SQS_MAX_VISIBILITY_SECONDS = 43_200
-/** SQS caps a message, and a whole SendMessageBatch, at 1 MiB. */
+/**
+ * SQS caps a message, and a whole SendMessageBatch, at 1 MiB (raised from 256 KiB in 2025):
+ * the relay's per-message and per-call budget.
+ * https://aws.amazon.com/blogs/compute/more-room-to-build-serverless-services-now-support-payloads-up-to-1-mb
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html
+ */
 export const SQS_MAX_BATCH_BYTES = 1_048_576
+
+/**
+ * Lambda refuses a synchronous invocation whose payload, the whole event, exceeds 6,291,456 bytes.
+ * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+ */
+export const LAMBDA_MAX_EVENT_BYTES = 6_291_456
+
+/**
+ * The smallest API Gateway HTTP API (v2) event around a body: requestContext, routeKey, rawPath
+ * and the rest, with no header at all, is 511 bytes as JSON (lib/local/http-event.ts builds it;
+ * AWS adds headers of its own, so a real one is bigger). With the body's two quotes, no body
+ * larger than LAMBDA_MAX_EVENT_BYTES − 512 can ever reach the function.
+ */
+export const HTTP_API_EVENT_MIN_ENVELOPE_BYTES = 512
 
 /** The documented defaults; README.md lists the same values. */
 export const DEFAULTS = {
   COURIER_REGION: 'us',
   COURIER_TIMEOUT_MS: 10_000,
   COURIER_GROUP_TENANTS: false,
-  MAX_BODY_BYTES: 6_291_456,
+  /** The largest body that can reach Lambda at all (see HTTP_API_EVENT_MIN_ENVELOPE_BYTES). */
+  MAX_BODY_BYTES: LAMBDA_MAX_EVENT_BYTES - HTTP_API_EVENT_MIN_ENVELOPE_BYTES,
   INGEST_DEADLINE_MS: 3_000,
-  SQS_BATCH_MAX_BYTES: 262_144,
+  SQS_BATCH_MAX_BYTES: SQS_MAX_BATCH_BYTES,
   RETRY_BASE_SECONDS: 10,
   RETRY_MAX_SECONDS: 900,
   RATE_LIMIT_DELAY_SECONDS: 60,

@@ -41,7 +41,9 @@ describe('configuration', () => {
     expect(config.delivery.concurrency).toBe(10)
     expect(config.courier.groupTenants).toBe(false)
     expect(config.courier.maxRps).toBeUndefined()
-    expect(config.queue.batchMaxBytes).toBe(262_144)
+    // SQS takes 1 MiB per message and per batch; no body over 6,291,456 − 512 can reach Lambda.
+    expect(config.queue.batchMaxBytes).toBe(1_048_576)
+    expect(config.ingest.maxBodyBytes).toBe(6_290_944)
   })
 
   it('picks the region endpoint, and COURIER_BASE_URL wins over the region', () => {

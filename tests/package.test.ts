@@ -13,6 +13,7 @@ import {
   type Ssm,
   stageParams,
 } from '../lib/cli/preflight.ts'
+import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
 import { QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './support/template.ts'
@@ -67,6 +68,8 @@ describe('the packaged CloudFormation template', () => {
     for (const props of [queue, dlq]) {
       expect(props.MessageRetentionPeriod).toBe(QUEUE_SETTINGS.retentionSeconds)
       expect(props.SqsManagedSseEnabled).toBe(true)
+      // The relay's message budget (SQS_BATCH_MAX_BYTES) assumes SQS's 1 MiB.
+      expect(props.MaximumMessageSize).toBe(SQS_MAX_BATCH_BYTES)
     }
   })
 

@@ -61,3 +61,11 @@ export const toHttpApiEvent = (request: HttpRequestShape): APIGatewayProxyEventV
     isBase64Encoded: request.body.length > 0 && !isText,
   }
 }
+
+/**
+ * The size of the invocation payload Lambda would be given for `event`: the event as JSON, which
+ * Lambda holds to its 6,291,456-byte limit.
+ * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+ */
+export const lambdaEventBytes = (event: APIGatewayProxyEventV2): number =>
+  Buffer.byteLength(JSON.stringify(event), 'utf8')

@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { LAMBDA_MAX_EVENT_BYTES } from '../config.ts'
 import type { IngestHandler } from '../ingest/handler.ts'
-import { toHttpApiEvent } from './http-event.ts'
+import { lambdaEventBytes, toHttpApiEvent } from './http-event.ts'
 import { createLambdaContext } from './lambda-context.ts'
 
 /**
@@ -11,7 +12,10 @@ import { createLambdaContext } from './lambda-context.ts'
  */
 
 export const WEBHOOK_PATH = '/segment'
-/** API Gateway refuses payloads over 10 MB before Lambda sees them; so does this server. */
+/**
+ * API Gateway refuses payloads over 10 MB before Lambda sees them; so does this server.
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
+ */
 const MAX_REQUEST_BYTES = 10 * 1024 * 1024
 const INGEST_TIMEOUT_MS = 6_000
 
@@ -54,7 +58,13 @@ export const startLocalServer = async (
       const url = new URL(request.url ?? '/', 'http://localhost')
       const body = await readBody(request)
       if (body === undefined)
-        return send(response, 413, JSON.stringify({ error: 'request entity too large' }))
+        return send(
+          response,
+          413,
+          JSON.stringify({
+            error: `request body is over ${MAX_REQUEST_BYTES} bytes, API Gateway's HTTP API payload limit`,
+          }),
+        )
       if (url.pathname !== WEBHOOK_PATH || request.method !== 'POST') {
         return send(
           response,
@@ -70,6 +80,24 @@ export const startLocalServer = async (
         body,
         sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
       })
+      // Lambda refuses an invocation whose whole event is over its limit, and the event carries
+      // the body JSON-escaped (or base64: 4/3) plus headers and context: a body well under 6 MiB
+      // can make too big an event. On AWS such a request never reaches the function (API Gateway
+      // answers 413, which Segment drops); here it is refused the same way, saying why.
+      const eventBytes = lambdaEventBytes(event)
+      if (eventBytes > LAMBDA_MAX_EVENT_BYTES) {
+        const encoding = event.isBase64Encoded ? 'base64-encoded' : 'JSON-escaped'
+        return send(
+          response,
+          413,
+          JSON.stringify({
+            error:
+              `request is ${eventBytes} bytes as the Lambda event API Gateway builds (a ${body.length}-byte body, ` +
+              `${encoding}, with headers and context); Lambda accepts at most ${LAMBDA_MAX_EVENT_BYTES}: ` +
+              'send fewer events per request',
+          }),
+        )
+      }
       const result = await handler(event, createLambdaContext('ingest', INGEST_TIMEOUT_MS))
       const headers = Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)]))
       send(response, result.statusCode ?? 200, result.body ?? '', headers)

@@ -47,6 +47,8 @@ export interface ReceivedRequest {
   messageId?: string
   type?: string
   authorized: boolean
+  /** The body exactly as it arrived (byte-exactness is part of the contract), when there was one. */
+  text?: string
 }
 
 export interface CourierSandbox {
@@ -261,6 +263,7 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     const event = isJsonObject(body) ? body : {}
     const status = answer === 'drop' ? 0 : answer.status
     const record: ReceivedRequest = { at: now(), method, path, body, status, authorized }
+    if (typeof text === 'string' && text !== '') record.text = text
     if (typeof event.messageId === 'string') record.messageId = event.messageId
     if (typeof event.type === 'string') record.type = event.type
     received.push(record)

@@ -19,6 +19,8 @@ export interface Config {
     readonly authToken: SecretRef | undefined
     readonly timeoutMs: number
     readonly groupTenants: boolean
+    /** COURIER_AUDIENCE_LISTS: Engage audience events also change Courier list membership. */
+    readonly audienceLists: boolean
     readonly maxRps: number | undefined
   }
   readonly ingest: {
@@ -34,6 +36,8 @@ export interface Config {
   readonly queue: {
     readonly url: string
     readonly dlqUrl: string
+    /** AUDIENCE_QUEUE_URL: where deliver puts audience events for the list sync; required by deliver with audienceLists. */
+    readonly audienceUrl: string | undefined
     readonly batchMaxBytes: number
   }
   readonly retry: {
@@ -86,6 +90,7 @@ export const DEFAULTS = {
   COURIER_REGION: 'us',
   COURIER_TIMEOUT_MS: 10_000,
   COURIER_GROUP_TENANTS: false,
+  COURIER_AUDIENCE_LISTS: true,
   /** The largest body that can reach Lambda at all (see HTTP_API_EVENT_MIN_ENVELOPE_BYTES). */
   MAX_BODY_BYTES: LAMBDA_MAX_EVENT_BYTES - HTTP_API_EVENT_MIN_ENVELOPE_BYTES,
   INGEST_DEADLINE_MS: 3_000,
@@ -228,6 +233,7 @@ export const parseConfig = (env: Env): Config => {
       authToken: secret(env, 'COURIER_AUTH_TOKEN'),
       timeoutMs: integer(env, 'COURIER_TIMEOUT_MS', DEFAULTS.COURIER_TIMEOUT_MS, 100, 900_000),
       groupTenants: boolean(env, 'COURIER_GROUP_TENANTS', DEFAULTS.COURIER_GROUP_TENANTS),
+      audienceLists: boolean(env, 'COURIER_AUDIENCE_LISTS', DEFAULTS.COURIER_AUDIENCE_LISTS),
       maxRps: optionalPositive(env, 'COURIER_MAX_RPS'),
     },
     ingest: {
@@ -241,6 +247,7 @@ export const parseConfig = (env: Env): Config => {
     queue: {
       url: required(env, 'QUEUE_URL', 'the SQS queue events are put on'),
       dlqUrl: required(env, 'DLQ_URL', 'the SQS dead-letter queue for events that can never be delivered'),
+      audienceUrl: url(env, 'AUDIENCE_QUEUE_URL'),
       batchMaxBytes: integer(
         env,
         'SQS_BATCH_MAX_BYTES',
@@ -320,6 +327,8 @@ export interface LocalConfig {
   readonly deliverTimeoutSeconds: number
   /** The events queue's visibility timeout, in seconds. */
   readonly visibilityTimeoutSeconds: number
+  /** How long the local audience list sync gathers a batch, as its event source does (MaximumBatchingWindowInSeconds, ≤ 300). */
+  readonly audienceBatchingWindowSeconds: number
 }
 
 /**
@@ -333,6 +342,7 @@ export const LOCAL_DEFAULTS = {
   SQS_PORT: 3002,
   DELIVER_BATCH_SIZE: 10,
   DELIVER_TIMEOUT_SECONDS: 60,
+  AUDIENCE_BATCHING_WINDOW_SECONDS: 20,
 } as const
 
 /**
@@ -395,6 +405,13 @@ export const parseLocalConfig = (env: Env): LocalConfig => {
     ),
     deliverTimeoutSeconds,
     visibilityTimeoutSeconds,
+    audienceBatchingWindowSeconds: integer(
+      env,
+      'AUDIENCE_BATCHING_WINDOW_SECONDS',
+      LOCAL_DEFAULTS.AUDIENCE_BATCHING_WINDOW_SECONDS,
+      0,
+      300,
+    ),
   }
 }
 
@@ -406,6 +423,7 @@ export const LOCAL_SETTING_NAMES = [
   'DELIVER_BATCH_SIZE',
   'DELIVER_TIMEOUT_SECONDS',
   'VISIBILITY_TIMEOUT_SECONDS',
+  'AUDIENCE_BATCHING_WINDOW_SECONDS',
 ] as const
 
 /** Every variable parseConfig reads, for the README check and for error messages. */
@@ -416,6 +434,7 @@ export const SETTING_NAMES = [
   'COURIER_REGION',
   'COURIER_TIMEOUT_MS',
   'COURIER_GROUP_TENANTS',
+  'COURIER_AUDIENCE_LISTS',
   'COURIER_MAX_RPS',
   'SEGMENT_SHARED_SECRET',
   'SEGMENT_SHARED_SECRET_PARAMETER',
@@ -429,6 +448,7 @@ export const SETTING_NAMES = [
   'INGEST_DEADLINE_MS',
   'QUEUE_URL',
   'DLQ_URL',
+  'AUDIENCE_QUEUE_URL',
   'SQS_BATCH_MAX_BYTES',
   'RETRY_BASE_SECONDS',
   'RETRY_MAX_SECONDS',

@@ -142,6 +142,7 @@ describe('npm start settings', () => {
       deliverBatchSize: 10,
       deliverTimeoutSeconds: 60,
       visibilityTimeoutSeconds: 360,
+      audienceBatchingWindowSeconds: 20,
     })
     expect(Object.values(LOCAL_DEFAULTS)).not.toContain(4566)
     expect(parseLocalConfig({ DELIVER_TIMEOUT_SECONDS: '30' }).visibilityTimeoutSeconds).toBe(180)

@@ -8,6 +8,7 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import { type Config, courierAuthToken, parseConfig } from '../config.ts'
 import { type CourierClient, createCourierClient } from '../courier/client.ts'
+import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
@@ -32,7 +33,7 @@ export interface DeliverHandlerOptions {
 
 export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
 
-const courierFrom = (config: Config): CourierClient => {
+export const courierFrom = (config: Config): CourierClient => {
   const ref = courierAuthToken(config)
   return createCourierClient({
     baseUrl: config.courier.baseUrl,
@@ -49,6 +50,12 @@ const pacerFrom = (config: Config): Pacer =>
 
 export const createDeliverHandler = (options: DeliverHandlerOptions = {}): DeliverHandler => {
   const config = options.config ?? parseConfig(process.env)
+  if (config.courier.audienceLists && config.queue.audienceUrl === undefined) {
+    throw new ConfigError(
+      'AUDIENCE_QUEUE_URL',
+      'is required by the deliver function while COURIER_AUDIENCE_LISTS is on (the queue of the audience list sync)',
+    )
+  }
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics()
   const deps = {

@@ -1,3 +1,5 @@
+import type { EndpointClass } from '../courier/endpoint-class.ts'
+
 /**
  * Paces requests to a known Courier budget so the limit is not hit in the first place.
  * `COURIER_MAX_RPS` is for the whole fleet; each deliver instance gets an even share of it
@@ -29,3 +31,11 @@ export const createPacer = (ratePerSecond: number, now: () => number = Date.now)
 }
 
 export const unpaced: Pacer = { acquire: () => Promise.resolve(), ratePerSecond: Number.POSITIVE_INFINITY }
+
+/**
+ * The pacer of each of Courier's endpoint classes (lib/courier/endpoint-class.ts), so a slow or
+ * limited class (list writes: 20 a minute) never holds back the others. Callers ask for the
+ * class's pacer before every request; what stands behind it (a fixed rate, an adaptive limiter)
+ * is the caller's choice.
+ */
+export type PacerFor = (endpoint: EndpointClass) => Pacer

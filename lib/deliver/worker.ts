@@ -4,6 +4,7 @@ import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import type { Config } from '../config.ts'
+import { audienceChangeOf } from '../courier/audience.ts'
 import type { CourierClient, SendResult } from '../courier/client.ts'
 import { CourierError } from '../courier/courier-error.ts'
 import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
@@ -179,6 +180,28 @@ const sendAll = async (
   )
 }
 
+/**
+ * An Engage audience event, once its profile part is delivered, is handed to the audience queue
+ * for the list sync (lib/deliver/audience-sync.ts explains the design): the list write never sits
+ * in this user's ordered path, which takes one SendMessage of a few milliseconds. Returns why
+ * the hand-over failed, or undefined when it was done or not needed.
+ */
+const forwardAudienceChange = async (
+  deps: DeliverDeps,
+  event: SegmentEvent,
+  rawEvent: string,
+): Promise<string | undefined> => {
+  const queueUrl = deps.config.queue.audienceUrl
+  if (!deps.config.courier.audienceLists || queueUrl === undefined) return undefined
+  if (audienceChangeOf(event) === undefined) return undefined
+  try {
+    await deps.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: rawEvent }))
+    return undefined
+  } catch (error) {
+    return `handing the audience change to the audience queue failed: ${String(error)}`
+  }
+}
+
 const deadLetter = async (
   deps: DeliverDeps,
   record: SQSRecord,
@@ -253,7 +276,21 @@ const deliverRecord = async (
       return { outcome: decision.holdBatch ? 'rate-limited' : 'retried', event, ...decision, status, reason }
     }
   }
-  if (decision.action === 'delete') return { outcome: 'delivered', event, status }
+  if (decision.action === 'delete') {
+    const forwarded = event === undefined ? undefined : await forwardAudienceChange(deps, event, record.body)
+    if (forwarded !== undefined) {
+      // The profile has the trait; the list change did not reach its queue. Retrying the record
+      // repeats only the inbound call, which Courier dedupes on messageId.
+      return {
+        outcome: 'retried',
+        event,
+        delaySeconds: deps.config.retry.baseSeconds,
+        status,
+        reason: forwarded,
+      }
+    }
+    return { outcome: 'delivered', event, status }
+  }
   try {
     await deadLetter(deps, record, event, decision, courierError)
     return { outcome: 'dead-lettered', event, status, reason: decision.reason }

@@ -15,6 +15,9 @@ export interface LocalQueues {
   readonly queueArn: string
   readonly dlqUrl: string
   readonly dlqArn: string
+  /** The audience queue: audience events waiting for the list sync (lib/deliver/audience-sync.ts). */
+  readonly audienceQueueUrl: string
+  readonly audienceQueueArn: string
   readonly stop: () => Promise<void>
 }
 
@@ -184,6 +187,17 @@ export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise
       }),
     },
   })
+  // A standard queue, as deployed: the list sync coalesces by event time, not arrival order.
+  const audiences = server.createQueue(`${name}-audiences`, {
+    attributes: {
+      MessageRetentionPeriod: retention,
+      VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 60),
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: dlq.queueArn,
+        maxReceiveCount: String(options.maxReceiveCount ?? QUEUE_SETTINGS.maxReceiveCount),
+      }),
+    },
+  })
   return {
     server,
     endpoint: server.address,
@@ -191,6 +205,8 @@ export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise
     queueArn: queue.queueArn,
     dlqUrl: dlq.queueUrl,
     dlqArn: dlq.queueArn,
+    audienceQueueUrl: audiences.queueUrl,
+    audienceQueueArn: audiences.queueArn,
     stop: () => server.stop(),
   }
 }

@@ -27,7 +27,13 @@ export interface PollerOptions {
    * pacer is per instance in Lambda): poller loop i uses handler i % handlers.length.
    */
   readonly handler: SqsHandler | readonly SqsHandler[]
+  /** Records per invocation. Above 10 (SQS's most per receive) the poller gathers several receives, as Lambda does. */
   readonly batchSize?: number
+  /**
+   * How long to keep gathering a batch larger than 10 before invoking with what there is
+   * (MaximumBatchingWindowInSeconds). https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html#sqs-batching-window
+   */
+  readonly batchingWindowMs?: number
   readonly maxConcurrency?: number
   readonly waitTimeSeconds?: number
   readonly functionTimeoutMs?: number
@@ -102,18 +108,37 @@ export const startPoller = (options: PollerOptions): Poller => {
   const onError = options.onError ?? ((error: unknown) => console.error('poller:', error))
 
   const handlers = [handler].flat()
+  const batchSize = options.batchSize ?? 10
+  const receive = async (max: number, waitTimeSeconds: number) =>
+    (
+      await sqs.send(
+        new ReceiveMessageCommand({
+          QueueUrl: queueUrl,
+          MaxNumberOfMessages: Math.min(10, max),
+          WaitTimeSeconds: waitTimeSeconds,
+          MessageSystemAttributeNames: ['All'],
+          MessageAttributeNames: ['All'],
+        }),
+        { abortSignal: abort.signal },
+      )
+    ).Messages ?? []
+  /** A batch: the first receive long-polls; a batch over 10 keeps gathering until full or the window ends. */
+  const gather = async (): Promise<Message[]> => {
+    const messages = await receive(batchSize, options.waitTimeSeconds ?? 20)
+    if (messages.length === 0 || batchSize <= 10) return messages
+    const windowEnds = Date.now() + (options.batchingWindowMs ?? 0)
+    while (messages.length < batchSize && !abort.signal.aborted) {
+      const more = await receive(batchSize - messages.length, 0)
+      messages.push(...more)
+      if (more.length === 0) {
+        if (Date.now() >= windowEnds) break
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+    return messages
+  }
   const pollOnce = async (instance: number) => {
-    const received = await sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: queueUrl,
-        MaxNumberOfMessages: options.batchSize ?? 10,
-        WaitTimeSeconds: options.waitTimeSeconds ?? 20,
-        MessageSystemAttributeNames: ['All'],
-        MessageAttributeNames: ['All'],
-      }),
-      { abortSignal: abort.signal },
-    )
-    const messages = received.Messages ?? []
+    const messages = await gather()
     if (messages.length === 0) return
     const records = messages.map((message) => toSqsRecord(message, queueArn, region))
     stats.invocations++
@@ -130,17 +155,17 @@ export const startPoller = (options: PollerOptions): Poller => {
       onError(error)
       return
     }
-    if (toDelete.length === 0) return
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: toDelete.map((record, index) => ({
-          Id: String(index),
-          ReceiptHandle: record.receiptHandle,
-        })),
-      }),
-    )
-    stats.deleted += toDelete.length
+    // DeleteMessageBatch takes at most 10 entries.
+    for (let i = 0; i < toDelete.length; i += 10) {
+      const chunk = toDelete.slice(i, i + 10)
+      await sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: chunk.map((record, index) => ({ Id: String(index), ReceiptHandle: record.receiptHandle })),
+        }),
+      )
+      stats.deleted += chunk.length
+    }
   }
 
   const loop = async (instance: number) => {

@@ -20,6 +20,7 @@ import {
   parseConfig,
   parseLocalConfig,
 } from '../config.ts'
+import { AUDIENCE_SYNC_INSTANCES } from '../deliver/audience-sync.ts'
 import { ConfigError, isConfigError } from '../errors/config-error.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { buildTestEvent, curlCommand } from '../segment/test-event.ts'
@@ -30,6 +31,9 @@ import { type SqsHandler, startPoller } from './sqs-poller.ts'
 
 const SANDBOX_TOKEN = 'sandbox-token'
 const LOCAL_QUEUE_NAME = 'segment-courier-relay-events'
+/** As deployed (serverless.yml, the audiences function's event source and timeout). */
+const AUDIENCE_BATCH_SIZE = 1_000
+const AUDIENCE_TIMEOUT_SECONDS = 300
 
 /** A listen failure, named by the variable that moves the port. */
 const portProblem = (variable: string, port: number, error: unknown): unknown => {
@@ -100,6 +104,7 @@ const validate = (env: Env): { local: LocalConfig; config: Config; courier: Cour
     ...env,
     QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}`,
     DLQ_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-dlq`,
+    AUDIENCE_QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-audiences`,
   })
   const courier = chooseCourier(env, config)
   if (courier.kind === 'configured') courierAuthToken(config)
@@ -149,6 +154,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
   Object.assign(env, {
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
+    AUDIENCE_QUEUE_URL: queues.audienceQueueUrl,
     AWS_ENDPOINT_URL_SQS: queues.endpoint,
     AWS_REGION: env.AWS_REGION ?? 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
@@ -179,6 +185,25 @@ const main = async (env: NodeJS.ProcessEnv) => {
     functionTimeoutMs: local.deliverTimeoutSeconds * 1_000,
   })
 
+  // The audience list sync, drained in big batches as its event source does (serverless.yml).
+  const audiences: { handler: SqsHandler }[] = await Promise.all(
+    Array.from(
+      { length: AUDIENCE_SYNC_INSTANCES },
+      (_, i) => import(`../../functions/audiences.ts?instance=${i}`),
+    ),
+  )
+  const audiencePoller = startPoller({
+    sqs: createSqsClient({ endpoint: queues.endpoint }),
+    queueUrl: queues.audienceQueueUrl,
+    queueArn: queues.audienceQueueArn,
+    handler: audiences.map((instance) => instance.handler),
+    batchSize: AUDIENCE_BATCH_SIZE,
+    batchingWindowMs: local.audienceBatchingWindowSeconds * 1_000,
+    maxConcurrency: AUDIENCE_SYNC_INSTANCES,
+    waitTimeSeconds: 20,
+    functionTimeoutMs: AUDIENCE_TIMEOUT_SECONDS * 1_000,
+  })
+
   const secret = env.SEGMENT_SHARED_SECRET
   const token = env.INGEST_TOKEN
   const sample = buildTestEvent({ type: 'identify' })
@@ -204,6 +229,7 @@ Ctrl-C stops everything; the queues live in memory, so events still queued are d
     console.log('\nstopping…')
     await server.stop()
     await poller.stop()
+    await audiencePoller.stop()
     const { queued, deadLettered } = stillQueued(queues)
     if (queued + deadLettered > 0) {
       console.log(`dropped with the in-memory queues: ${queued} queued, ${deadLettered} in the DLQ`)

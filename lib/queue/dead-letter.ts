@@ -6,8 +6,8 @@ import { type OutgoingMessage, outgoingMessage } from './sqs-message.ts'
  */
 
 export interface DeadLetterReason {
-  /** Where it was given up on: rejected at ingest, or refused by Courier in delivery. */
-  readonly stage: 'ingest' | 'deliver'
+  /** Where it was given up on: rejected at ingest, refused by Courier in delivery or in the audience list sync. */
+  readonly stage: 'ingest' | 'deliver' | 'audience-sync'
   readonly reason: string
   readonly messageId?: string | undefined
   readonly type?: string | undefined

@@ -67,6 +67,7 @@ const sandbox = await startCourierSandbox({ authToken: 'bench' })
 const env = {
   QUEUE_URL: queues.queueUrl,
   DLQ_URL: queues.dlqUrl,
+  AUDIENCE_QUEUE_URL: queues.audienceQueueUrl,
   COURIER_BASE_URL: sandbox.url,
   COURIER_AUTH_TOKEN: 'bench',
   RETRY_BASE_SECONDS: '1',

@@ -6,7 +6,9 @@ import type { RecordedRequest, StubHandler } from './http-stub.ts'
  * relay's multi-call paths (https://www.courier.com/docs/reference/): tenants (`GET` 200 or 404,
  * `PUT` creates or replaces the whole tenant and answers it back), tenant memberships, profiles and
  * list subscriptions, with deletes answering 204. `failNext` makes the next matching call fail once,
- * with the status and headers given, before it touches any state.
+ * with the status and headers given, before it touches any state. List writes (POST to a list's
+ * subscriptions, PUT to lists) are limited to `listWritesPerMinute` in any 60 s (Courier's published
+ * 20, https://www.courier.com/docs/reference/rate-limits), the excess answered 429.
  */
 
 export interface CourierState {
@@ -20,6 +22,8 @@ export interface CourierState {
 
 export interface CourierReference {
   readonly state: CourierState
+  /** Every list write Courier took or refused, with its time and status. */
+  readonly listWrites: { readonly at: number; readonly status: number; readonly recipients: number }[]
   readonly handler: StubHandler
   failNext(method: string, path: string, status: number, headers?: Record<string, string>): void
 }
@@ -40,7 +44,9 @@ const send = (
 const notFound = (response: ServerResponse) =>
   send(response, 404, { message: 'Not Found', type: 'invalid_request_error' })
 
-export const courierReference = (): CourierReference => {
+export const courierReference = (options: { listWritesPerMinute?: number } = {}): CourierReference => {
+  const limit = options.listWritesPerMinute ?? 20
+  const listWrites: { at: number; status: number; recipients: number }[] = []
   const state: CourierState = {
     tenants: new Map(),
     memberships: new Set(),
@@ -62,6 +68,19 @@ export const courierReference = (): CourierReference => {
     const parts = request.url.split('/').map((part) => decodeURIComponent(part))
     const route = `${request.method} /${parts[1]}${parts.length > 3 ? `/:/${parts[3]}` : ''}${parts.length > 4 ? '/:' : ''}`
     const [, , a, , b] = parts as [string, string, string, string?, string?]
+    const isListWrite =
+      (request.method === 'POST' && route === 'POST /lists/:/subscriptions') ||
+      (request.method === 'PUT' && parts[1] === 'lists')
+    if (isListWrite) {
+      const now = Date.now()
+      const recipients = Array.isArray(body?.recipients) ? body.recipients.length : 1
+      const recent = listWrites.filter((w) => w.status !== 429 && now - w.at < 60_000).length
+      if (recent >= limit) {
+        listWrites.push({ at: now, status: 429, recipients })
+        return send(response, 429, { message: 'Rate limit exceeded', type: 'rate_limit_error' })
+      }
+      listWrites.push({ at: now, status: 204, recipients })
+    }
     switch (route) {
       case 'POST /inbound':
         return send(response, 202, { messageId: `1-${Math.random().toString(16).slice(2)}` })
@@ -105,6 +124,7 @@ export const courierReference = (): CourierReference => {
 
   return {
     state,
+    listWrites,
     handler,
     failNext: (method, path, status, headers = {}) => failures.push({ method, path, status, headers }),
   }

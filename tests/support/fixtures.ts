@@ -57,3 +57,42 @@ export const segmentRequest = (body: string, options: RequestOptions = {}): APIG
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
   return toHttpApiEvent({ method: 'POST', path: '/segment', headers, body: Buffer.from(body, 'utf8') })
 }
+
+/** What Engage sends for an audience (Segment's classic destination format): `context.personas` names the computation. */
+const personas = (key: string, id: string) => ({
+  library: { name: 'analytics-node', version: '6.2.0' },
+  personas: { computation_class: 'audience', computation_key: key, computation_id: id, space_id: 'spa_1' },
+})
+
+export interface AudienceFixture {
+  readonly key?: string
+  readonly id?: string
+  readonly inAudience: boolean
+  readonly userId?: string
+  readonly timestamp?: string
+}
+
+/** An audience change as identify with the boolean trait. */
+export const audienceIdentify = (a: AudienceFixture, overrides: Record<string, unknown> = {}) => {
+  const key = a.key ?? 'order_completed_last_30days'
+  return identify({
+    userId: a.userId ?? 'user-1',
+    traits: { [key]: a.inAudience },
+    context: personas(key, a.id ?? 'aud_1'),
+    ...(a.timestamp === undefined ? {} : { timestamp: a.timestamp }),
+    ...overrides,
+  })
+}
+
+/** An audience change as track `Audience Entered` / `Audience Exited`. */
+export const audienceTrack = (a: AudienceFixture, overrides: Record<string, unknown> = {}) => {
+  const key = a.key ?? 'order_completed_last_30days'
+  return track({
+    event: a.inAudience ? 'Audience Entered' : 'Audience Exited',
+    userId: a.userId ?? 'user-1',
+    properties: { audience_key: key, [key]: a.inAudience },
+    context: personas(key, a.id ?? 'aud_1'),
+    ...(a.timestamp === undefined ? {} : { timestamp: a.timestamp }),
+    ...overrides,
+  })
+}

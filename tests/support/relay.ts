@@ -50,6 +50,7 @@ export const startTestRelay = async (
   const fullEnv = {
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
+    AUDIENCE_QUEUE_URL: queues.audienceQueueUrl,
     COURIER_BASE_URL: sandbox.url,
     COURIER_AUTH_TOKEN: SANDBOX_TOKEN,
     ...FAST_RETRIES,

@@ -1,0 +1,90 @@
+import type { SegmentEvent } from '../segment/event.ts'
+
+/**
+ * Engage audiences as Courier lists, the way Courier's own Segment (Actions) destination maps
+ * them (its *Sync Audience* action, segmentio/action-destinations
+ * `packages/destination-actions/src/destinations/courier/audienceToList/index.ts`):
+ *
+ * - an audience event is an identify or track whose `context.personas.computation_class` is
+ *   `"audience"`;
+ * - the list is `{computation_key}-{computation_id}`;
+ * - the member is `userId`, else `anonymousId`;
+ * - `traits[computation_key]` (identify) or `properties[computation_key]` (track `Audience
+ *   Entered` / `Audience Exited`) truthy means subscribed, anything else unsubscribed.
+ *
+ * The relay adds what one call per member cannot give: the change carries the event's time, so
+ * that for one member of one list the later Segment event wins however the two arrive.
+ * Pure: no I/O.
+ */
+
+export interface AudienceChange {
+  /** `{computation_key}-{computation_id}`, not yet encoded for a path. */
+  readonly listId: string
+  /** userId, else anonymousId. */
+  readonly recipientId: string
+  readonly subscribed: boolean
+  /** The Segment event's time (epoch ms): `timestamp`, else `receivedAt`; 0 when neither parses. */
+  readonly at: number
+  readonly messageId: string
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+const idText = (value: unknown): string | undefined =>
+  typeof value === 'string' && value !== ''
+    ? value
+    : typeof value === 'number' && Number.isFinite(value)
+      ? String(value)
+      : undefined
+
+const timeOf = (event: SegmentEvent): number => {
+  for (const value of [event.timestamp, event.receivedAt]) {
+    const at = typeof value === 'string' ? Date.parse(value) : Number.NaN
+    if (Number.isFinite(at)) return at
+  }
+  return 0
+}
+
+/** The list membership an event sets, or undefined when it is not an Engage audience event. */
+export const audienceChangeOf = (event: SegmentEvent): AudienceChange | undefined => {
+  if (event.type !== 'identify' && event.type !== 'track') return undefined
+  const context = event.context
+  const personas = isRecord(context) ? context.personas : undefined
+  if (!isRecord(personas) || personas.computation_class !== 'audience') return undefined
+  const key = idText(personas.computation_key)
+  const id = idText(personas.computation_id)
+  const recipientId = idText(event.userId) ?? idText(event.anonymousId)
+  if (key === undefined || id === undefined || recipientId === undefined) return undefined
+  const values = event.type === 'identify' ? event.traits : event.properties
+  return {
+    listId: `${key}-${id}`,
+    recipientId,
+    subscribed: isRecord(values) && Boolean(values[key]),
+    at: timeOf(event),
+    messageId: event.messageId,
+  }
+}
+
+/** A member of a list: the key the later change wins on. */
+export const membershipKey = (change: Pick<AudienceChange, 'listId' | 'recipientId'>): string =>
+  `${change.listId}\u0000${change.recipientId}`
+
+/** Whether `next` supersedes `current`: a later event wins; at the same time, the one seen last. */
+export const isLater = (next: AudienceChange, current: AudienceChange | undefined): boolean =>
+  current === undefined || next.at >= current.at
+
+/**
+ * Courier documents no maximum for the recipients of `POST /lists/{list_id}/subscriptions`
+ * (https://www.courier.com/docs/reference/lists/post-subscribe; courier-node
+ * `src/resources/lists/subscriptions.ts` add). Its API takes request bodies up to 6 MB
+ * (https://www.courier.com/docs/reference/api-overview, "Payload Limits"); 1,000 recipients of
+ * Segment-sized ids (≤ 100 characters each) stay under 120 KB, a conservative size chosen here.
+ */
+export const LIST_SUBSCRIBE_MAX_RECIPIENTS = 1_000
+
+/**
+ * Courier's published limit on list writes: POST to a list's subscriptions and PUT to lists,
+ * 20 requests a minute. https://www.courier.com/docs/reference/rate-limits
+ */
+export const LIST_WRITES_PER_MINUTE = 20

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest'
+import { audienceChangeOf, isLater, membershipKey } from '../../lib/courier/audience.ts'
+import type { SegmentEvent } from '../../lib/segment/event.ts'
+import { audienceIdentify, audienceTrack, group, identify, track } from '../support/fixtures.ts'
+
+const asEvent = (fixture: Record<string, unknown>) => fixture as unknown as SegmentEvent
+
+describe("audienceChangeOf: Engage audiences as Courier's Actions destination maps them to lists", () => {
+  it.each([
+    ['identify with the trait true', audienceIdentify({ inAudience: true }), true],
+    ['identify with the trait false', audienceIdentify({ inAudience: false }), false],
+    ['track Audience Entered', audienceTrack({ inAudience: true }), true],
+    ['track Audience Exited', audienceTrack({ inAudience: false }), false],
+  ])('%s', (_name, event, subscribed) => {
+    const change = audienceChangeOf(asEvent(event))
+
+    expect(change).toEqual({
+      listId: 'order_completed_last_30days-aud_1',
+      recipientId: 'user-1',
+      subscribed,
+      at: Date.parse('2026-11-28T12:00:00.000Z'),
+      messageId: event.messageId,
+    })
+  })
+
+  it('uses anonymousId when there is no userId, as Courier’s action does', () => {
+    const event = audienceIdentify({ inAudience: true }, { userId: undefined, anonymousId: 'anon-7' })
+
+    expect(audienceChangeOf(asEvent(event))?.recipientId).toBe('anon-7')
+  })
+
+  it('reads any other value of the trait as Courier’s action does: truthy is in', () => {
+    const key = 'vip'
+    const values = [1, 'yes', 0, '', null, undefined].map(
+      (value) =>
+        audienceChangeOf(asEvent(audienceIdentify({ key, inAudience: true }, { traits: { [key]: value } })))
+          ?.subscribed,
+    )
+
+    expect(values).toEqual([true, true, false, false, false, false])
+  })
+
+  it.each([
+    ['a plain identify', identify()],
+    ['a plain track', track()],
+    ['a group', group()],
+    [
+      'a computed trait, not an audience',
+      audienceIdentify(
+        { inAudience: true },
+        { context: { personas: { computation_class: 'trait', computation_key: 'k', computation_id: 'i' } } },
+      ),
+    ],
+    [
+      'an audience without computation_id',
+      audienceIdentify(
+        { inAudience: true },
+        { context: { personas: { computation_class: 'audience', computation_key: 'k' } } },
+      ),
+    ],
+  ])('is not an audience change: %s', (_name, event) => {
+    expect(audienceChangeOf(asEvent(event))).toBeUndefined()
+  })
+
+  it('orders changes of one member by the Segment event time, the last seen winning a tie', () => {
+    const early = audienceChangeOf(
+      asEvent(audienceIdentify({ inAudience: true, timestamp: '2026-11-28T12:00:00Z' })),
+    )!
+    const late = audienceChangeOf(
+      asEvent(audienceIdentify({ inAudience: false, timestamp: '2026-11-28T12:00:05Z' })),
+    )!
+
+    expect(isLater(late, early)).toBe(true)
+    expect(isLater(early, late)).toBe(false)
+    expect(isLater(early, { ...early })).toBe(true)
+    expect(membershipKey(early)).toBe(membershipKey(late))
+  })
+})

@@ -1,0 +1,290 @@
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+} from '@aws-sdk/client-sqs'
+import type { SQSRecord } from 'aws-lambda'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { parseConfig } from '../../lib/config.ts'
+import { createAudienceSyncHandler } from '../../lib/deliver/audience-handler.ts'
+import { createAppliedChanges } from '../../lib/deliver/audience-sync.ts'
+import { createPacer, type PacerFor, unpaced } from '../../lib/deliver/pacer.ts'
+import { createLambdaContext } from '../../lib/local/lambda-context.ts'
+import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
+import { createLogger } from '../../lib/telemetry.ts'
+import { type CourierReference, courierReference } from '../support/courier-reference.ts'
+import { audienceIdentify, audienceTrack, type EventFixture, identify, track } from '../support/fixtures.ts'
+import { type HttpStub, startHttpStub } from '../support/http-stub.ts'
+import { clearQueues, peek } from '../support/queues.ts'
+import {
+  enqueueEvents,
+  invokeDeliver,
+  receiveRecords,
+  startTestRelay,
+  type TestRelay,
+  until,
+} from '../support/relay.ts'
+
+/**
+ * Engage audiences → Courier lists (lib/deliver/audience-sync.ts): deliver hands audience events
+ * to the audience queue, the list sync writes them in bulk. Courier here is a loopback server
+ * answering as its API reference says, with its 20-a-minute limit on list writes.
+ */
+
+let courier: HttpStub
+let relay: TestRelay
+let reference: CourierReference
+
+beforeAll(async () => {
+  courier = await startHttpStub()
+  relay = await startTestRelay({ COURIER_BASE_URL: courier.url })
+})
+afterAll(async () => {
+  await relay.stop()
+  await courier.stop()
+})
+beforeEach(() => {
+  reference = courierReference()
+  courier.reset()
+  courier.handle(reference.handler)
+  clearQueues(relay.queues)
+})
+
+const LIST = 'order_completed_last_30days-aud_1'
+const at = (second: number) => `2026-11-28T12:00:${String(second).padStart(2, '0')}.000Z`
+/** List writes paced fast enough for a test; the benchmark measures Courier's real 20 a minute. */
+const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
+
+const audienceQueue = () => peek(relay.queues, relay.queues.audienceQueueUrl)
+
+const syncHandler = (overrides: Parameters<typeof createAudienceSyncHandler>[0] = {}) =>
+  createAudienceSyncHandler({
+    config: parseConfig(relay.env),
+    sqs: relay.queues.sqs,
+    logger: createLogger('audiences-test'),
+    pacerFor: fastLists,
+    ...overrides,
+  })
+
+/** Puts events straight on the audience queue, as deliver hands them over. */
+const toAudienceQueue = async (events: readonly EventFixture[]) => {
+  for (let i = 0; i < events.length; i += 10) {
+    await relay.queues.sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: relay.queues.audienceQueueUrl,
+        Entries: events.slice(i, i + 10).map((event, index) => ({
+          Id: String(index),
+          MessageBody: JSON.stringify(event),
+        })),
+      }),
+    )
+  }
+}
+
+/** Up to `max` audience-queue records in one batch, as the event source gathers them. */
+const audienceRecords = async (max = 100): Promise<SQSRecord[]> => {
+  const records: SQSRecord[] = []
+  while (records.length < max) {
+    const { Messages = [] } = await relay.queues.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: relay.queues.audienceQueueUrl,
+        MaxNumberOfMessages: 10,
+        MessageSystemAttributeNames: ['All'],
+      }),
+    )
+    if (Messages.length === 0) break
+    records.push(...Messages.map((m) => toSqsRecord(m, relay.queues.audienceQueueArn, 'us-east-1')))
+  }
+  return records
+}
+
+/** One invocation, then what the event source does: delete every record not reported as failed. */
+const sync = async (handler: ReturnType<typeof syncHandler>, records: SQSRecord[]) => {
+  const response = await handler({ Records: records }, createLambdaContext('audiences', 60_000))
+  const done = recordsToDelete(records, response)
+  for (let i = 0; i < done.length; i += 10) {
+    await relay.queues.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: relay.queues.audienceQueueUrl,
+        Entries: done.slice(i, i + 10).map((r, j) => ({ Id: String(j), ReceiptHandle: r.receiptHandle })),
+      }),
+    )
+  }
+  return response
+}
+
+const subscribed = () => [...reference.state.subscriptions].sort()
+
+describe('deliver hands audience events to the list sync, off the user’s ordered path', () => {
+  it('sends the audience event to /inbound/segment for the profile and puts it on the audience queue', async () => {
+    // Prepare
+    const entered = audienceIdentify({ inAudience: true })
+    const plain = identify()
+    await enqueueEvents(relay, [entered, plain])
+
+    // Act
+    const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+
+    // Assess: both reached the profile; only the audience event waits for the list sync
+    expect(response.batchItemFailures).toEqual([])
+    const inbound = courier.requests
+      .filter((r) => r.url === '/inbound/segment')
+      .map((r) => JSON.parse(r.body))
+    expect(inbound.map((e) => e.messageId).sort()).toEqual([entered.messageId, plain.messageId].sort())
+    expect(audienceQueue().map((m) => m.body)).toEqual([JSON.stringify(entered)])
+    expect(courier.requests.some((r) => r.url.startsWith('/lists/'))).toBe(false)
+  })
+
+  it('leaves lists alone with COURIER_AUDIENCE_LISTS=false', async () => {
+    await enqueueEvents(relay, [audienceIdentify({ inAudience: true })])
+    const handler = relay.deliver({ config: parseConfig({ ...relay.env, COURIER_AUDIENCE_LISTS: 'false' }) })
+
+    const response = await invokeDeliver(handler, await receiveRecords(relay), relay)
+
+    expect(response.batchItemFailures).toEqual([])
+    expect(audienceQueue()).toHaveLength(0)
+  })
+
+  it('delivers a user’s track at once while Courier refuses every list write', async () => {
+    // Prepare: Courier's list limit is used up; the user enters an audience, then acts
+    reference = courierReference({ listWritesPerMinute: 0 })
+    courier.handle(reference.handler)
+    const entered = audienceTrack({ inAudience: true, userId: 'u-9' })
+    const next = track({ userId: 'u-9', event: 'Order Completed' })
+    await enqueueEvents(relay, [entered, next])
+
+    // Act: deliver, then one list sync attempt
+    const delivered = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+    const synced = await sync(syncHandler(), await audienceRecords())
+
+    // Assess: the track went through with no wait; only the list change waits, on its own queue
+    expect(delivered.batchItemFailures).toEqual([])
+    expect(courier.requests.filter((r) => r.url === '/inbound/segment')).toHaveLength(2)
+    expect(synced.batchItemFailures).toHaveLength(1)
+    expect(reference.listWrites.map((w) => w.status)).toEqual([429])
+    expect(audienceQueue()).toHaveLength(1)
+  })
+})
+
+describe('the list sync', () => {
+  it.each([
+    ['identify', audienceIdentify],
+    ['track', audienceTrack],
+  ])('subscribes on enter and unsubscribes on exit (%s form)', async (_form, make) => {
+    // Prepare
+    reference.state.subscriptions.add(`${LIST} u-out`)
+    await toAudienceQueue([
+      make({ inAudience: true, userId: 'u-in' }),
+      make({ inAudience: false, userId: 'u-out' }),
+    ])
+
+    // Act
+    const response = await sync(syncHandler(), await audienceRecords())
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    expect(subscribed()).toEqual([`${LIST} u-in`])
+    const post = courier.requests.find((r) => r.method === 'POST')
+    expect(post?.url).toBe(`/lists/${LIST}/subscriptions`)
+    expect(JSON.parse(post?.body ?? '{}')).toEqual({ recipients: [{ recipientId: 'u-in' }] })
+    expect(courier.requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual([
+      `/lists/${LIST}/subscriptions/u-out`,
+    ])
+  })
+
+  it('lets the later Segment event win when a pair arrives out of order in one batch', async () => {
+    // Prepare: the exit (12:00:05) arrives before the enter (12:00:01) it follows
+    await toAudienceQueue([
+      audienceIdentify({ inAudience: false, userId: 'u-1', timestamp: at(5) }),
+      audienceIdentify({ inAudience: true, userId: 'u-1', timestamp: at(1) }),
+    ])
+
+    const response = await sync(syncHandler(), await audienceRecords())
+
+    expect(response.batchItemFailures).toEqual([])
+    expect(subscribed()).toEqual([])
+    expect(courier.requests.some((r) => r.method === 'POST')).toBe(false)
+  })
+
+  it('lets the later Segment event win when the older one arrives in a later batch', async () => {
+    // Prepare: one instance (its memory of applied changes); the enter is newer than the exit
+    const handler = syncHandler({ applied: createAppliedChanges() })
+    await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(9) })])
+    await sync(handler, await audienceRecords())
+    await toAudienceQueue([audienceTrack({ inAudience: false, userId: 'u-1', timestamp: at(2) })])
+
+    // Act
+    const late = await sync(handler, await audienceRecords())
+
+    // Assess: the stale exit is done without a write; the member stays
+    expect(late.batchItemFailures).toEqual([])
+    expect(subscribed()).toEqual([`${LIST} u-1`])
+    expect(courier.requests.some((r) => r.method === 'DELETE')).toBe(false)
+    expect(audienceQueue()).toHaveLength(0)
+  })
+
+  it('applies an exit that really is later, in a later batch', async () => {
+    const handler = syncHandler({ applied: createAppliedChanges() })
+    await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(1) })])
+    await sync(handler, await audienceRecords())
+    await toAudienceQueue([audienceTrack({ inAudience: false, userId: 'u-1', timestamp: at(2) })])
+
+    await sync(handler, await audienceRecords())
+
+    expect(subscribed()).toEqual([])
+  })
+
+  it('syncs an initial audience of 10,000 members in 10 list writes, within Courier’s 20 a minute, none refused', {
+    timeout: 60_000,
+  }, async () => {
+    // Prepare: what Engage sends for a new audience, one call per member
+    const members = Array.from({ length: 10_000 }, (_, i) => `member-${i}`)
+    const queueName = relay.queues.audienceQueueUrl.split('/').pop() as string
+    for (const userId of members) {
+      relay.queues.server.sendMessage(
+        queueName,
+        JSON.stringify(audienceIdentify({ inAudience: true, userId })),
+      )
+    }
+    const started = Date.now()
+
+    // Act: the list sync drained as its event source does (batches of up to 1,000)
+    const poller = startPoller({
+      sqs: relay.queues.sqs,
+      queueUrl: relay.queues.audienceQueueUrl,
+      queueArn: relay.queues.audienceQueueArn,
+      handler: syncHandler(),
+      batchSize: 1_000,
+      batchingWindowMs: 200,
+      waitTimeSeconds: 1,
+      functionTimeoutMs: 60_000,
+    })
+    try {
+      await until(() => reference.state.subscriptions.size === 10_000, 50_000, 'every member subscribed')
+      console.log(
+        `audience sync test: 10,000 members subscribed in ${Date.now() - started} ms (list writes paced at 50/s here)`,
+      )
+    } finally {
+      await poller.stop()
+    }
+
+    // Assess
+    expect(subscribed()).toEqual(members.map((userId) => `${LIST} ${userId}`).sort())
+    expect(reference.listWrites.map((w) => w.status)).toEqual(Array(10).fill(204))
+    expect(reference.listWrites.every((w) => w.recipients === 1_000)).toBe(true)
+  })
+
+  it('retries a list write Courier answers 5xx, and dead-letters what is not an audience event', async () => {
+    reference.failNext('POST', `/lists/${LIST}/subscriptions`, 503)
+    await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1' }), identify()])
+
+    const response = await sync(syncHandler(), await audienceRecords())
+
+    expect(response.batchItemFailures).toHaveLength(1)
+    expect(subscribed()).toEqual([])
+    const dead = peek(relay.queues, relay.queues.dlqUrl)
+    expect(dead).toHaveLength(1)
+    expect(dead[0]?.messageAttributes.reason?.StringValue).toBe('not an Engage audience event')
+    expect(dead[0]?.messageAttributes.stage?.StringValue).toBe('audience-sync')
+  })
+})

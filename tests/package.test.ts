@@ -14,6 +14,7 @@ import {
   stageParams,
 } from '../lib/cli/preflight.ts'
 import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
+import { AUDIENCE_SYNC_INSTANCES } from '../lib/deliver/audience-sync.ts'
 import { QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './support/template.ts'
@@ -80,7 +81,9 @@ describe('the packaged CloudFormation template', () => {
   })
 
   it('maps the queue to deliver with ReportBatchItemFailures and a maximum concurrency matched by reserved concurrency', () => {
-    const [[, mapping]] = resourcesOf('AWS::Lambda::EventSourceMapping') as [[string, Resource]]
+    const [, mapping] = resourcesOf('AWS::Lambda::EventSourceMapping').find(([, r]) =>
+      refs(r.Properties.EventSourceArn).includes('EventsQueue'),
+    ) as [string, Resource]
     const deliver = template.Resources.DeliverLambdaFunction?.Properties as Record<string, unknown>
 
     expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures'])
@@ -112,7 +115,8 @@ describe('the packaged CloudFormation template', () => {
     )) {
       const resources = [statement.Resource].flat().map(refs)
       expect(resources.length).toBeGreaterThan(0)
-      for (const resource of resources) expect(resource).toMatch(/"(EventsQueue|DeadLetterQueue)","Arn"/)
+      for (const resource of resources)
+        expect(resource).toMatch(/"(EventsQueue|DeadLetterQueue|AudienceQueue)","Arn"/)
     }
     expect(ingest.flatMap(actions).filter((a) => a.startsWith('sqs:'))).toEqual(['sqs:SendMessage'])
     const sendToQueue = deliver.filter(
@@ -129,6 +133,33 @@ describe('the packaged CloudFormation template', () => {
         'Fn::GetAtt': [name === 'IngestLambdaFunction' ? 'IngestRole' : 'DeliverRole', 'Arn'],
       })
     }
+  })
+
+  it('drains the audience queue into the list sync in big batches, two instances at most, with a role of its own', () => {
+    const [, mapping] = resourcesOf('AWS::Lambda::EventSourceMapping').find(([, r]) =>
+      refs(r.Properties.EventSourceArn).includes('AudienceQueue'),
+    ) as [string, Resource]
+    const sync = template.Resources.AudiencesLambdaFunction?.Properties as Record<string, unknown>
+    const queue = template.Resources.AudienceQueue?.Properties as Record<string, unknown>
+
+    expect(mapping.Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures'])
+    expect(mapping.Properties.BatchSize).toBe(1_000)
+    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBe(20)
+    // Courier's list budget is split over AUDIENCE_SYNC_INSTANCES; the deploy must match it.
+    expect((mapping.Properties.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency).toBe(
+      AUDIENCE_SYNC_INSTANCES,
+    )
+    expect(sync.ReservedConcurrentExecutions).toBe(AUDIENCE_SYNC_INSTANCES)
+    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (sync.Timeout as number))
+    expect(queue.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] },
+      maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,
+    })
+    expect(sync.Role).toEqual({ 'Fn::GetAtt': ['AudienceRole', 'Arn'] })
+    const send = statementsOf('AudienceRole').filter((s) => actions(s).includes('sqs:SendMessage'))
+    expect(refs(send.map((s) => s.Resource))).not.toMatch(/EventsQueue|AudienceQueue/)
+    const deliverSends = statementsOf('DeliverRole').filter((s) => actions(s).includes('sqs:SendMessage'))
+    expect(refs(deliverSends.map((s) => s.Resource))).toContain('AudienceQueue')
   })
 
   it('holds no secret value, only SSM parameter names that CloudFormation checks exist', async () => {

@@ -284,13 +284,18 @@ describe('permanent failures and bad credentials', () => {
   })
 
   it('keeps an event on the queue, slowly retried, when Courier answers 401', async () => {
-    await enqueueEvents(relay, [track()])
+    const event = track()
+    await enqueueEvents(relay, [event])
     const handler = relay.deliver({ config: configWith({ COURIER_AUTH_TOKEN: 'wrong-token' }) })
 
     const records = await receiveRecords(relay)
     const response = await invokeDeliver(handler, records, relay)
 
-    expect(relay.sandbox.received[0]?.status).toBe(401)
+    // This event's own request: an answer to an earlier test's timed-out request may still be
+    // recorded after the reset on a loaded machine.
+    expect(
+      relay.sandbox.received.filter((r) => r.messageId === event.messageId).map((r) => r.status),
+    ).toEqual([401])
     expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.messageId }])
     expect(visibilityOf(relay).get(records[0]!.messageId)).toBeGreaterThan(20)
     expect(dlqMessages(relay)).toHaveLength(0)

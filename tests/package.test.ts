@@ -151,6 +151,7 @@ describe('the packaged CloudFormation template', () => {
     )
     expect(sync.ReservedConcurrentExecutions).toBe(AUDIENCE_SYNC_INSTANCES)
     expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (sync.Timeout as number))
+    expect(queue.MaximumMessageSize).toBe(SQS_MAX_BATCH_BYTES)
     expect(queue.RedrivePolicy).toEqual({
       deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] },
       maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,

@@ -52,6 +52,8 @@ export interface Config {
     readonly eventSourceMaxConcurrency: number
   }
   readonly secretsCacheSeconds: number
+  /** The deployed stage (`--stage`), a dimension of every metric so stages sharing an account never mix. */
+  readonly stage: string
 }
 
 export type Env = Readonly<Record<string, string | undefined>>
@@ -103,6 +105,7 @@ export const DEFAULTS = {
   DELIVERY_CONCURRENCY: 10,
   DELIVER_MAX_CONCURRENCY: 5,
   SECRETS_CACHE_SECONDS: 300,
+  RELAY_STAGE: 'local',
 } as const
 
 const present = (env: Env, name: string): string | undefined => {
@@ -193,6 +196,22 @@ const region = (env: Env): CourierRegion => {
   const raw = (present(env, 'COURIER_REGION') ?? DEFAULTS.COURIER_REGION).toLowerCase()
   if (raw !== 'us' && raw !== 'eu')
     throw new ConfigError('COURIER_REGION', `must be "us" or "eu", got "${raw}"`)
+  return raw
+}
+
+/**
+ * RELAY_STAGE: the stage name the deploy sets (Serverless stage names are letters, digits and
+ * hyphens; a CloudWatch dimension value is 1-1024 characters).
+ * https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Dimension.html
+ */
+const stage = (env: Env): string => {
+  const raw = present(env, 'RELAY_STAGE') ?? DEFAULTS.RELAY_STAGE
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(raw)) {
+    throw new ConfigError(
+      'RELAY_STAGE',
+      `must be a stage name (letters, digits, - and _, at most 128), got "${raw}"`,
+    )
+  }
   return raw
 }
 
@@ -292,6 +311,7 @@ export const parseConfig = (env: Env): Config => {
       ),
     },
     secretsCacheSeconds: integer(env, 'SECRETS_CACHE_SECONDS', DEFAULTS.SECRETS_CACHE_SECONDS, 0, 86_400),
+    stage: stage(env),
   }
 }
 
@@ -458,4 +478,5 @@ export const SETTING_NAMES = [
   'DELIVERY_CONCURRENCY',
   'DELIVER_MAX_CONCURRENCY',
   'SECRETS_CACHE_SECONDS',
+  'RELAY_STAGE',
 ] as const

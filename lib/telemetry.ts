@@ -31,8 +31,13 @@ export type MetricName = keyof typeof METRIC_UNITS
 export const createLogger = (functionName: string): Logger =>
   new Logger({ serviceName: SERVICE_NAME, persistentKeys: { relayFunction: functionName } })
 
-export const createMetrics = (): Metrics =>
-  new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME })
+/**
+ * Every metric carries the dimensions `service` and `stage`: two stages deployed in one account
+ * (dev and prod) write to the same namespace, and only the stage keeps their numbers apart. The
+ * dashboard of each stage (serverless.yml) reads its own.
+ */
+export const createMetrics = (stage: string): Metrics =>
+  new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME, defaultDimensions: { stage } })
 
 export const addMetric = (metrics: Metrics | undefined, name: MetricName, value: number): void => {
   if (metrics !== undefined && value > 0) metrics.addMetric(name, METRIC_UNITS[name], value)

@@ -44,6 +44,8 @@ describe('configuration', () => {
     // SQS takes 1 MiB per message and per batch; no body over 6,291,456 − 512 can reach Lambda.
     expect(config.queue.batchMaxBytes).toBe(1_048_576)
     expect(config.ingest.maxBodyBytes).toBe(6_290_944)
+    expect(config.stage).toBe('local')
+    expect(parseConfig({ ...QUEUES, RELAY_STAGE: 'prod' }).stage).toBe('prod')
   })
 
   it('picks the region endpoint, and COURIER_BASE_URL wins over the region', () => {
@@ -98,6 +100,7 @@ describe('configuration', () => {
     [{ COURIER_BASE_URL: 'ftp://x' }, 'COURIER_BASE_URL', /http\(s\) URL/],
     [{ SQS_BATCH_MAX_BYTES: '2000000' }, 'SQS_BATCH_MAX_BYTES', /1024 to 1048576/],
     [{ QUEUE_URL: '' }, 'QUEUE_URL', /is required/],
+    [{ RELAY_STAGE: 'prod stage' }, 'RELAY_STAGE', /stage name/],
   ])('refuses %j naming the variable and what is allowed', (env, variable, message) => {
     const error = failure(env as Record<string, string>)
     expect(error.variable).toBe(variable)

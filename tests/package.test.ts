@@ -291,6 +291,21 @@ describe('the packaged CloudFormation template', () => {
     const [text] = (dashboard.Properties.DashboardBody as { 'Fn::Sub': [string, unknown] })['Fn::Sub']
     const widgets = (JSON.parse(text.replaceAll(/\$\{[^}]+\}/g, 'x')) as { widgets: unknown[] }).widgets
     expect(widgets.length).toBeGreaterThanOrEqual(4)
+
+    // Stages of one account must not mix: every relay metric row names this stage's dimension.
+    const [, values] = (
+      dashboard.Properties.DashboardBody as { 'Fn::Sub': [string, Record<string, unknown>] }
+    )['Fn::Sub']
+    expect(values.Stage).toBe('dev')
+    const rows = [...text.matchAll(/\["SegmentCourierRelay","(\w+)",[^\]]*\]/g)].map((match) => match[0])
+    expect(rows).toHaveLength(3)
+    for (const row of rows) expect(row).toContain('"service","segment-courier-relay","stage","${Stage}"')
+    for (const fn of ['IngestLambdaFunction', 'DeliverLambdaFunction']) {
+      const environment = template.Resources[fn]!.Properties.Environment as {
+        Variables: Record<string, unknown>
+      }
+      expect(environment.Variables.RELAY_STAGE).toBe('dev')
+    }
   })
 
   it('outputs the webhook URL and both queues', () => {

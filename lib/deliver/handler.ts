@@ -57,7 +57,7 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     )
   }
   const logger = options.logger ?? createLogger('deliver')
-  const metrics = options.metrics ?? createMetrics()
+  const metrics = options.metrics ?? createMetrics(config.stage)
   const deps = {
     config,
     logger,

@@ -35,7 +35,7 @@ export type IngestHandler = (
 export const createIngestHandler = (options: IngestHandlerOptions = {}): IngestHandler => {
   const config = options.config ?? parseConfig(process.env)
   const logger = options.logger ?? createLogger('ingest')
-  const metrics = options.metrics ?? createMetrics()
+  const metrics = options.metrics ?? createMetrics(config.stage)
   const sqs = options.sqs ?? createSqsClient()
   const deps = { config, sqs, logger, metrics }
 

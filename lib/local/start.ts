@@ -117,7 +117,10 @@ const stillQueued = (queues: LocalQueues): { queued: number; deadLettered: numbe
     const messages = queues.server.inspectQueue(name)?.messages
     return messages ? messages.ready.length + messages.delayed.length + messages.inflight.length : 0
   }
-  return { queued: count(LOCAL_QUEUE_NAME), deadLettered: count(`${LOCAL_QUEUE_NAME}-dlq`) }
+  return {
+    queued: count(LOCAL_QUEUE_NAME) + count(`${LOCAL_QUEUE_NAME}-audiences`),
+    deadLettered: count(`${LOCAL_QUEUE_NAME}-dlq`),
+  }
 }
 
 const main = async (env: NodeJS.ProcessEnv) => {

@@ -44,9 +44,14 @@ beforeAll(() => {
   })
 })
 
+const stopped = () =>
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once('exit', resolve))
+
 afterAll(async () => {
   child.kill('SIGINT')
-  await new Promise((resolve) => child.once('exit', resolve))
+  await stopped()
 })
 
 it('prints the webhook URL and a signed curl, and delivers a posted event to the sandbox', async () => {
@@ -137,3 +142,22 @@ it.skipIf(outward.length === 0)(
     expect(onNetwork.every((accepted) => !accepted)).toBe(true)
   },
 )
+
+// Last: it stops the relay.
+it('says on Ctrl-C how many events the in-memory queues drop', async () => {
+  // Prepare: Courier down, so a posted event is still queued (waiting for its retry)
+  const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
+  const [, sandbox] = await waitFor(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
+  await fetch(`${sandbox}/_sandbox/faults`, { method: 'POST', body: JSON.stringify({ outage: true }) })
+  const event = buildTestEvent({ type: 'track' })
+  expect((await sendTestEvent(webhook as string, event, { secret: 'start-test-secret' })).status).toBe(200)
+  await waitFor(new RegExp(`courier ← 503 POST /inbound/segment .*msg=${event.messageId}`))
+
+  // Act
+  child.kill('SIGINT')
+  await stopped()
+
+  // Assess
+  expect(child.exitCode).toBe(0)
+  expect(output).toMatch(/dropped with the in-memory queues: 1 queued, 0 in the DLQ/)
+})

@@ -46,6 +46,8 @@ export interface Config {
     readonly rateLimitDelaySeconds: number
     readonly retryAfterMaxSeconds: number
     readonly authErrorDelaySeconds: number
+    /** Older than this (from the queue's SentTimestamp), a record still failing is dead-lettered. */
+    readonly maxEventAgeSeconds: number
   }
   readonly delivery: {
     readonly concurrency: number
@@ -63,8 +65,29 @@ export const COURIER_BASE_URLS: Readonly<Record<CourierRegion, string>> = {
   eu: 'https://api.eu.courier.com',
 }
 
-/** SQS caps a visibility timeout at 12 hours. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html */
+/**
+ * SQS caps a message's visibility at 12 hours **counted from the receive**: "If you attempt to
+ * set the VisibilityTimeout to an amount more than the maximum time left, Amazon SQS returns an
+ * error. It will not automatically recalculate and increase the timeout to the maximum time
+ * remaining." https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html
+ */
 export const SQS_MAX_VISIBILITY_SECONDS = 43_200
+/**
+ * The longest retry delay a setting may ask for, before its ±20 % jitter: 35,000 s × 1.2 =
+ * 42,000 s, which leaves 1,200 s of the 12 hours for the event source's batching window (at most
+ * 300 s) and the invocation itself (at most 900 s) between the receive and the visibility change.
+ * The worker also caps every delay at what is left of the 12 hours (lib/queue/visibility.ts).
+ */
+export const MAX_DELAY_SETTING_SECONDS = 35_000
+/** SQS keeps a message at most 14 days. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html */
+export const SQS_MAX_RETENTION_SECONDS = 1_209_600
+/**
+ * MAX_EVENT_AGE_SECONDS may reach 13 days: a record checked just under that age can still be
+ * hidden for up to 12 hours and needs one more invocation to be dead-lettered, all before SQS's
+ * 14-day retention deletes it unseen.
+ */
+export const MAX_EVENT_AGE_LIMIT_SECONDS = SQS_MAX_RETENTION_SECONDS - 86_400
 /**
  * SQS caps a message, and a whole SendMessageBatch, at 1 MiB (raised from 256 KiB in 2025):
  * the relay's per-message and per-call budget.
@@ -102,6 +125,8 @@ export const DEFAULTS = {
   RATE_LIMIT_DELAY_SECONDS: 60,
   RETRY_AFTER_MAX_SECONDS: 3_600,
   AUTH_ERROR_DELAY_SECONDS: 900,
+  /** 12 days: two days of headroom before SQS's 14-day retention. */
+  MAX_EVENT_AGE_SECONDS: 1_036_800,
   DELIVERY_CONCURRENCY: 10,
   DELIVER_MAX_CONCURRENCY: 5,
   SECRETS_CACHE_SECONDS: 300,
@@ -228,15 +253,9 @@ export const parseConfig = (env: Env): Config => {
     'RETRY_BASE_SECONDS',
     DEFAULTS.RETRY_BASE_SECONDS,
     1,
-    SQS_MAX_VISIBILITY_SECONDS,
+    MAX_DELAY_SETTING_SECONDS,
   )
-  const retryMax = integer(
-    env,
-    'RETRY_MAX_SECONDS',
-    DEFAULTS.RETRY_MAX_SECONDS,
-    1,
-    SQS_MAX_VISIBILITY_SECONDS,
-  )
+  const retryMax = integer(env, 'RETRY_MAX_SECONDS', DEFAULTS.RETRY_MAX_SECONDS, 1, MAX_DELAY_SETTING_SECONDS)
   if (retryMax < retryBase) {
     throw new ConfigError(
       'RETRY_MAX_SECONDS',
@@ -283,21 +302,28 @@ export const parseConfig = (env: Env): Config => {
         'RATE_LIMIT_DELAY_SECONDS',
         DEFAULTS.RATE_LIMIT_DELAY_SECONDS,
         1,
-        SQS_MAX_VISIBILITY_SECONDS,
+        MAX_DELAY_SETTING_SECONDS,
       ),
       retryAfterMaxSeconds: integer(
         env,
         'RETRY_AFTER_MAX_SECONDS',
         DEFAULTS.RETRY_AFTER_MAX_SECONDS,
         1,
-        SQS_MAX_VISIBILITY_SECONDS,
+        MAX_DELAY_SETTING_SECONDS,
       ),
       authErrorDelaySeconds: integer(
         env,
         'AUTH_ERROR_DELAY_SECONDS',
         DEFAULTS.AUTH_ERROR_DELAY_SECONDS,
         1,
-        SQS_MAX_VISIBILITY_SECONDS,
+        MAX_DELAY_SETTING_SECONDS,
+      ),
+      maxEventAgeSeconds: integer(
+        env,
+        'MAX_EVENT_AGE_SECONDS',
+        DEFAULTS.MAX_EVENT_AGE_SECONDS,
+        1,
+        MAX_EVENT_AGE_LIMIT_SECONDS,
       ),
     },
     delivery: {
@@ -475,6 +501,7 @@ export const SETTING_NAMES = [
   'RATE_LIMIT_DELAY_SECONDS',
   'RETRY_AFTER_MAX_SECONDS',
   'AUTH_ERROR_DELAY_SECONDS',
+  'MAX_EVENT_AGE_SECONDS',
   'DELIVERY_CONCURRENCY',
   'DELIVER_MAX_CONCURRENCY',
   'SECRETS_CACHE_SECONDS',

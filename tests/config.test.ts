@@ -37,6 +37,7 @@ describe('configuration', () => {
       rateLimitDelaySeconds: DEFAULTS.RATE_LIMIT_DELAY_SECONDS,
       retryAfterMaxSeconds: DEFAULTS.RETRY_AFTER_MAX_SECONDS,
       authErrorDelaySeconds: DEFAULTS.AUTH_ERROR_DELAY_SECONDS,
+      maxEventAgeSeconds: DEFAULTS.MAX_EVENT_AGE_SECONDS,
     })
     expect(config.delivery.concurrency).toBe(10)
     expect(config.courier.groupTenants).toBe(false)
@@ -88,7 +89,7 @@ describe('configuration', () => {
 
   it.each([
     [{ COURIER_REGION: 'ap' }, 'COURIER_REGION', /"us" or "eu"/],
-    [{ RETRY_BASE_SECONDS: 'ten' }, 'RETRY_BASE_SECONDS', /whole number from 1 to 43200/],
+    [{ RETRY_BASE_SECONDS: 'ten' }, 'RETRY_BASE_SECONDS', /whole number from 1 to 35000/],
     [
       { RETRY_BASE_SECONDS: '100', RETRY_MAX_SECONDS: '50' },
       'RETRY_MAX_SECONDS',

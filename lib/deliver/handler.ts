@@ -9,7 +9,7 @@ import type { Random } from '../backoff.ts'
 import { type Config, courierAuthToken, parseConfig } from '../config.ts'
 import { type CourierClient, createCourierClient } from '../courier/client.ts'
 import { ConfigError } from '../errors/config-error.ts'
-import { createSqsClient } from '../queue/sqs-client.ts'
+import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
 import { createPacer, type Pacer, perInstanceRate, unpaced } from './pacer.ts'
@@ -29,6 +29,8 @@ export interface DeliverHandlerOptions {
   readonly metrics?: Metrics
   readonly pacer?: Pacer
   readonly random?: Random
+  /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
+  readonly sqsTimeouts?: SqsTimeouts
 }
 
 export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
@@ -62,7 +64,9 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     config,
     logger,
     metrics,
-    sqs: options.sqs ?? createSqsClient(),
+    // Bounded calls: the worker keeps back enough of each invocation for them (finishMarginMs).
+    sqs: options.sqs ?? createSqsClient({}, SQS_TIMEOUTS),
+    sqsTimeouts: options.sqsTimeouts ?? SQS_TIMEOUTS,
     courier: options.courier ?? courierFrom(config),
     pacer: options.pacer ?? pacerFrom(config),
     random: options.random ?? Math.random,

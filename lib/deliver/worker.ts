@@ -11,11 +11,14 @@ import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
 import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
+import { QUEUE_SETTINGS } from '../queue/settings.ts'
+import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-client.ts'
 import { toSqsAttributes } from '../queue/sqs-message.ts'
-import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
+import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
 import { addMetric } from '../telemetry.ts'
+import { giveUpReason } from './expiry.ts'
 import type { Pacer } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 
@@ -35,6 +38,10 @@ export interface DeliverDeps {
   readonly metrics?: Metrics | undefined
   readonly pacer: Pacer
   readonly random?: Random
+  /** The timeouts `sqs` was created with: they size the margin kept to finish (default SQS_TIMEOUTS). */
+  readonly sqsTimeouts?: SqsTimeouts
+  /** The queue's maxReceiveCount (default QUEUE_SETTINGS.maxReceiveCount). */
+  readonly maxReceiveCount?: number
 }
 
 export type RecordOutcome =
@@ -52,10 +59,19 @@ interface RecordResult {
   readonly status?: number | undefined
   readonly reason?: string
   readonly holdBatch?: boolean
+  readonly courierType?: string | undefined
 }
 
-/** Kept back from the invocation deadline to set visibilities and answer. */
-const FINISH_MARGIN_MS = 1_500
+/**
+ * Kept back from the invocation's end to finish: a hand-over to the audience queue begun just
+ * before the deadline, then the dead letters (sent in parallel), then the visibilities (set in
+ * parallel), each as long as one SQS call can take with the SDK's retry (lib/queue/sqs-client.ts),
+ * and half a second to answer. A slow SQS then costs retries, never a timed-out invocation whose
+ * whole batch comes back (and burns a receive).
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
+ */
+export const finishMarginMs = (timeouts: SqsTimeouts = SQS_TIMEOUTS): number =>
+  3 * sqsCallBudgetMs(timeouts) + 500
 /** Records not attempted before the deadline come back almost at once. */
 const UNSTARTED_DELAY_SECONDS = 1
 
@@ -202,23 +218,29 @@ const forwardAudienceChange = async (
   }
 }
 
-const deadLetter = async (
-  deps: DeliverDeps,
-  record: SQSRecord,
-  event: SegmentEvent | undefined,
-  why: Decision,
-  courierError: CourierError | undefined,
-) => {
-  if (why.action !== 'dead-letter') return
+/** The record's string message attributes (a redriven dead letter carries its earlier reasons in them). */
+const stringAttributes = (record: SQSRecord): Record<string, string> => {
+  const attributes: Record<string, string> = {}
+  for (const [name, value] of Object.entries(record.messageAttributes ?? {})) {
+    if (typeof value.stringValue === 'string') attributes[name] = value.stringValue
+  }
+  return attributes
+}
+
+const deadLetter = async (deps: DeliverDeps, record: SQSRecord, result: RecordResult) => {
+  const event = result.event ?? eventOf(record)
+  const previous = stringAttributes(record)
   const message = deadLetterMessage(
     record.body,
     {
       stage: 'deliver',
-      reason: why.reason,
-      status: why.status,
-      courierType: courierError?.courierType,
-      messageId: event?.messageId,
-      type: event?.type,
+      reason: result.reason ?? 'unknown',
+      status: result.status,
+      courierType: result.courierType,
+      // A body that is not an event (a truncated dead letter) still has the ids ingest recorded.
+      messageId: event?.messageId ?? previous.messageId,
+      type: event?.type ?? previous.type,
+      previous,
     },
     deps.config.queue.batchMaxBytes,
   )
@@ -291,19 +313,13 @@ const deliverRecord = async (
     }
     return { outcome: 'delivered', event, status }
   }
-  try {
-    await deadLetter(deps, record, event, decision, courierError)
-    return { outcome: 'dead-lettered', event, status, reason: decision.reason }
-  } catch (error) {
-    // The DLQ did not take it: keep the record on the queue rather than lose it.
-    const delaySeconds = deps.config.retry.baseSeconds
-    return {
-      outcome: 'retried',
-      event,
-      delaySeconds,
-      status,
-      reason: `dead-lettering failed: ${String(error)}`,
-    }
+  // Sent to the DLQ when the batch finishes (see sendDeadLetters), with the other dead letters.
+  return {
+    outcome: 'dead-lettered',
+    event,
+    status: decision.action === 'dead-letter' ? decision.status : status,
+    reason: decision.action === 'dead-letter' ? decision.reason : undefined,
+    courierType: courierError?.courierType,
   }
 }
 
@@ -313,7 +329,8 @@ export const deliverBatch = async (
   context: Context,
 ): Promise<SQSBatchResponse> => {
   const records = event.Records
-  const deadline = Date.now() + context.getRemainingTimeInMillis() - FINISH_MARGIN_MS
+  const invokedAt = Date.now()
+  const deadline = invokedAt + context.getRemainingTimeInMillis() - finishMarginMs(deps.sqsTimeouts)
   const results = new Map<SQSRecord, RecordResult>()
   let holdBackSeconds: number | undefined
   let next = 0
@@ -348,6 +365,7 @@ export const deliverBatch = async (
         ? {
             outcome: 'held-back',
             delaySeconds: holdBackSeconds,
+            status: 429,
             reason: 'held back: Courier rate-limited this batch',
           }
         : {
@@ -357,7 +375,7 @@ export const deliverBatch = async (
           },
     )
   }
-  return finish(deps, records, results)
+  return finish(deps, records, results, invokedAt)
 }
 
 const isRetry = (result: RecordResult) =>
@@ -372,11 +390,54 @@ const METRIC_OF: Readonly<Record<RecordOutcome, Parameters<typeof addMetric>[1]>
   'held-back': 'RateLimited',
 }
 
+/**
+ * A record about to be retried that is too old, or on its last allowed receive, is dead-lettered
+ * instead (lib/deliver/expiry.ts); every dead letter is sent, and one SQS does not take stays on
+ * the queue to be retried rather than lost.
+ */
+const sendDeadLetters = async (
+  deps: DeliverDeps,
+  records: readonly SQSRecord[],
+  results: Map<SQSRecord, RecordResult>,
+) => {
+  const limits = {
+    maxEventAgeSeconds: deps.config.retry.maxEventAgeSeconds,
+    maxReceiveCount: deps.maxReceiveCount ?? QUEUE_SETTINGS.maxReceiveCount,
+  }
+  const now = Date.now()
+  const sends: Promise<void>[] = []
+  for (const record of records) {
+    let result = results.get(record) as RecordResult
+    if (isRetry(result)) {
+      const reason = giveUpReason(record, receiveCountOf(record), limits, result.reason, now)
+      if (reason === undefined) continue
+      result = { ...result, outcome: 'dead-lettered', reason, holdBatch: false }
+      results.set(record, result)
+    }
+    if (result.outcome !== 'dead-lettered') continue
+    const dead = result
+    sends.push(
+      deadLetter(deps, record, dead).catch((error: unknown) => {
+        // The DLQ did not take it: keep the record on the queue rather than lose it.
+        results.set(record, {
+          ...dead,
+          outcome: 'retried',
+          delaySeconds: deps.config.retry.baseSeconds,
+          reason: `dead-lettering failed: ${String(error)} (${dead.reason})`,
+        })
+      }),
+    )
+  }
+  await Promise.all(sends)
+}
+
 const finish = async (
   deps: DeliverDeps,
   records: readonly SQSRecord[],
-  results: ReadonlyMap<SQSRecord, RecordResult>,
+  results: Map<SQSRecord, RecordResult>,
+  invokedAt: number,
 ): Promise<SQSBatchResponse> => {
+  await sendDeadLetters(deps, records, results)
   const changes: VisibilityChange[] = []
   const counts: Partial<Record<RecordOutcome, number>> = {}
   for (const record of records) {
@@ -405,6 +466,8 @@ const finish = async (
     const name = METRIC_OF[outcome as RecordOutcome]
     addMetric(deps.metrics, name, count)
   }
-  await changeVisibility(deps.sqs, deps.config.queue.url, changes, deps.logger)
+  await changeVisibility(deps.sqs, deps.config.queue.url, changes, deps.logger, {
+    receivedAtMs: earliestReceive(invokedAt),
+  })
   return { batchItemFailures: changes.map((change) => ({ itemIdentifier: change.id })) }
 }

@@ -101,6 +101,77 @@ const checkingAttributes = (action: string, handler: Handler, SqsError: SqsError
   return handler
 }
 
+/**
+ * SQS allows a message's visibility to reach 12 hours past its *receive* and refuses a change
+ * beyond ("It will not automatically recalculate and increase the timeout to the maximum time
+ * remaining"); fauxqs allows 12 hours from each call.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
+ */
+const MAX_VISIBILITY_MS = 43_200_000
+
+interface InflightEntry {
+  receivedAt?: number
+}
+interface FauxQueue {
+  inflightMessages: Map<string, InflightEntry>
+  dequeue: (...args: unknown[]) => unknown
+}
+interface VisibilityEntry {
+  readonly Id?: string
+  readonly ReceiptHandle?: string
+  readonly VisibilityTimeout?: number
+}
+
+/** Whether SQS would refuse this change: it reaches past 12 hours from the message's receive. */
+const beyondReceive = (queue: FauxQueue | undefined, entry: VisibilityEntry): boolean => {
+  const receivedAt = queue?.inflightMessages.get(entry.ReceiptHandle ?? '')?.receivedAt
+  const seconds = Number(entry.VisibilityTimeout)
+  return (
+    receivedAt !== undefined &&
+    Number.isFinite(seconds) &&
+    Date.now() + seconds * 1000 > receivedAt + MAX_VISIBILITY_MS
+  )
+}
+
+const beyondMessage = (seconds: unknown) =>
+  `Value ${String(seconds)} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]`
+
+/** ChangeMessageVisibility refuses the call; the batch fails just the entries past the limit. */
+const checkingVisibility = (action: string, handler: Handler, SqsError: SqsErrorClass): Handler => {
+  const queueOf = (body: Record<string, unknown>, store: unknown) =>
+    (store as { getQueue: (url: unknown) => FauxQueue | undefined }).getQueue(body.QueueUrl)
+  if (action === 'ChangeMessageVisibility') {
+    return (body, store, request) => {
+      if (beyondReceive(queueOf(body, store), body as VisibilityEntry)) {
+        throw new SqsError('InvalidParameterValue', beyondMessage(body.VisibilityTimeout))
+      }
+      return handler(body, store, request)
+    }
+  }
+  if (action === 'ChangeMessageVisibilityBatch') {
+    return async (body, store, request) => {
+      const queue = queueOf(body, store)
+      const entries = (body.Entries ?? []) as VisibilityEntry[]
+      const refused = entries.filter((entry) => beyondReceive(queue, entry))
+      if (refused.length === 0) return handler(body, store, request)
+      const failed = refused.map((entry) => ({
+        Id: entry.Id,
+        SenderFault: true,
+        Code: 'InvalidParameterValue',
+        Message: beyondMessage(entry.VisibilityTimeout),
+      }))
+      const rest = entries.filter((entry) => !refused.includes(entry))
+      if (rest.length === 0) return { Successful: [], Failed: failed }
+      const result = (await handler({ ...body, Entries: rest }, store, request)) as {
+        Successful?: unknown[]
+        Failed?: unknown[]
+      }
+      return { Successful: result.Successful ?? [], Failed: [...(result.Failed ?? []), ...failed] }
+    }
+  }
+  return handler
+}
+
 let emulatorAligned: Promise<void> | undefined
 
 /**
@@ -108,6 +179,8 @@ let emulatorAligned: Promise<void> | undefined
  * because the emulator accepts what AWS refuses), and where it is stricter:
  * - it checks bodies per UTF-16 unit, so it refuses every character outside the Basic
  *   Multilingual Plane (emoji), which SQS accepts: its check is replaced by SQS's rule;
+ * - it lets ChangeMessageVisibility reach 12 hours past each call, not past the receive: each
+ *   in-flight message is stamped with its receive time and changes beyond it are refused;
  * - it does not check message attribute values at all: SendMessage and SendMessageBatch are
  *   wrapped to refuse what SQS refuses there.
  */
@@ -115,9 +188,18 @@ const alignEmulatorWithSqs = () => {
   const internal = (path: string) => import(new URL(path, import.meta.resolve('fauxqs')).href)
   emulatorAligned ??= Promise.all([
     internal('./sqs/sqsTypes.js'),
+    internal('./sqs/sqsStore.js'),
     internal('./sqs/sqsRouter.js'),
     internal('./common/errors.js'),
-  ]).then(([types, router, errors]) => {
+  ]).then(([types, store, router, errors]) => {
+    const { SqsQueue } = store as { SqsQueue: { prototype: FauxQueue } }
+    const dequeue = SqsQueue.prototype.dequeue
+    SqsQueue.prototype.dequeue = function (this: FauxQueue, ...args: unknown[]) {
+      const received = dequeue.apply(this, args)
+      const now = Date.now()
+      for (const entry of this.inflightMessages.values()) entry.receivedAt ??= now
+      return received
+    }
     const check = (types as { INVALID_MESSAGE_BODY_CHAR?: RegExp }).INVALID_MESSAGE_BODY_CHAR
     if (check !== undefined) check.test = (body: string) => SQS_INVALID_CHAR.test(body)
     const { SqsRouter } = router as {
@@ -126,7 +208,8 @@ const alignEmulatorWithSqs = () => {
     const { SqsError } = errors as { SqsError: SqsErrorClass }
     const register = SqsRouter.prototype.register
     SqsRouter.prototype.register = function (action: string, handler: Handler) {
-      register.call(this, action, checkingAttributes(action, handler, SqsError))
+      const checked = checkingAttributes(action, handler, SqsError)
+      register.call(this, action, checkingVisibility(action, checked, SqsError))
     }
   })
   return emulatorAligned

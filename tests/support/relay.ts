@@ -12,6 +12,7 @@ import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
+import { createSqsClient, type SqsTimeouts } from '../../lib/queue/sqs-client.ts'
 import { outgoingMessage, toSqsAttributes } from '../../lib/queue/sqs-message.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import type { EventFixture } from './fixtures.ts'
@@ -33,6 +34,16 @@ export const FAST_RETRIES = {
   COURIER_TIMEOUT_MS: '2000',
 }
 
+/**
+ * Bounds for the deliver function's SQS calls in tests: generous, so a loaded machine cannot
+ * time a call out, and the worker sizes its finishing margin from them as it does in Lambda.
+ */
+export const TEST_SQS_TIMEOUTS: SqsTimeouts = {
+  maxAttempts: 2,
+  connectionTimeoutMs: 2_000,
+  requestTimeoutMs: 3_000,
+}
+
 export interface TestRelay {
   readonly queues: TestQueues
   readonly sandbox: CourierSandbox
@@ -47,6 +58,7 @@ export const startTestRelay = async (
 ): Promise<TestRelay> => {
   const queues = await startTestQueues(queueOptions)
   const sandbox = await startCourierSandbox({ authToken: SANDBOX_TOKEN })
+  const deliverSqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' }, TEST_SQS_TIMEOUTS)
   const fullEnv = {
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
@@ -63,11 +75,13 @@ export const startTestRelay = async (
     deliver: (options = {}) =>
       createDeliverHandler({
         config: parseConfig(fullEnv),
-        sqs: queues.sqs,
+        sqs: deliverSqs,
+        sqsTimeouts: TEST_SQS_TIMEOUTS,
         logger: createLogger('deliver-test'),
         ...options,
       }),
     stop: async () => {
+      deliverSqs.destroy()
       await sandbox.stop()
       await queues.stop()
     },
@@ -129,7 +143,7 @@ export const invokeDeliver = async (
   handler: ReturnType<typeof createDeliverHandler>,
   records: SQSRecord[],
   relay?: TestRelay,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<SQSBatchResponse> => {
   const response = await handler({ Records: records }, createLambdaContext('deliver', timeoutMs))
   const done = recordsToDelete(records, response)
@@ -182,7 +196,7 @@ export const startRelayPoller = (
     waitTimeSeconds: 1,
     maxConcurrency: options.maxConcurrency ?? 2,
     batchSize: options.batchSize ?? 10,
-    functionTimeoutMs: 30_000,
+    functionTimeoutMs: 60_000,
     onError: () => undefined,
   })
 

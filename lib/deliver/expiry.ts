@@ -1,0 +1,56 @@
+import type { SQSRecord } from 'aws-lambda'
+
+/**
+ * When the worker stops retrying a record and dead-letters it itself, with the reason, so that
+ * nothing is ever lost without a trace:
+ *
+ * - **age**: SQS deletes a message unseen once it is older than the queue's retention (14 days at
+ *   most), and a record retried through a long 429 storm (Retry-After up to an hour) or a wrong
+ *   token can outlive it. Past MAX_EVENT_AGE_SECONDS (from the queue's own SentTimestamp) a record
+ *   that fails again goes to the DLQ, where it is a new message with 14 days of its own.
+ *   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-basic-architecture.html
+ * - **receives**: on the receive after maxReceiveCount SQS moves the message to the DLQ itself,
+ *   without a reason, and a standard DLQ keeps the message's original enqueue time, so it can
+ *   expire there early. On its last allowed receive the worker dead-letters it instead.
+ *   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
+ */
+
+export interface GiveUpLimits {
+  readonly maxEventAgeSeconds: number
+  readonly maxReceiveCount: number
+}
+
+/** Seconds since SQS took the message (SentTimestamp, epoch ms); 0 when the record lacks it. */
+export const ageSeconds = (record: SQSRecord, nowMs: number): number => {
+  const sent = Number(record.attributes.SentTimestamp)
+  return Number.isFinite(sent) && sent > 0 ? Math.max(0, (nowMs - sent) / 1000) : 0
+}
+
+/** Pure: "42 s", "3.5 h", "12.0 days". */
+export const formatDuration = (seconds: number): string => {
+  if (seconds < 3_600) return `${Math.round(seconds)} s`
+  if (seconds < 2 * 86_400) return `${(seconds / 3_600).toFixed(1)} h`
+  return `${(seconds / 86_400).toFixed(1)} days`
+}
+
+/**
+ * Pure: why a record that is about to be retried must be dead-lettered instead, or undefined
+ * when it may be retried. `last` is what happened on this attempt (the reason it failed).
+ */
+export const giveUpReason = (
+  record: SQSRecord,
+  receiveCount: number,
+  limits: GiveUpLimits,
+  last: string | undefined,
+  nowMs: number,
+): string | undefined => {
+  const age = ageSeconds(record, nowMs)
+  const lastPart = `; last: ${last ?? 'unknown'}`
+  if (age >= limits.maxEventAgeSeconds) {
+    return `expired after ${formatDuration(age)} of retries (MAX_EVENT_AGE_SECONDS ${limits.maxEventAgeSeconds})${lastPart}`
+  }
+  if (receiveCount >= limits.maxReceiveCount) {
+    return `gave up after ${receiveCount} receives over ${formatDuration(age)} (maxReceiveCount ${limits.maxReceiveCount})${lastPart}`
+  }
+  return undefined
+}

@@ -5,6 +5,7 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
+import { HISTORY_ATTRIBUTE, type PastDeadLetter, pastDeadLetters } from '../queue/dead-letter.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { parseFlags, runCli, usageProblem } from './args.ts'
 import { type CliTarget, cliTarget, type Env, UsageError } from './target.ts'
@@ -40,6 +41,8 @@ export interface DeadLetter {
   readonly reason: string | undefined
   readonly truncated: boolean
   readonly originalBytes: number | undefined
+  /** Earlier dead-letterings of the same event (it was redriven and failed again), oldest first. */
+  readonly history: readonly PastDeadLetter[]
   /** Every string message attribute, as stored. */
   readonly attributes: Readonly<Record<string, string>>
 }
@@ -91,6 +94,7 @@ export const toDeadLetter = (message: Message): DeadLetter => {
     reason: a.reason,
     truncated: a.truncated === 'true',
     originalBytes: optionalNumber(a.originalBytes),
+    history: pastDeadLetters({ [HISTORY_ATTRIBUTE]: a[HISTORY_ATTRIBUTE] ?? '[]' }),
     attributes: a,
   }
 }
@@ -189,6 +193,9 @@ export const formatDeadLetter = (letter: DeadLetter): string =>
     letter.messageId ?? '-',
     letter.reason ?? '(no reason: moved by SQS after maxReceiveCount receives)',
     letter.truncated ? `truncated (${letter.originalBytes ?? '?'} bytes originally)` : '',
+    letter.history.length > 0
+      ? `(dead-lettered ${letter.history.length} time(s) before: ${letter.history.map((h) => h.reason ?? '?').join(' | ')})`
+      : '',
   ]
     .join('  ')
     .trimEnd()
@@ -209,6 +216,7 @@ export const deadLetterJson = (letter: DeadLetter): string =>
     reason: letter.reason,
     truncated: letter.truncated,
     originalBytes: letter.originalBytes,
+    history: letter.history,
     sqsMessageId: letter.sqsMessageId,
     attributes: letter.attributes,
     body: letter.body,

@@ -25,16 +25,16 @@ import { type CliTarget, cliTarget, UsageError } from './target.ts'
  * itself, asynchronously, body and attributes unchanged.
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html
  *
- * Emulators (fauxqs) have no move tasks, so against them the messages are moved here, with the
- * same guarantees: the body goes back byte-for-byte; `type` and `messageId` (what ingest puts on
- * every message) and any other attribute are kept; the dead-letter attributes (stage, reason,
- * status, …) are dropped, because the events queue then holds exactly what ingest would have
- * put there, and a new failure records its own reason instead of a stale one lying next to it.
+ * Emulators (fauxqs) have no move tasks, so against them the messages are moved here, as the move
+ * task moves them: the body goes back byte-for-byte with every attribute, the dead-letter ones
+ * (stage, reason, status, …) included, so an event that fails again carries its earlier reasons
+ * into its new dead letter (`history`, lib/queue/dead-letter.ts) instead of losing them.
  * A message leaves the DLQ only after the events queue has taken it: whatever SQS refuses stays,
  * made visible again at the end. Two kinds are left on purpose: truncated dead letters (their
  * body is only the head of an event too large to keep, so replaying it cannot succeed) and a
  * body already moved in this run (a duplicate, or an event that failed again at once: without
- * this a redrive against a still-broken Courier would go round forever).
+ * this a redrive against a still-broken Courier would go round forever). Each message is moved
+ * at most once per run.
  */
 
 export type RedriveMode = 'aws' | 'local' | 'auto'
@@ -56,8 +56,7 @@ export interface MoveTaskResult {
   readonly mode: 'aws'
   readonly taskHandle: string
   readonly sourceArn: string
-  /** Undefined: SQS's own default, each message's original source queue. */
-  readonly destinationArn: string | undefined
+  readonly destinationArn: string
 }
 
 export interface LocalMoveResult {
@@ -81,24 +80,17 @@ export interface LocalMoveResult {
 
 export type RedriveResult = MoveTaskResult | LocalMoveResult
 
-/** Attributes lib/queue/dead-letter.ts adds to say why; they describe the failure, not the event. */
-export const DEAD_LETTER_ATTRIBUTES: readonly string[] = [
-  'stage',
-  'reason',
-  'status',
-  'courierType',
-  'deadLetteredAt',
-  'truncated',
-  'originalBytes',
-]
-
-/** Pure: the attributes a redriven message carries: all but the dead-letter ones, as SendMessage takes them. */
+/**
+ * Pure: the attributes a redriven message carries, as SendMessage takes them: all of them, as
+ * SQS's message move task keeps them (the dead-letter ones become the event's history when it
+ * fails again).
+ */
 export const redriveAttributes = (
   attributes: Readonly<Record<string, MessageAttributeValue>> | undefined,
 ): Record<string, MessageAttributeValue> => {
   const kept: Record<string, MessageAttributeValue> = {}
   for (const [name, value] of Object.entries(attributes ?? {})) {
-    if (DEAD_LETTER_ATTRIBUTES.includes(name) || value.DataType === undefined) continue
+    if (value.DataType === undefined) continue
     kept[name] = {
       DataType: value.DataType,
       ...(value.StringValue !== undefined ? { StringValue: value.StringValue } : {}),
@@ -153,7 +145,7 @@ const sourceQueueOf = async (sqs: SQSClient, dlqUrl: string): Promise<string | u
   }
 }
 
-/** Where the events go back to, for the local move. */
+/** Where the events go back to. */
 const destinationFor = async (sqs: SQSClient, dlqUrl: string, queueUrl: string | undefined) => {
   const destination = queueUrl ?? (await sourceQueueOf(sqs, dlqUrl)) ?? conventionalQueueUrl(dlqUrl)
   if (destination === undefined) {
@@ -164,24 +156,22 @@ const destinationFor = async (sqs: SQSClient, dlqUrl: string, queueUrl: string |
 }
 
 /**
- * Starts an SQS message move task out of the DLQ. The destination is given explicitly whenever
- * it is known (--queue-url, or the one queue whose RedrivePolicy names the DLQ): most of this
- * relay's dead letters were sent to the DLQ by the functions, not moved there by SQS, so SQS has
- * no "original source queue" on record for them.
+ * Starts an SQS message move task out of the DLQ, always naming the destination (--queue-url, the
+ * one queue whose RedrivePolicy names the DLQ, or this project's naming): without DestinationArn
+ * SQS sends each message back to its "original source queue", and most of this relay's dead
+ * letters were written to the DLQ by the functions, not moved there by SQS, so they have none.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html
  */
 export const startMoveTaskDetailed = async (
   sqs: SQSClient,
   dlqUrl: string,
   queueUrl?: string | undefined,
 ): Promise<MoveTaskResult> => {
+  const destinationUrl = await destinationFor(sqs, dlqUrl, queueUrl)
   const sourceArn = await queueArn(sqs, dlqUrl)
-  const destinationUrl = queueUrl ?? (await sourceQueueOf(sqs, dlqUrl))
-  const destinationArn = destinationUrl === undefined ? undefined : await queueArn(sqs, destinationUrl)
+  const destinationArn = await queueArn(sqs, destinationUrl)
   const { TaskHandle } = await sqs.send(
-    new StartMessageMoveTaskCommand({
-      SourceArn: sourceArn,
-      ...(destinationArn === undefined ? {} : { DestinationArn: destinationArn }),
-    }),
+    new StartMessageMoveTaskCommand({ SourceArn: sourceArn, DestinationArn: destinationArn }),
   )
   if (!TaskHandle) throw new Error('SQS started no move task (no TaskHandle in its answer)')
   return { mode: 'aws', taskHandle: TaskHandle, sourceArn, destinationArn }
@@ -390,7 +380,7 @@ export const describeRedrive = (result: RedriveResult, region?: string): string[
     return [
       `started SQS message move task ${result.taskHandle}`,
       `  from ${result.sourceArn}`,
-      `  to   ${result.destinationArn ?? "each message's original source queue"}`,
+      `  to   ${result.destinationArn}`,
       'SQS moves the messages in the background. Watch it with:',
       `  aws sqs list-message-move-tasks --source-arn ${result.sourceArn}${regionFlag}`,
       'Cancel it with:',

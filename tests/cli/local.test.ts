@@ -2,11 +2,14 @@ import { execFile, execFileSync } from 'node:child_process'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { promisify } from 'node:util'
-import type { SQSClient } from '@aws-sdk/client-sqs'
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import { describe, expect, it } from 'vitest'
-import { listDeadLetters } from '../../lib/cli/dlq.ts'
-import { moveMessages, startMoveTask } from '../../lib/cli/redrive.ts'
+import { formatDeadLetter, listDeadLetters } from '../../lib/cli/dlq.ts'
+import { moveLocally, moveMessages, startMoveTask } from '../../lib/cli/redrive.ts'
 import { parseConfig } from '../../lib/config.ts'
+import { startPoller } from '../../lib/local/sqs-poller.ts'
+import { deadLetterMessage } from '../../lib/queue/dead-letter.ts'
+import { toSqsAttributes } from '../../lib/queue/sqs-message.ts'
 import { verifySignature } from '../../lib/segment/signature.ts'
 import { buildTestEvent, curlCommand, sendTestEvent } from '../../lib/segment/test-event.ts'
 import { identify, track } from '../support/fixtures.ts'
@@ -17,6 +20,7 @@ import {
   queuedMessages,
   receiveRecords,
   type TestRelay,
+  until,
   useTestRelay,
 } from '../support/relay.ts'
 
@@ -73,10 +77,13 @@ describe('npm run redrive', () => {
     // Assess
     expect(result).toEqual({ moved: 2, failed: 0 })
     expect(records.map((r) => r.body).sort()).toEqual(events.map((e) => JSON.stringify(e)).sort())
-    expect(records.map((r) => Object.keys(r.messageAttributes).sort())).toEqual([
-      ['messageId', 'type'],
-      ['messageId', 'type'],
-    ])
+    // Every attribute comes back, as SQS's move task keeps them: why it was dead-lettered included.
+    for (const record of records) {
+      expect(record.messageAttributes.status?.stringValue).toBe('404')
+      expect(record.messageAttributes.messageId?.stringValue).toBe(
+        (JSON.parse(record.body) as { messageId: string }).messageId,
+      )
+    }
     expect(response.batchItemFailures).toEqual([])
     expect(
       relay.sandbox
@@ -114,7 +121,7 @@ describe('npm run redrive', () => {
     expect(dlqMessages(relay).length).toBe(result.failed)
   })
 
-  it('on AWS starts a message move task from the DLQ ARN', async () => {
+  it('on AWS starts a message move task from the DLQ ARN to the events queue ARN', async () => {
     const sent: { name: string; input: Record<string, unknown> }[] = []
     const aws = {
       send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
@@ -135,8 +142,83 @@ describe('npm run redrive', () => {
     expect(handle).toBe('task-1')
     expect(sent.at(-1)).toEqual({
       name: 'StartMessageMoveTaskCommand',
-      input: { SourceArn: 'arn:aws:sqs:us-east-1:123:relay-dlq' },
+      input: {
+        SourceArn: 'arn:aws:sqs:us-east-1:123:relay-dlq',
+        DestinationArn: 'arn:aws:sqs:us-east-1:123:relay-events',
+      },
     })
+  })
+
+  it('against a still-broken Courier moves each event once; the new dead letters keep the earlier reasons', async () => {
+    // Prepare: two dead letters, and the relay running (as under npm start) with Courier still broken
+    const events = [identify(), track()]
+    await deadLetter(events)
+    const broken = relay.deliver({
+      config: parseConfig({ ...relay.env, COURIER_BASE_URL: `${relay.sandbox.url}/v0` }),
+    })
+    const poller = startPoller({
+      sqs: relay.queues.sqs,
+      queueUrl: relay.queues.queueUrl,
+      queueArn: relay.queues.queueArn,
+      handler: broken,
+      waitTimeSeconds: 1,
+      onError: () => undefined,
+    })
+
+    // Act: redrive while the relay dead-letters again whatever comes back
+    let result: Awaited<ReturnType<typeof moveLocally>>
+    try {
+      result = await moveLocally(relay.queues.sqs, {
+        dlqUrl: relay.queues.dlqUrl,
+        queueUrl: relay.queues.queueUrl,
+        waitSeconds: 1,
+      })
+      await until(() => dlqMessages(relay).length === 2 && queuedMessages(relay).length === 0)
+    } finally {
+      await poller.stop()
+    }
+
+    // Assess: each moved once, and each new dead letter says why now and why before
+    expect(result.moved).toBe(2)
+    const letters = await listDeadLetters(relay.queues.sqs, relay.queues.dlqUrl)
+    expect(letters.map((l) => l.messageId).sort()).toEqual(events.map((e) => e.messageId).sort())
+    for (const letter of letters) {
+      expect(letter.status).toBe(404)
+      expect(letter.history).toEqual([
+        { at: expect.any(String), stage: 'deliver', status: '404', reason: 'Not Found' },
+      ])
+      expect(letter.history[0]?.at).not.toBe(letter.deadLetteredAt)
+      expect(formatDeadLetter(letter)).toMatch(/dead-lettered 1 time\(s\) before: Not Found/)
+    }
+  })
+
+  it('keeps the truncation flag of a dead letter that SQS moved back and that fails again', async () => {
+    // Prepare: a truncated dead letter, back on the events queue with its attributes (as the move task does)
+    const big = identify({ traits: { blob: 'x'.repeat(5_000) } })
+    const truncated = deadLetterMessage(
+      JSON.stringify(big),
+      { stage: 'ingest', reason: 'event too large', messageId: big.messageId, type: 'identify' },
+      2_000,
+    )
+    await relay.queues.sqs.send(
+      new SendMessageCommand({
+        QueueUrl: relay.queues.queueUrl,
+        MessageBody: truncated.body,
+        MessageAttributes: toSqsAttributes(truncated.attributes),
+      }),
+    )
+
+    // Act
+    const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    const [letter] = await listDeadLetters(relay.queues.sqs, relay.queues.dlqUrl)
+    expect(letter?.reason).toMatch(/not JSON/)
+    expect(letter?.truncated).toBe(true)
+    expect(letter?.originalBytes).toBe(Buffer.byteLength(JSON.stringify(big)))
+    expect(letter?.history).toEqual([expect.objectContaining({ stage: 'ingest', reason: 'event too large' })])
+    expect(letter?.messageId).toBe(big.messageId)
   })
 })
 

@@ -83,7 +83,7 @@ const rewriting = (
 const local = { waitSeconds: 0 } as const
 
 describe('redrive against the emulator (no StartMessageMoveTask)', () => {
-  it('moves every event back byte-for-byte with its type and messageId, and empties the DLQ', async () => {
+  it('moves every event back byte-for-byte with all its attributes, and empties the DLQ', async () => {
     // Prepare: formatting JSON.stringify would not reproduce, escapes, emoji, and more than one batch
     const tricky = `{ "type": "identify",\n  "messageId": "m-\\u00e9", "userId": "u-1", "traits": { "name": "Zoë 🦄 'q' \\"dq\\"" } }`
     const bodies = await deadLetter([
@@ -112,7 +112,15 @@ describe('redrive against the emulator (no StartMessageMoveTask)', () => {
     expect(moved.map((m) => m.Body).sort()).toEqual([...bodies].sort())
     for (const message of moved) {
       const event = JSON.parse(message.Body ?? '') as { type: string; messageId: string }
-      expect(stringAttributes(message)).toEqual({ type: event.type, messageId: event.messageId })
+      // Every attribute, as SQS's move task keeps them: a new failure adds to this history.
+      expect(stringAttributes(message)).toEqual({
+        type: event.type,
+        messageId: event.messageId,
+        stage: 'deliver',
+        reason: 'Courier: Not Found',
+        status: '404',
+        deadLetteredAt: expect.any(String),
+      })
     }
     expect(dlq()).toEqual({ visible: 0, hidden: 0, bodies: [] })
   })
@@ -305,7 +313,7 @@ describe('redrive on AWS (StartMessageMoveTask)', () => {
     expect(result).toMatchObject({ sourceArn: arnOf(DLQ), destinationArn: arnOf(QUEUE) })
   })
 
-  it("leaves the destination to SQS (each message's source queue) when it cannot tell", async () => {
+  it("always names the destination: by this project's naming when SQS cannot say which queue the DLQ serves", async () => {
     const aws = fakeAws({
       ListDeadLetterSourceQueuesCommand: () => {
         throw Object.assign(new Error('not authorized'), { name: 'AccessDenied' })
@@ -315,7 +323,20 @@ describe('redrive on AWS (StartMessageMoveTask)', () => {
     const handle = await startMoveTask(aws.sqs, DLQ)
 
     expect(handle).toBe('task-handle-1')
-    expect(aws.sent.at(-1)).toEqual({ name: 'StartMessageMoveTaskCommand', input: { SourceArn: arnOf(DLQ) } })
+    // Without DestinationArn SQS would use each message's "original source queue", which the
+    // functions' own dead letters do not have.
+    expect(aws.sent.at(-1)).toEqual({
+      name: 'StartMessageMoveTaskCommand',
+      input: { SourceArn: arnOf(DLQ), DestinationArn: arnOf(QUEUE) },
+    })
+  })
+
+  it('refuses, starting no task, when it cannot tell where the events go back to', async () => {
+    const aws = fakeAws({ ListDeadLetterSourceQueuesCommand: () => ({ queueUrls: [] }) })
+    const other = 'https://sqs.eu-west-1.amazonaws.com/123456789012/parking-lot'
+
+    await expect(redrive(aws.sqs, { dlqUrl: other, mode: 'aws' })).rejects.toThrow(/give --queue-url/)
+    expect(aws.sent.map((c) => c.name)).not.toContain('StartMessageMoveTaskCommand')
   })
 
   it('does not fall back on an error that is not "unsupported" (nothing is moved by hand)', async () => {
@@ -348,7 +369,7 @@ describe('redrive on AWS (StartMessageMoveTask)', () => {
 })
 
 describe('pure parts', () => {
-  it('keeps every attribute but the dead-letter ones', () => {
+  it('keeps every attribute, the dead-letter ones included, as the move task does', () => {
     const attributes = toSqsAttributes({
       type: 'track',
       messageId: 'm-1',
@@ -357,14 +378,11 @@ describe('pure parts', () => {
       status: '400',
       courierType: 'invalid_request_error',
       deadLetteredAt: '2026-11-28T00:00:00.000Z',
-      truncated: 'true',
-      originalBytes: '9',
+      history: '[{"reason":"older"}]',
       traceId: 't-1',
     })
 
-    expect(redriveAttributes(attributes)).toEqual(
-      toSqsAttributes({ type: 'track', messageId: 'm-1', traceId: 't-1' }),
-    )
+    expect(redriveAttributes(attributes)).toEqual(attributes)
   })
 
   it('derives the events queue from the DLQ name, locally and deployed', () => {

@@ -80,7 +80,7 @@ it(`delivers every one of ${EVENTS} events through 429s, 5xx, timeouts, resets a
     handler: Array.from({ length: 4 }, () => watched(relay.deliver())),
     waitTimeSeconds: 1,
     maxConcurrency: 4,
-    functionTimeoutMs: 30_000,
+    functionTimeoutMs: 60_000,
     onError: () => undefined,
   })
   const events: EventFixture[] = Array.from({ length: EVENTS }, (_, i) =>

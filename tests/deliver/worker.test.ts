@@ -208,7 +208,10 @@ describe('the invocation deadline', () => {
     )
     const visibility = visibilityOf(relay)
     for (const record of records) expect(visibility.get(record.messageId)).toBeLessThanOrEqual(1.01)
-    expect(relay.sandbox.received.length).toBeLessThanOrEqual(1)
+    // Let a request the deadline cut short finish at the sandbox, so it is counted here (not in the next test).
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    const ids = new Set(records.map((r) => (JSON.parse(r.body) as { messageId: string }).messageId))
+    expect(relay.sandbox.received.filter((r) => ids.has(r.messageId as string)).length).toBeLessThanOrEqual(1)
   })
 })
 

@@ -40,8 +40,8 @@ export const FAST_RETRIES = {
  */
 export const TEST_SQS_TIMEOUTS: SqsTimeouts = {
   maxAttempts: 2,
-  connectionTimeoutMs: 2_000,
-  requestTimeoutMs: 3_000,
+  connectionTimeoutMs: 1_000,
+  requestTimeoutMs: 2_000,
 }
 
 export interface TestRelay {

@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
 
 /**
@@ -160,4 +160,76 @@ it('says on Ctrl-C how many events the in-memory queues drop', async () => {
   // Assess
   expect(child.exitCode).toBe(0)
   expect(output).toMatch(/dropped with the in-memory queues: 1 queued, 0 in the DLQ/)
+})
+
+describe('npm start with Courier down and a short MAX_EVENT_AGE_SECONDS', () => {
+  let relay: ChildProcess
+  let log = ''
+  const waitForLog = async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> => {
+    const started = Date.now()
+    for (;;) {
+      const match = log.match(pattern)
+      if (match) return match
+      if (Date.now() - started > timeoutMs) throw new Error(`npm start did not print ${pattern}:\n${log}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  beforeAll(() => {
+    relay = spawn(process.execPath, ['lib/local/start.ts'], {
+      cwd: new URL('../..', import.meta.url),
+      env: {
+        ...process.env,
+        PORT: '0',
+        SQS_PORT: '0',
+        COURIER_SANDBOX_PORT: '0',
+        SEGMENT_SHARED_SECRET: 'expiry-test-secret',
+        COURIER_AUTH_TOKEN: '',
+        COURIER_BASE_URL: '',
+        MAX_EVENT_AGE_SECONDS: '2',
+        RETRY_BASE_SECONDS: '1',
+        RETRY_MAX_SECONDS: '1',
+      },
+    })
+    relay.stdout?.on('data', (chunk) => {
+      log += chunk
+    })
+    relay.stderr?.on('data', (chunk) => {
+      log += chunk
+    })
+  })
+
+  afterAll(async () => {
+    relay.kill('SIGINT')
+    await new Promise((resolve) => relay.once('exit', resolve))
+  })
+
+  it('dead-letters the event once it is too old, and npm run dlq -- --local shows it with the reason', async () => {
+    // Prepare: Courier down
+    const [, webhook] = await waitForLog(/Segment webhook\s+POST (\S+)/)
+    const [, sandbox] = await waitForLog(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
+    const [, sqsPort] = await waitForLog(/Embedded SQS\s+http:\/\/127\.0\.0\.1:(\d+)/)
+    await fetch(`${sandbox}/_sandbox/faults`, { method: 'POST', body: JSON.stringify({ outage: true }) })
+    const event = buildTestEvent({ type: 'track' })
+
+    // Act: accepted, retried while Courier is down, then given up on after 2 s
+    const answer = await sendTestEvent(webhook as string, event, { secret: 'expiry-test-secret' })
+    let listed = ''
+    const started = Date.now()
+    while (!listed.includes(event.messageId) && Date.now() - started < 20_000) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const { stdout } = await promisify(execFile)(process.execPath, ['lib/cli/dlq.ts', '--local'], {
+        cwd: new URL('../..', import.meta.url),
+        env: { ...process.env, SQS_PORT: sqsPort as string },
+      })
+      listed = stdout
+    }
+
+    // Assess
+    expect(answer.status).toBe(200)
+    const line = listed.split('\n').find((l) => l.includes(event.messageId))
+    expect(line).toMatch(
+      /deliver\s+503\s+track\s+\S+\s+expired after \d+ s of retries \(MAX_EVENT_AGE_SECONDS 2\); last: /,
+    )
+  }, 40_000)
 })

@@ -55,7 +55,7 @@ describe.concurrent('npm start refuses a wrong setting with one line and exit st
   it.each([
     [
       { RETRY_BASE_SECONDS: 'abc' },
-      /^RETRY_BASE_SECONDS: must be a whole number from 1 to 43200, got "abc"$/,
+      /^RETRY_BASE_SECONDS: must be a whole number from 1 to 35000, got "abc"$/,
     ],
     [{ COURIER_REGION: 'mars' }, /^COURIER_REGION: must be "us" or "eu", got "mars"$/],
     [{ DELIVER_BATCH_SIZE: '0' }, /^DELIVER_BATCH_SIZE: must be a whole number from 1 to 10, got "0"$/],

@@ -18,6 +18,7 @@ import { startTestQueues, type TestQueues } from './support/queues.ts'
 const PARAMETERS: Record<string, string> = {
   '/relay/test/shared-secret': 'ssm-shared-secret',
   '/relay/test/ingest-token': 'ssm-ingest-token',
+  '/relay/test/shared-secret-previous': 'ssm-shared-secret-old',
 }
 
 let ssm: Server
@@ -95,5 +96,32 @@ describe('secrets from SSM Parameter Store', () => {
     const bad = await handler(segmentRequest(body, { secret: 'other' }), createLambdaContext('i', 6_000))
 
     expect([good.statusCode, bad.statusCode]).toEqual([200, 401])
+  })
+
+  it('during a rotation accepts the previous shared secret read from its own SSM parameter', async () => {
+    // Prepare: deployed with sharedSecretPreviousParameter, as the README's rotation step 1 does
+    const handler = createIngestHandler({
+      config: parseConfig({
+        QUEUE_URL: queues.queueUrl,
+        DLQ_URL: queues.dlqUrl,
+        SEGMENT_SHARED_SECRET_PARAMETER: '/relay/test/shared-secret',
+        SEGMENT_SHARED_SECRET_PREVIOUS_PARAMETER: '/relay/test/shared-secret-previous',
+      }),
+      sqs: queues.sqs,
+    })
+    const body = JSON.stringify(track())
+    const send = (secret: string) =>
+      handler(segmentRequest(body, { secret }), createLambdaContext('i', 6_000)).then((r) => r.statusCode)
+
+    // Act
+    const statuses = [
+      await send('ssm-shared-secret'),
+      await send('ssm-shared-secret-old'),
+      await send('other'),
+    ]
+
+    // Assess
+    expect(statuses).toEqual([200, 200, 401])
+    expect(calls.map((call) => call.name)).toContain('/relay/test/shared-secret-previous')
   })
 })

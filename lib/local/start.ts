@@ -53,18 +53,37 @@ const portProblem = (variable: string, port: number, error: unknown): unknown =>
   return error
 }
 
-/**
- * Fails with a ConfigError when `port` is taken, before anything starts (a sandbox or server that
- * met a taken port mid-start would leave the others running). Port 0 is always free.
- */
-const ensureFree = (variable: string, port: number): Promise<void> =>
+/** Resolves when `port` can be listened on now (port 0 always can), else rejects with the listen error. */
+const probe = (port: number): Promise<void> =>
   port === 0
     ? Promise.resolve()
     : new Promise((resolve, reject) => {
-        const probe = createServer()
-        probe.once('error', (error) => reject(portProblem(variable, port, error)))
-        probe.listen(port, LOOPBACK, () => probe.close(() => resolve()))
+        const server = createServer()
+        server.once('error', reject)
+        server.listen(port, LOOPBACK, () => server.close(() => resolve()))
       })
+
+/**
+ * Every port is checked before anything starts (a sandbox or server that met a taken port
+ * mid-start would leave the others running), and all at once: a second `npm start` holds all
+ * three, and naming them one per run would make a person restart three times.
+ */
+const ensureFree = async (ports: readonly (readonly [string, number])[]): Promise<void> => {
+  const results = await Promise.allSettled(ports.map(([, port]) => probe(port)))
+  const problems = ports.flatMap(([variable, port], i) => {
+    const result = results[i]
+    return result?.status === 'rejected' ? [{ variable, port, error: result.reason as unknown }] : []
+  })
+  const inUse = problems.filter((problem) => (problem.error as { code?: string }).code === 'EADDRINUSE')
+  if (inUse.length > 1) {
+    throw new ConfigError(
+      inUse.map((problem) => problem.variable).join(', '),
+      `ports ${inUse.map((problem) => problem.port).join(', ')} on ${LOOPBACK} are already in use by other programs (another npm start?); set them to free ports (0 picks one), e.g. ${inUse.map((problem) => `${problem.variable}=${problem.port + 10}`).join(' ')} npm start`,
+    )
+  }
+  const [first] = problems
+  if (first !== undefined) throw portProblem(first.variable, first.port, first.error)
+}
 
 const listening = async <T>(variable: string, port: number, start: () => Promise<T>): Promise<T> => {
   try {
@@ -125,9 +144,11 @@ const stillQueued = (queues: LocalQueues): { queued: number; deadLettered: numbe
 
 const main = async (env: NodeJS.ProcessEnv) => {
   const { local, config, courier } = validate(env)
-  await ensureFree('PORT', local.port)
-  await ensureFree('SQS_PORT', local.sqsPort)
-  if (courier.kind === 'sandbox') await ensureFree('COURIER_SANDBOX_PORT', local.sandboxPort)
+  await ensureFree([
+    ['PORT', local.port],
+    ['SQS_PORT', local.sqsPort],
+    ...(courier.kind === 'sandbox' ? [['COURIER_SANDBOX_PORT', local.sandboxPort] as const] : []),
+  ])
 
   const queues = await listening('SQS_PORT', local.sqsPort, () =>
     startLocalQueues({

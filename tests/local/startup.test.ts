@@ -109,6 +109,34 @@ describe('a port already taken', () => {
   )
 })
 
+it('names every port another npm start holds, in one line', async () => {
+  // Prepare: three ports taken, as a relay already running takes them
+  const servers = await Promise.all(
+    [0, 1, 2].map(async () => {
+      const server = createServer()
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      return server
+    }),
+  )
+  const [web, sqs, sandbox] = servers.map((server) => (server.address() as AddressInfo).port)
+
+  // Act
+  const result = await run('lib/local/start.ts', {
+    PORT: String(web),
+    SQS_PORT: String(sqs),
+    COURIER_SANDBOX_PORT: String(sandbox),
+  })
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+
+  // Assess
+  expectOneLine(
+    result,
+    new RegExp(
+      `^PORT, SQS_PORT, COURIER_SANDBOX_PORT: ports ${web}, ${sqs}, ${sandbox} on 127\\.0\\.0\\.1 are already in use .* e\\.g\\. PORT=${(web as number) + 10} SQS_PORT=${(sqs as number) + 10} COURIER_SANDBOX_PORT=${(sandbox as number) + 10} npm start$`,
+    ),
+  )
+})
+
 describe('the CLIs read the same settings the same way', () => {
   it('npm run dlq -- --local with a malformed SQS_PORT', async () => {
     expectOneLine(

@@ -133,12 +133,17 @@ const queueArn = async (sqs: SQSClient, url: string): Promise<string> => {
   return Attributes.QueueArn
 }
 
-/** The queue whose RedrivePolicy names this DLQ, when there is exactly one and SQS can say. */
+/**
+ * The queue whose RedrivePolicy names this DLQ, when SQS can say: the only one, or, when several
+ * do (the events queue and the audience queue), the events queue by this project's naming. Every
+ * dead letter goes back through the events queue: an audience event redriven there is delivered
+ * and handed to the audience list sync again.
+ */
 const sourceQueueOf = async (sqs: SQSClient, dlqUrl: string): Promise<string | undefined> => {
   try {
     const result = await sqs.send(new ListDeadLetterSourceQueuesCommand({ QueueUrl: dlqUrl }))
     const urls = result.queueUrls ?? []
-    return urls.length === 1 ? urls[0] : undefined
+    return urls.length === 1 ? urls[0] : urls.find((url) => url === conventionalQueueUrl(dlqUrl))
   } catch {
     // Not allowed, or not implemented (emulators): the caller falls back.
     return undefined

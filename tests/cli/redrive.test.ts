@@ -313,6 +313,16 @@ describe('redrive on AWS (StartMessageMoveTask)', () => {
     expect(result).toMatchObject({ sourceArn: arnOf(DLQ), destinationArn: arnOf(QUEUE) })
   })
 
+  it('with the audience queue also redriving to the DLQ, sends them to the events queue', async () => {
+    const audiences = QUEUE.replace(/-events$/, '-audiences')
+    const aws = fakeAws({ ListDeadLetterSourceQueuesCommand: () => ({ queueUrls: [audiences, QUEUE] }) })
+
+    const result = await redrive(aws.sqs, { dlqUrl: DLQ, mode: 'aws' })
+
+    expect(audiences).not.toBe(QUEUE)
+    expect(result).toMatchObject({ sourceArn: arnOf(DLQ), destinationArn: arnOf(QUEUE) })
+  })
+
   it("always names the destination: by this project's naming when SQS cannot say which queue the DLQ serves", async () => {
     const aws = fakeAws({
       ListDeadLetterSourceQueuesCommand: () => {

@@ -1,4 +1,5 @@
 import { LOCAL_DEFAULTS, localPort } from '../config.ts'
+import { ConfigError } from '../errors/config-error.ts'
 
 /**
  * Where the queues of a local run live, and which queues a CLI works on. `npm start` embeds
@@ -71,6 +72,37 @@ export interface CliTarget {
   readonly credentials: typeof LOCAL_CREDENTIALS | undefined
 }
 
+const isHttpUrl = (raw: string): boolean => /^https?:$/.test(URL.parse(raw)?.protocol ?? '')
+
+/**
+ * A queue URL from a flag (a UsageError when malformed) or from the environment (a ConfigError
+ * naming the variable), so a typo is named instead of surfacing as the SDK's "Invalid URL".
+ */
+const queueUrlOf = (
+  flag: string,
+  value: string | undefined,
+  variable: string,
+  env: Env,
+): string | undefined => {
+  if (value) {
+    if (!isHttpUrl(value)) {
+      throw new UsageError(
+        `--${flag} must be a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/name, got "${value}"`,
+      )
+    }
+    return value
+  }
+  const raw = env[variable]?.trim()
+  if (!raw) return undefined
+  if (!isHttpUrl(raw)) {
+    throw new ConfigError(
+      variable,
+      `must be a queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/name, got "${raw}"`,
+    )
+  }
+  return raw
+}
+
 export const cliTarget = (flags: TargetFlags, env: Env): CliTarget => {
   if (flags.local) {
     if (flags['dlq-url'] || flags['queue-url']) {
@@ -86,16 +118,21 @@ export const cliTarget = (flags: TargetFlags, env: Env): CliTarget => {
       credentials: LOCAL_CREDENTIALS,
     }
   }
-  const dlqUrl = flags['dlq-url'] || env.DLQ_URL
+  const dlqUrl = queueUrlOf('dlq-url', flags['dlq-url'], 'DLQ_URL', env)
   if (!dlqUrl) {
     throw new UsageError('say which DLQ: --local, or --dlq-url <DlqUrl from the deploy outputs> (or DLQ_URL)')
   }
+  const queueUrl = queueUrlOf('queue-url', flags['queue-url'], 'QUEUE_URL', env)
   const override = endpointOverride(env)
+  if (override !== undefined && !isHttpUrl(override)) {
+    const variable = env.AWS_ENDPOINT_URL_SQS ? 'AWS_ENDPOINT_URL_SQS' : 'AWS_ENDPOINT_URL'
+    throw new ConfigError(variable, `must be the http(s) URL of an SQS endpoint, got "${override}"`)
+  }
   // An emulator takes any credentials; dummy ones spare a machine without AWS credentials the SDK's refusal.
   const ownCredentials = Boolean(env.AWS_ACCESS_KEY_ID || env.AWS_PROFILE)
   return {
     dlqUrl,
-    queueUrl: flags['queue-url'] || env.QUEUE_URL || undefined,
+    queueUrl,
     // Passed explicitly so the client and the local/AWS decision read the same environment.
     endpoint: override,
     emulated: override !== undefined,

@@ -152,6 +152,26 @@ describe('the CLIs read the same settings the same way', () => {
     )
   })
 
+  it.each([
+    [
+      'lib/cli/dlq.ts',
+      { DLQ_URL: 'dlq' },
+      /^DLQ_URL: must be a queue URL such as https:\/\/sqs\..*, got "dlq"$/,
+    ],
+    [
+      'lib/cli/redrive.ts',
+      { DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/1/dlq', QUEUE_URL: 'events' },
+      /^QUEUE_URL: must be a queue URL .*got "events"$/,
+    ],
+    [
+      'lib/cli/dlq.ts',
+      { DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/1/dlq', AWS_ENDPOINT_URL_SQS: 'localhost:3002' },
+      /^AWS_ENDPOINT_URL_SQS: must be the http\(s\) URL of an SQS endpoint, got "localhost:3002"$/,
+    ],
+  ])('%s with %j', async (script, env, line) => {
+    expectOneLine(await run(script, env), line)
+  })
+
   it('npm run send-test-event with a malformed PORT', async () => {
     expectOneLine(
       await run('lib/cli/send-test-event.ts', { PORT: 'http' }),

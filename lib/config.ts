@@ -38,6 +38,8 @@ export interface Config {
     readonly dlqUrl: string
     /** AUDIENCE_QUEUE_URL: where deliver puts audience events for the list sync; required by deliver with audienceLists. */
     readonly audienceUrl: string | undefined
+    /** A FIFO events queue (its URL ends in `.fifo`): messages carry group and deduplication ids. */
+    readonly fifo: boolean
     readonly batchMaxBytes: number
   }
   readonly retry: {
@@ -283,8 +285,7 @@ export const parseConfig = (env: Env): Config => {
       deadlineMs: integer(env, 'INGEST_DEADLINE_MS', DEFAULTS.INGEST_DEADLINE_MS, 100, 30_000),
     },
     queue: {
-      url: required(env, 'QUEUE_URL', 'the SQS queue events are put on'),
-      dlqUrl: required(env, 'DLQ_URL', 'the SQS dead-letter queue for events that can never be delivered'),
+      ...queueUrls(env),
       audienceUrl: url(env, 'AUDIENCE_QUEUE_URL'),
       batchMaxBytes: integer(
         env,
@@ -375,6 +376,18 @@ export interface LocalConfig {
   readonly visibilityTimeoutSeconds: number
   /** How long the local audience list sync gathers a batch, as its event source does (MaximumBatchingWindowInSeconds, ≤ 300). */
   readonly audienceBatchingWindowSeconds: number
+  /** FIFO queues (the default, as deployed) or standard ones, as the deploy's `queueType`. */
+  readonly queueType: QueueType
+}
+
+export type QueueType = 'fifo' | 'standard'
+
+/** QUEUE_TYPE as `npm start` and the CLIs' `--local` read it: fifo (default) or standard. */
+export const localQueueType = (env: Env): QueueType => {
+  const raw = present(env, 'QUEUE_TYPE')?.toLowerCase() ?? 'fifo'
+  if (raw !== 'fifo' && raw !== 'standard')
+    throw new ConfigError('QUEUE_TYPE', `must be "fifo" or "standard", got "${raw}"`)
+  return raw
 }
 
 /**
@@ -458,6 +471,7 @@ export const parseLocalConfig = (env: Env): LocalConfig => {
       0,
       300,
     ),
+    queueType: localQueueType(env),
   }
 }
 
@@ -470,7 +484,28 @@ export const LOCAL_SETTING_NAMES = [
   'DELIVER_TIMEOUT_SECONDS',
   'VISIBILITY_TIMEOUT_SECONDS',
   'AUDIENCE_BATCHING_WINDOW_SECONDS',
+  'QUEUE_TYPE',
 ] as const
+
+/**
+ * The two queues, which must be of one kind: the DLQ of a FIFO queue must be FIFO, and a FIFO
+ * queue's name (so its URL) ends in `.fifo`.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
+ */
+const queueUrls = (env: Env) => {
+  const url = required(env, 'QUEUE_URL', 'the SQS queue events are put on')
+  const dlqUrl = required(env, 'DLQ_URL', 'the SQS dead-letter queue for events that can never be delivered')
+  const fifo = url.endsWith('.fifo')
+  if (dlqUrl.endsWith('.fifo') !== fifo) {
+    throw new ConfigError(
+      'DLQ_URL',
+      fifo
+        ? `must be a FIFO queue (a name ending in .fifo) like QUEUE_URL, got "${dlqUrl}"`
+        : `must be a standard queue like QUEUE_URL (no .fifo), got "${dlqUrl}"`,
+    )
+  }
+  return { url, dlqUrl, fifo }
+}
 
 /** Every variable parseConfig reads, for the README check and for error messages. */
 export const SETTING_NAMES = [

@@ -32,10 +32,16 @@ export interface ResolvedService {
       {
         readonly timeout?: number | string
         readonly reservedConcurrency?: number | string
-        readonly events?: readonly { readonly sqs?: { readonly maximumConcurrency?: number | string } }[]
+        readonly events?: readonly {
+          readonly sqs?: {
+            readonly maximumConcurrency?: number | string
+            readonly batchSize?: number | string
+          }
+        }[]
       }
     >
   >
+  readonly custom?: { readonly queueType?: { readonly fifo?: string } }
   readonly resources?: {
     readonly Parameters?: Readonly<Record<string, { readonly Type?: string; readonly Default?: string }>>
     readonly Resources?: Readonly<Record<string, { readonly Properties?: Record<string, unknown> }>>
@@ -142,6 +148,14 @@ export const configurationProblems = (service: ResolvedService): string[] => {
     problems.push(
       `deliver's reserved concurrency ${reserved} is below the event source's maximum concurrency ${maximum}: ` +
         'the mapping would be throttled, and throttled batches use up receives',
+    )
+  }
+  // A FIFO event source takes batches of 1 to 10 records.
+  // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+  const batchSize = deliver?.events?.find((event) => event.sqs)?.sqs?.batchSize
+  if (service.custom?.queueType?.fifo === 'true' && batchSize !== undefined && Number(batchSize) > 10) {
+    problems.push(
+      `deliverBatchSize ${batchSize} is above 10, the most a FIFO queue's event source takes: lower it, or deploy with queueType=standard`,
     )
   }
   return problems

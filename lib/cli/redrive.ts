@@ -11,8 +11,9 @@ import {
   type SQSClient,
   StartMessageMoveTaskCommand,
 } from '@aws-sdk/client-sqs'
-import { packBatches } from '../queue/batch-pack.ts'
-import { messageSize } from '../queue/sqs-message.ts'
+import { packInWaves } from '../queue/batch-pack.ts'
+import { fifoId, messageGroupId } from '../queue/message-group.ts'
+import { fifoFields, isFifoQueueUrl, messageSize } from '../queue/sqs-message.ts'
 import { parseFlags, runCli, usageProblem } from './args.ts'
 import { type CliIo, sqsClientFor } from './dlq.ts'
 import { type CliTarget, cliTarget, UsageError } from './target.ts'
@@ -35,6 +36,13 @@ import { type CliTarget, cliTarget, UsageError } from './target.ts'
  * body already moved in this run (a duplicate, or an event that failed again at once: without
  * this a redrive against a still-broken Courier would go round forever). Each message is moved
  * at most once per run.
+ *
+ * FIFO queues: SQS hands a DLQ's messages out in order within each message group (user), and
+ * the move keeps it: each message goes back with its MessageGroupId, in the order received, a
+ * user's later message never ahead of an earlier one that could not be moved, and with a fresh
+ * MessageDeduplicationId (from its DLQ message id), so the events queue does not drop it as a
+ * repeat of the event it was 5 minutes ago. SQS's own move task redrives FIFO DLQs in order too.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html
  */
 
 export type RedriveMode = 'aws' | 'local' | 'auto'
@@ -72,6 +80,8 @@ export interface LocalMoveResult {
   readonly repeated: number
   /** Moved, but the DLQ copy could not be deleted: now in both (harmless: Courier dedupes on messageId). */
   readonly notDeleted: number
+  /** FIFO: later events of a user with an event left in the DLQ: still in the DLQ, in order. */
+  readonly behind: number
   /** StartMessageMoveTask was tried and is not supported here. */
   readonly fellBack: boolean
   /** Why the move stopped early (a whole call failed), if it did. */
@@ -119,10 +129,10 @@ export const isUnsupportedOperation = (error: unknown): boolean => {
  * `…-events-dlq` (npm start) and `…-dlq` (deployed, next to `…-events`) both give `…-events`.
  */
 export const conventionalQueueUrl = (dlqUrl: string): string | undefined => {
-  const match = /^(.*\/)([^/]+)-dlq$/.exec(dlqUrl)
+  const match = /^(.*\/)([^/]+)-dlq(\.fifo)?$/.exec(dlqUrl)
   if (!match) return undefined
-  const [, prefix = '', base = ''] = match
-  return `${prefix}${base.endsWith('-events') ? base : `${base}-events`}`
+  const [, prefix = '', base = '', fifo = ''] = match
+  return `${prefix}${base.endsWith('-events') ? base : `${base}-events`}${fifo}`
 }
 
 const queueArn = async (sqs: SQSClient, url: string): Promise<string> => {
@@ -194,6 +204,19 @@ interface Candidate {
   readonly hash: string
   readonly size: number
   readonly attributes: Record<string, MessageAttributeValue>
+  /** The user's message group: the DLQ's own on a FIFO queue, else worked out from the body. */
+  readonly group: string
+}
+
+const groupOfMessage = (message: Message): string => {
+  const given = message.Attributes?.MessageGroupId
+  if (given) return given
+  const body = message.Body ?? ''
+  try {
+    return messageGroupId(JSON.parse(body), body)
+  } catch {
+    return `sqs:${message.MessageId ?? body}`
+  }
 }
 
 const bodyHash = (body: string) => createHash('sha256').update(body, 'utf8').digest('base64')
@@ -211,15 +234,13 @@ const sizeOf = (body: string, attributes: Record<string, MessageAttributeValue>)
     Object.fromEntries(Object.entries(attributes).map(([name, value]) => [name, value.StringValue ?? ''])),
   )
 
+/** Batches in an order that keeps each group's order (they are sent one after the other). */
 const batchesOf = (candidates: readonly Candidate[]): Candidate[][] => {
-  const alone = candidates.filter((c) => c.size > BATCH_BYTES).map((c) => [c])
-  return [
-    ...packBatches(
-      candidates.filter((c) => c.size <= BATCH_BYTES),
-      BATCH_BYTES,
-    ),
-    ...alone,
-  ]
+  // A message larger than any batch budget goes alone, in its place.
+  const sized = candidates.map((c) => ({ c, size: Math.min(c.size, BATCH_BYTES), group: c.group }))
+  return packInWaves(sized, BATCH_BYTES)
+    .flat()
+    .map((batch) => batch.map((entry) => entry.c))
 }
 
 /** Moves every DLQ message to the events queue itself, deleting each only once the queue has it. */
@@ -233,8 +254,12 @@ export const moveLocally = async (
   let truncated = 0
   let repeated = 0
   let notDeleted = 0
+  let behind = 0
   let error: string | undefined
   const movedBodies = new Set<string>()
+  const fifo = isFifoQueueUrl(queueUrl)
+  // Groups with a message left behind in this run: their later messages stay too, in order.
+  const held = new Set<string>()
   // Messages left in the DLQ, by SQS id, with their latest receipt handle: made visible at the end.
   const left = new Map<string, string>()
   const leave = (message: Message) => {
@@ -249,6 +274,7 @@ export const moveLocally = async (
           VisibilityTimeout: hideSeconds,
           WaitTimeSeconds: waitSeconds,
           MessageAttributeNames: ['All'],
+          MessageSystemAttributeNames: ['MessageGroupId', 'SequenceNumber'],
         }),
       )
       if (Messages.length === 0) break
@@ -256,18 +282,25 @@ export const moveLocally = async (
       for (const message of Messages) {
         const body = message.Body ?? ''
         const hash = bodyHash(body)
+        const group = groupOfMessage(message)
         if (message.MessageId && left.has(message.MessageId)) {
           // Seen already and left on purpose; it came back after hideSeconds. Not counted twice.
           leave(message)
+        } else if (fifo && held.has(group)) {
+          // Behind a message of its user that stays: moving it would put it ahead of that one.
+          behind++
+          leave(message)
         } else if (message.MessageAttributes?.truncated?.StringValue === 'true') {
           truncated++
+          held.add(group)
           leave(message)
         } else if (movedBodies.has(hash)) {
           repeated++
+          held.add(group)
           leave(message)
         } else {
           const attributes = redriveAttributes(message.MessageAttributes)
-          candidates.push({ message, hash, attributes, size: sizeOf(body, attributes) })
+          candidates.push({ message, hash, attributes, size: sizeOf(body, attributes), group })
         }
       }
       for (const batch of batchesOf(candidates)) {
@@ -280,6 +313,10 @@ export const moveLocally = async (
                 Id: String(index),
                 MessageBody: c.message.Body ?? '',
                 MessageAttributes: c.attributes,
+                ...fifoFields(
+                  { group: c.group, deduplicationId: fifoId('redrive', c.message.MessageId ?? c.hash) },
+                  fifo,
+                ),
               })),
             }),
           )
@@ -290,7 +327,11 @@ export const moveLocally = async (
           // on the next batch: stop, keep everything, say why.
           error = (sendError as Error).message || String(sendError)
         }
-        for (const c of batch) if (!sent.includes(c)) leave(c.message)
+        for (const c of batch) {
+          if (sent.includes(c)) continue
+          leave(c.message)
+          held.add(c.group)
+        }
         failed += batch.length - sent.length
         moved += sent.length
         for (const c of sent) movedBodies.add(c.hash)
@@ -301,7 +342,7 @@ export const moveLocally = async (
   } finally {
     await makeVisible(sqs, dlqUrl, [...left.values()])
   }
-  return { mode: 'local', queueUrl, moved, failed, truncated, repeated, notDeleted, error }
+  return { mode: 'local', queueUrl, moved, failed, truncated, repeated, notDeleted, behind, error }
 }
 
 /** Deletes moved messages from the DLQ; returns how many could not be (they stay, now duplicated). */
@@ -357,7 +398,7 @@ export const moveMessages = async (
 
 /** Pure: how many messages a local move left in the DLQ. */
 export const stillInDlq = (result: Omit<LocalMoveResult, 'fellBack'>): number =>
-  result.failed + result.truncated + result.repeated + result.notDeleted
+  result.failed + result.truncated + result.repeated + result.notDeleted + result.behind
 
 export const redrive = async (sqs: SQSClient, options: RedriveOptions): Promise<RedriveResult> => {
   const log = options.log ?? (() => undefined)
@@ -407,6 +448,11 @@ export const describeRedrive = (result: RedriveResult, region?: string): string[
   if (result.notDeleted) {
     lines.push(
       `${result.notDeleted} moved but not deleted from the DLQ (harmless duplicate: Courier dedupes)`,
+    )
+  }
+  if (result.behind) {
+    lines.push(
+      `${result.behind} left behind an earlier event of the same user that stayed (FIFO order): still in the DLQ`,
     )
   }
   if (result.error) lines.push(`stopped early: ${result.error}`)

@@ -1,4 +1,4 @@
-import { LOCAL_DEFAULTS, localPort } from '../config.ts'
+import { LOCAL_DEFAULTS, localPort, localQueueType, type QueueType } from '../config.ts'
 import { ConfigError } from '../errors/config-error.ts'
 
 /**
@@ -17,6 +17,7 @@ export class UsageError extends Error {
 }
 
 export const LOCAL_SQS_PORT: number = LOCAL_DEFAULTS.SQS_PORT
+/** The events queue's name without the `.fifo` a FIFO queue's name ends with. */
 export const LOCAL_QUEUE_NAME = 'segment-courier-relay-events'
 export const LOCAL_DLQ_NAME = `${LOCAL_QUEUE_NAME}-dlq`
 export const LOCAL_REGION = 'us-east-1'
@@ -34,11 +35,14 @@ export interface LocalTarget {
 export const localQueueUrl = (port: number, name: string): string =>
   `http://sqs.${LOCAL_REGION}.localhost:${port}/${LOCAL_ACCOUNT_ID}/${name}`
 
-export const localTarget = (port: number = LOCAL_SQS_PORT): LocalTarget => ({
-  endpoint: `http://127.0.0.1:${port}`,
-  queueUrl: localQueueUrl(port, LOCAL_QUEUE_NAME),
-  dlqUrl: localQueueUrl(port, LOCAL_DLQ_NAME),
-})
+export const localTarget = (port: number = LOCAL_SQS_PORT, queueType: QueueType = 'fifo'): LocalTarget => {
+  const suffix = queueType === 'fifo' ? '.fifo' : ''
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    queueUrl: localQueueUrl(port, `${LOCAL_QUEUE_NAME}${suffix}`),
+    dlqUrl: localQueueUrl(port, `${LOCAL_DLQ_NAME}${suffix}`),
+  }
+}
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -108,7 +112,7 @@ export const cliTarget = (flags: TargetFlags, env: Env): CliTarget => {
     if (flags['dlq-url'] || flags['queue-url']) {
       throw new UsageError('--local names the queues of `npm start`: give it without --dlq-url/--queue-url')
     }
-    const local = localTarget(localSqsPort(env))
+    const local = localTarget(localSqsPort(env), localQueueType(env))
     return {
       dlqUrl: local.dlqUrl,
       queueUrl: local.queueUrl,

@@ -14,7 +14,8 @@ import type { CourierClient } from '../courier/client.ts'
 import { readCourierErrorBody } from '../courier/outcome.ts'
 import type { CourierRequest } from '../courier/routing.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
-import { toSqsAttributes } from '../queue/sqs-message.ts'
+import { fifoId, messageGroupId } from '../queue/message-group.ts'
+import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
 import type { PacerFor } from './pacer.ts'
@@ -233,6 +234,15 @@ export const syncAudiences = async (
   return finish(deps, event.Records, fates)
 }
 
+/** The message group of a queued event's text (lib/queue/message-group.ts). */
+const groupOfBody = (body: string): string => {
+  try {
+    return messageGroupId(JSON.parse(body), body)
+  } catch {
+    return messageGroupId(undefined, body)
+  }
+}
+
 const finish = async (
   deps: AudienceSyncDeps,
   records: readonly SQSRecord[],
@@ -252,12 +262,15 @@ const finish = async (
           record.body,
           { stage: 'audience-sync', reason: decision.reason, status: decision.status },
           deps.config.queue.batchMaxBytes,
+          // On a FIFO DLQ: the user's group, deduplicated per receive (as deliver's dead letters).
+          { group: groupOfBody(record.body), deduplicationId: fifoId('audience', record.messageId) },
         )
         await deps.sqs.send(
           new SendMessageCommand({
             QueueUrl: deps.config.queue.dlqUrl,
             MessageBody: message.body,
             MessageAttributes: toSqsAttributes(message.attributes),
+            ...fifoFields(message, deps.config.queue.fifo),
           }),
         )
       } catch (error) {

@@ -11,9 +11,10 @@ import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
 import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
+import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { QUEUE_SETTINGS } from '../queue/settings.ts'
 import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-client.ts'
-import { toSqsAttributes } from '../queue/sqs-message.ts'
+import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
@@ -51,6 +52,8 @@ export type RecordOutcome =
   | 'retried'
   | 'rate-limited'
   | 'held-back'
+  /** Not attempted: an earlier record of the same user is being retried (the FIFO rule). */
+  | 'waiting'
 
 interface RecordResult {
   readonly outcome: RecordOutcome
@@ -243,6 +246,10 @@ const deadLetter = async (deps: DeliverDeps, record: SQSRecord, result: RecordRe
       previous,
     },
     deps.config.queue.batchMaxBytes,
+    // The user's group, so a redrive replays the user's events in order. Deduplicated on the SQS
+    // message id: dead-lettering the same receive twice (a retried invocation) stores it once,
+    // and the id differs from the events queue's, so a redrive within 5 minutes is not dropped.
+    { group: groupOf(record), deduplicationId: fifoId('dead', record.messageId) },
   )
   const send = (dead: typeof message) =>
     deps.sqs.send(
@@ -250,6 +257,7 @@ const deadLetter = async (deps: DeliverDeps, record: SQSRecord, result: RecordRe
         QueueUrl: deps.config.queue.dlqUrl,
         MessageBody: dead.body,
         MessageAttributes: toSqsAttributes(dead.attributes),
+        ...fifoFields(dead, deps.config.queue.fifo),
       }),
     )
   try {
@@ -323,6 +331,41 @@ const deliverRecord = async (
   }
 }
 
+/**
+ * A record's message group: its user. SQS gives it on a FIFO queue; on a standard queue it is
+ * worked out the way ingest works it out, so the in-batch order rule is the same on both.
+ */
+const groupOf = (record: SQSRecord): string => {
+  const given = (record.attributes as { MessageGroupId?: string }).MessageGroupId
+  if (given) return given
+  const parsed = parseRecord(record)
+  if ('event' in parsed)
+    return messageGroupId({ ...parsed.ids, messageId: parsed.event.messageId }, record.body)
+  return `sqs:${record.messageId}`
+}
+
+/** The batch's records by group, each group in batch order (SQS's order within a FIFO group). */
+const byGroup = (records: readonly SQSRecord[]): SQSRecord[][] => {
+  const groups = new Map<string, SQSRecord[]>()
+  for (const record of records) {
+    const group = groupOf(record)
+    const list = groups.get(group)
+    if (list === undefined) groups.set(group, [record])
+    else list.push(record)
+  }
+  return [...groups.values()]
+}
+
+/**
+ * Delivers a batch: each user's records one after the other, in order, and different users in
+ * parallel (DELIVERY_CONCURRENCY at most). A record that must be retried takes every later record
+ * of its user back with it, with the same delay, while other users carry on: the FIFO rule for
+ * partial batch responses ("the failed message and every later message of its group"), which
+ * on a FIFO queue keeps the group blocked until the failed record comes back first.
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html
+ * https://docs.powertools.aws.dev/lambda/typescript/latest/features/batch/#fifo-queues (skipGroupOnError)
+ * A 429 holds back everything not yet sent, whoever it belongs to.
+ */
 export const deliverBatch = async (
   deps: DeliverDeps,
   event: SQSEvent,
@@ -332,13 +375,13 @@ export const deliverBatch = async (
   const invokedAt = Date.now()
   const deadline = invokedAt + context.getRemainingTimeInMillis() - finishMarginMs(deps.sqsTimeouts)
   const results = new Map<SQSRecord, RecordResult>()
+  const groups = byGroup(records)
   let holdBackSeconds: number | undefined
   let next = 0
 
-  const worker = async () => {
-    while (holdBackSeconds === undefined && Date.now() < deadline) {
-      const record = records[next++]
-      if (record === undefined) return
+  const deliverGroup = async (group: readonly SQSRecord[]) => {
+    for (const [index, record] of group.entries()) {
+      if (holdBackSeconds !== undefined || Date.now() >= deadline) return
       let result: RecordResult
       try {
         result = await deliverRecord(deps, record, deadline)
@@ -352,9 +395,26 @@ export const deliverBatch = async (
       }
       results.set(record, result)
       if (result.holdBatch) holdBackSeconds = Math.max(holdBackSeconds ?? 0, result.delaySeconds ?? 0)
+      if (isRetry(result)) {
+        for (const later of group.slice(index + 1)) {
+          results.set(later, {
+            outcome: 'waiting',
+            delaySeconds: result.delaySeconds ?? 0,
+            reason: `held back behind an earlier event of the same user (${result.outcome})`,
+          })
+        }
+        return
+      }
     }
   }
-  const workers = Math.min(deps.config.delivery.concurrency, records.length)
+  const worker = async () => {
+    while (holdBackSeconds === undefined && Date.now() < deadline) {
+      const group = groups[next++]
+      if (group === undefined) return
+      await deliverGroup(group)
+    }
+  }
+  const workers = Math.min(deps.config.delivery.concurrency, groups.length)
   await Promise.all(Array.from({ length: workers }, worker))
 
   for (const record of records) {
@@ -379,7 +439,10 @@ export const deliverBatch = async (
 }
 
 const isRetry = (result: RecordResult) =>
-  result.outcome === 'retried' || result.outcome === 'rate-limited' || result.outcome === 'held-back'
+  result.outcome === 'retried' ||
+  result.outcome === 'rate-limited' ||
+  result.outcome === 'held-back' ||
+  result.outcome === 'waiting'
 
 const METRIC_OF: Readonly<Record<RecordOutcome, Parameters<typeof addMetric>[1]>> = {
   delivered: 'Delivered',
@@ -388,6 +451,7 @@ const METRIC_OF: Readonly<Record<RecordOutcome, Parameters<typeof addMetric>[1]>
   retried: 'Retried',
   'rate-limited': 'RateLimited',
   'held-back': 'RateLimited',
+  waiting: 'Retried',
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Logger } from '@aws-lambda-powertools/logger'
 import type { Metrics } from '@aws-lambda-powertools/metrics'
 import type { SQSClient } from '@aws-sdk/client-sqs'
@@ -5,8 +6,10 @@ import type { Config } from '../config.ts'
 import { HttpError } from '../errors/http-error.ts'
 import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
 import { enqueue } from '../queue/enqueue.ts'
+import { eventDeduplicationId, fifoId, messageGroupId } from '../queue/message-group.ts'
 import { type OutgoingMessage, outgoingMessage, sqsSafeJson } from '../queue/sqs-message.ts'
 import { type Validation, validateEvent } from '../segment/event.ts'
+import { readIdentities } from '../segment/identity.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
 
@@ -14,7 +17,12 @@ import { addMetric, idsForLog } from '../telemetry.ts'
  * The ingest path after authentication: read Segment's body, validate every event, and put
  * the valid ones on the events queue and the invalid ones, with their reasons, on the DLQ,
  * all before Segment's ~5 s timeout. Only a request whose every event is safely stored gets
- * a 200; otherwise 503 makes Segment retry it (duplicates are safe: Courier dedupes on messageId).
+ * a 200; otherwise 503 makes Segment retry it (duplicates are safe: Courier dedupes on messageId,
+ * and a FIFO queue drops a repeat within 5 minutes itself).
+ *
+ * Each message carries its user's message group (lib/queue/message-group.ts) in the order the
+ * events stand in the request, and enqueue keeps that order per group: one user's events leave
+ * ingest in the order Segment sent them, other users' events in any order.
  */
 
 export interface Rejection {
@@ -35,6 +43,16 @@ export interface IngestDeps {
   readonly metrics?: Metrics
 }
 
+/**
+ * A rejected event's FIFO ids on the DLQ: its user's group, so a redrive replays it in its place
+ * (an event naming nobody is a group of its own, lib/queue/message-group.ts); deduplicated on its
+ * text, so a Segment retry of the same request does not store it twice.
+ */
+const rejectedIds = (group: string | undefined, raw: string) => ({
+  group: group ?? messageGroupId(undefined, raw),
+  deduplicationId: fifoId('rejected', createHash('sha256').update(raw, 'utf8').digest('hex')),
+})
+
 /** Time kept back from the Lambda deadline to answer after the last SQS attempt. */
 const ANSWER_MARGIN_MS = 250
 
@@ -48,7 +66,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   const types: Record<string, number> = {}
   const rejected: Rejection[] = []
   const deadLetters: OutgoingMessage[] = []
-  const reject = (raw: string, rejection: Rejection, type: unknown) => {
+  const reject = (raw: string, value: unknown, rejection: Rejection, type: unknown) => {
     rejected.push(rejection)
     const why = {
       stage: 'ingest',
@@ -56,7 +74,8 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
       messageId: rejection.messageId,
       type: typeof type === 'string' ? type : String(type ?? ''),
     } as const
-    deadLetters.push(deadLetterMessage(sqsSafeJson(raw), why, config.queue.batchMaxBytes))
+    const fifo = rejectedIds(messageGroupId(value, raw), raw)
+    deadLetters.push(deadLetterMessage(sqsSafeJson(raw), why, config.queue.batchMaxBytes, fifo))
   }
 
   for (const item of request.items) {
@@ -68,14 +87,26 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
         : { ok: false, error: item.error, messageId: undefined }
     const type = (item.value as { type?: unknown } | null)?.type
     if (!validation.ok) {
-      reject(item.raw, { index: item.index, messageId: validation.messageId, error: validation.error }, type)
+      const rejection = { index: item.index, messageId: validation.messageId, error: validation.error }
+      reject(item.raw, item.value, rejection, type)
       continue
     }
     const { event } = validation
-    const message = outgoingMessage(text, { type: event.type, messageId: event.messageId })
+    // The user's message group (their ids in the string form Segment's rule gives them) and
+    // Segment's messageId as the FIFO deduplication id.
+    const ids = readIdentities(event, text)
+    const who = ids.ok ? ids.ids : {}
+    const message = outgoingMessage(
+      text,
+      { type: event.type, messageId: event.messageId },
+      {
+        group: messageGroupId({ ...who, messageId: event.messageId }, text),
+        deduplicationId: eventDeduplicationId(event.messageId),
+      },
+    )
     if (message.size > config.queue.batchMaxBytes) {
       const error = `event is ${message.size} bytes; one queue message holds at most ${config.queue.batchMaxBytes}`
-      reject(item.raw, { index: item.index, messageId: event.messageId, error }, type)
+      reject(item.raw, item.value, { index: item.index, messageId: event.messageId, error }, type)
       continue
     }
     accepted.push(message)
@@ -99,7 +130,14 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     origins.delete(message)
     rejected.push({ index: origin.index, messageId: origin.messageId, error: reason })
     const why = { stage: 'ingest', reason, messageId: origin.messageId, type: origin.type } as const
-    lateDeadLetters.push(deadLetterMessage(sqsSafeJson(origin.raw), why, config.queue.batchMaxBytes))
+    lateDeadLetters.push(
+      deadLetterMessage(
+        sqsSafeJson(origin.raw),
+        why,
+        config.queue.batchMaxBytes,
+        rejectedIds(message.group, origin.raw),
+      ),
+    )
   }
   // A dead letter refused for its attributes is sent again with them in plain ASCII.
   lateDeadLetters.push(...parked.refused.map(({ message, reason }) => plainDeadLetter(message, reason)))

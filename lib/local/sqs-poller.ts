@@ -14,7 +14,17 @@ import { createLambdaContext } from './lambda-context.ts'
  * records with a deadline, delete what succeeded, and leave `batchItemFailures` (or the
  * whole batch, when the function throws or answers with an unknown id) for redelivery.
  * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html#services-sqs-batchfailurereporting
+ *
+ * On a FIFO queue it is Lambda's FIFO event source: batches of at most 10 and no batching
+ * window (one receive is one batch), and a group's next message is not handed to any poller
+ * while an earlier one is in flight or delayed by ChangeMessageVisibility. The embedded SQS
+ * enforces that last rule itself, as SQS does (lib/local/queues.ts), so the poller needs no lock
+ * of its own and cannot hide a bug that real SQS would expose.
+ * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
  */
+
+/** SQS hands out at most 10 messages per receive; a FIFO event source's batch is one receive. */
+export const MAX_FIFO_BATCH_SIZE = 10
 
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>
 
@@ -73,6 +83,12 @@ export const toSqsRecord = (message: Message, queueArn: string, region: string):
       SentTimestamp: attributes.SentTimestamp ?? String(Date.now()),
       SenderId: attributes.SenderId ?? '000000000000',
       ApproximateFirstReceiveTimestamp: attributes.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      // FIFO records carry these, as Lambda gives them.
+      ...(attributes.SequenceNumber ? { SequenceNumber: attributes.SequenceNumber } : {}),
+      ...(attributes.MessageGroupId ? { MessageGroupId: attributes.MessageGroupId } : {}),
+      ...(attributes.MessageDeduplicationId
+        ? { MessageDeduplicationId: attributes.MessageDeduplicationId }
+        : {}),
     },
     messageAttributes: Object.fromEntries(
       Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
@@ -109,6 +125,14 @@ export const startPoller = (options: PollerOptions): Poller => {
 
   const handlers = [handler].flat()
   const batchSize = options.batchSize ?? 10
+  if (
+    queueUrl.endsWith('.fifo') &&
+    (batchSize > MAX_FIFO_BATCH_SIZE || (options.batchingWindowMs ?? 0) > 0)
+  ) {
+    throw new RangeError(
+      `a FIFO event source takes batches of 1 to ${MAX_FIFO_BATCH_SIZE} and no batching window, got batchSize ${batchSize}, batchingWindowMs ${options.batchingWindowMs ?? 0}`,
+    )
+  }
   const receive = async (max: number, waitTimeSeconds: number) =>
     (
       await sqs.send(

@@ -119,10 +119,11 @@ const chooseCourier = (env: Env, config: Config): Courier => {
 const validate = (env: Env): { local: LocalConfig; config: Config; courier: Courier } => {
   const local = parseLocalConfig(env)
   // The functions are given these queue URLs at start; any well-formed URL stands in for them here.
+  const suffix = local.queueType === 'fifo' ? '.fifo' : ''
   const config = parseConfig({
     ...env,
-    QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}`,
-    DLQ_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-dlq`,
+    QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}${suffix}`,
+    DLQ_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-dlq${suffix}`,
     AUDIENCE_QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-audiences`,
   })
   const courier = chooseCourier(env, config)
@@ -136,9 +137,10 @@ const stillQueued = (queues: LocalQueues): { queued: number; deadLettered: numbe
     const messages = queues.server.inspectQueue(name)?.messages
     return messages ? messages.ready.length + messages.delayed.length + messages.inflight.length : 0
   }
+  const name = (url: string) => url.split('/').pop() as string
   return {
-    queued: count(LOCAL_QUEUE_NAME) + count(`${LOCAL_QUEUE_NAME}-audiences`),
-    deadLettered: count(`${LOCAL_QUEUE_NAME}-dlq`),
+    queued: count(name(queues.queueUrl)) + count(name(queues.audienceQueueUrl)),
+    deadLettered: count(name(queues.dlqUrl)),
   }
 }
 
@@ -154,6 +156,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
     startLocalQueues({
       port: local.sqsPort,
       name: LOCAL_QUEUE_NAME,
+      queueType: local.queueType,
       visibilityTimeoutSeconds: local.visibilityTimeoutSeconds,
     }),
   )
@@ -236,7 +239,7 @@ segment-courier-relay is running locally
 
   Segment webhook   POST ${server.url}
   Courier           ${courierLabel}${sandbox ? `\n  Sandbox controls  ${sandbox.url}/_sandbox/received · ${sandbox.url}/_sandbox/state · POST ${sandbox.url}/_sandbox/faults` : ''}
-  Embedded SQS      ${queues.endpoint}  (queue ${LOCAL_QUEUE_NAME}, DLQ ${LOCAL_QUEUE_NAME}-dlq, in memory)
+  Embedded SQS      ${queues.endpoint}  (${local.queueType} queue ${queues.queueUrl.split('/').pop()}, DLQ ${queues.dlqUrl.split('/').pop()}, in memory)
   Inspect the DLQ   npm run dlq -- --local        Redrive it   npm run redrive -- --local
 ${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
 Send a ${secret ? 'signed ' : ''}test event (or run \`npm run send-test-event\` in another terminal):

@@ -1,4 +1,4 @@
-import { MAX_ATTRIBUTE_CHARS, type OutgoingMessage, outgoingMessage } from './sqs-message.ts'
+import { type FifoIds, MAX_ATTRIBUTE_CHARS, type OutgoingMessage, outgoingMessage } from './sqs-message.ts'
 
 /**
  * The DLQ message for an event that can never be delivered: the event's own text as the body
@@ -9,6 +9,10 @@ import { MAX_ATTRIBUTE_CHARS, type OutgoingMessage, outgoingMessage } from './sq
  * reasons and its truncation flag are read from the message and carried into the new dead
  * letter: `history` lists the earlier failures, oldest first, and a truncated body stays marked
  * truncated even though the new failure ("not JSON") would not say why.
+ *
+ * On a FIFO DLQ it keeps its user's message group, so a redrive brings each user's events back
+ * in order; the DLQ of a FIFO queue must itself be FIFO.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
  */
 
 export interface DeadLetterReason {
@@ -82,7 +86,12 @@ export const encodeHistory = (history: readonly PastDeadLetter[]): string | unde
   return undefined
 }
 
-export const deadLetterMessage = (body: string, why: DeadLetterReason, maxBytes: number): OutgoingMessage => {
+export const deadLetterMessage = (
+  body: string,
+  why: DeadLetterReason,
+  maxBytes: number,
+  fifo?: FifoIds,
+): OutgoingMessage => {
   const previous = why.previous ?? {}
   const carriedTruncation =
     previous.truncated === 'true' ? { truncated: 'true', originalBytes: previous.originalBytes } : {}
@@ -97,7 +106,7 @@ export const deadLetterMessage = (body: string, why: DeadLetterReason, maxBytes:
     [HISTORY_ATTRIBUTE]: encodeHistory(pastDeadLetters(why.previous)),
     ...carriedTruncation,
   }
-  const message = outgoingMessage(body, attributes)
+  const message = outgoingMessage(body, attributes, fifo)
   if (message.size <= maxBytes) return message
   // Too big to keep whole (the reason it was rejected, usually): keep the head and say so.
   const budget = Math.max(0, maxBytes - (message.size - Buffer.byteLength(body)) - 200)
@@ -105,11 +114,15 @@ export const deadLetterMessage = (body: string, why: DeadLetterReason, maxBytes:
     .subarray(0, budget)
     .toString('utf8')
     .replace(/\uFFFD+$/, '')
-  return outgoingMessage(`${head}${TRUNCATION_MARK}`, {
-    ...attributes,
-    truncated: 'true',
-    originalBytes: Buffer.byteLength(body),
-  })
+  return outgoingMessage(
+    `${head}${TRUNCATION_MARK}`,
+    {
+      ...attributes,
+      truncated: 'true',
+      originalBytes: Buffer.byteLength(body),
+    },
+    fifo,
+  )
 }
 
 /** Every character outside printable ASCII as a `\uXXXX` escape (UTF-16 units, so lone surrogates too). */
@@ -124,5 +137,9 @@ const ascii = (text: string): string =>
 export const plainDeadLetter = (message: OutgoingMessage, refusal: string): OutgoingMessage => {
   const attributes: Record<string, string> = {}
   for (const [name, value] of Object.entries(message.attributes)) attributes[name] = ascii(value)
-  return outgoingMessage(message.body, { ...attributes, deadLetterRefused: ascii(refusal) })
+  const fifo =
+    message.group !== undefined && message.deduplicationId !== undefined
+      ? { group: message.group, deduplicationId: message.deduplicationId }
+      : undefined
+  return outgoingMessage(message.body, { ...attributes, deadLetterRefused: ascii(refusal) }, fifo)
 }

@@ -15,3 +15,16 @@ export const QUEUE_SETTINGS = {
    */
   maxReceiveCount: 1_000,
 } as const
+
+/**
+ * The FIFO queues' attributes: high-throughput mode (deduplication and throughput per message
+ * group, i.e. per user) and deduplication ids given by the relay (Segment's messageId), never
+ * derived from the body. serverless.yml sets the same; a test checks the template against this.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/high-throughput-fifo.html
+ */
+export const FIFO_ATTRIBUTES = {
+  FifoQueue: 'true',
+  ContentBasedDeduplication: 'false',
+  DeduplicationScope: 'messageGroup',
+  FifoThroughputLimit: 'perMessageGroupId',
+} as const

@@ -8,6 +8,10 @@ export interface OutgoingMessage {
   readonly body: string
   readonly attributes: Readonly<Record<string, string>>
   readonly size: number
+  /** FIFO MessageGroupId (lib/queue/message-group.ts); also orders ingest's sends on a standard queue. */
+  readonly group?: string | undefined
+  /** FIFO MessageDeduplicationId; sent only to FIFO queues. */
+  readonly deduplicationId?: string | undefined
 }
 
 const STRING = 'String'
@@ -24,6 +28,11 @@ export const messageSize = (body: string, attributes: Readonly<Record<string, st
 /** Attribute values (reasons, Courier's messages) are cut to this many characters. */
 export const MAX_ATTRIBUTE_CHARS = 1_000
 
+export interface FifoIds {
+  readonly group: string
+  readonly deduplicationId: string
+}
+
 /**
  * A message whose attributes SQS will take. Values come from input (messageId, type, reasons
  * quoting Segment's or Courier's text), and SQS holds a String attribute value to the body's
@@ -35,14 +44,33 @@ export const MAX_ATTRIBUTE_CHARS = 1_000
 export const outgoingMessage = (
   body: string,
   attributes: Record<string, string | number | undefined>,
+  fifo?: FifoIds,
 ): OutgoingMessage => {
   const strings: Record<string, string> = {}
   for (const [name, value] of Object.entries(attributes)) {
     if (value === undefined || value === '') continue
     strings[name] = sqsSafeText(String(value).slice(0, MAX_ATTRIBUTE_CHARS))
   }
-  return { body, attributes: strings, size: messageSize(body, strings) }
+  return { body, attributes: strings, size: messageSize(body, strings), ...fifo }
 }
+
+/**
+ * A queue is FIFO exactly when its name ends in `.fifo` (SQS requires the suffix), so the URL
+ * says which kind it is. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html
+ */
+export const isFifoQueueUrl = (url: string): boolean => url.endsWith('.fifo')
+
+/** The SendMessage(Batch) fields a FIFO queue requires; none for a standard queue (it refuses a deduplication id). */
+export const fifoFields = (
+  message: Pick<OutgoingMessage, 'group' | 'deduplicationId'>,
+  fifo: boolean,
+): { MessageGroupId?: string; MessageDeduplicationId?: string } =>
+  fifo && message.group !== undefined
+    ? {
+        MessageGroupId: message.group,
+        ...(message.deduplicationId !== undefined ? { MessageDeduplicationId: message.deduplicationId } : {}),
+      }
+    : {}
 
 export const toSqsAttributes = (
   attributes: Readonly<Record<string, string>>,

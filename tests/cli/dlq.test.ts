@@ -20,7 +20,8 @@ let queues: TestQueues
 let port: number
 
 beforeAll(async () => {
-  queues = await startTestQueues()
+  // Standard queues here; the FIFO behaviour has its own tests below.
+  queues = await startTestQueues({ queueType: 'standard' })
   port = Number(new URL(queues.endpoint).port)
 })
 afterAll(() => queues.stop())
@@ -213,7 +214,7 @@ describe('npm run dlq', () => {
     const { out, err, io } = capture()
 
     // Act
-    const code = await main(['--local'], { ...io, env: { SQS_PORT: String(port) } })
+    const code = await main(['--local'], { ...io, env: { SQS_PORT: String(port), QUEUE_TYPE: 'standard' } })
 
     // Assess
     expect({ code, err }).toEqual({ code: 0, err: [] })
@@ -249,7 +250,10 @@ describe('npm run dlq', () => {
     await deadLetter(Array.from({ length: 4 }, () => refused(identify(), 400, 'x')))
     const { out, io } = capture()
 
-    const code = await main(['--local', '--max', '3'], { ...io, env: { SQS_PORT: String(port) } })
+    const code = await main(['--local', '--max', '3'], {
+      ...io,
+      env: { SQS_PORT: String(port), QUEUE_TYPE: 'standard' },
+    })
 
     expect(code).toBe(0)
     expect(out).toHaveLength(4)
@@ -289,10 +293,13 @@ describe('local target', () => {
   it('builds the URLs npm start uses, for any port', () => {
     expect(localTarget(4567)).toEqual({
       endpoint: 'http://127.0.0.1:4567',
-      queueUrl: 'http://sqs.us-east-1.localhost:4567/000000000000/segment-courier-relay-events',
-      dlqUrl: 'http://sqs.us-east-1.localhost:4567/000000000000/segment-courier-relay-events-dlq',
+      queueUrl: 'http://sqs.us-east-1.localhost:4567/000000000000/segment-courier-relay-events.fifo',
+      dlqUrl: 'http://sqs.us-east-1.localhost:4567/000000000000/segment-courier-relay-events-dlq.fifo',
     })
-    expect(localTarget(port).dlqUrl).toBe(queues.dlqUrl)
+    expect(localTarget(4567, 'standard').dlqUrl).toBe(
+      'http://sqs.us-east-1.localhost:4567/000000000000/segment-courier-relay-events-dlq',
+    )
+    expect(localTarget(port, 'standard').dlqUrl).toBe(queues.dlqUrl)
   })
 
   it('signs for the region the queue URL names, and treats an endpoint override as an emulator', () => {

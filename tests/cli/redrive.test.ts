@@ -22,7 +22,8 @@ let queues: TestQueues
 let port: number
 
 beforeAll(async () => {
-  queues = await startTestQueues()
+  // Standard queues here; the FIFO behaviour has its own tests below.
+  queues = await startTestQueues({ queueType: 'standard' })
   port = Number(new URL(queues.endpoint).port)
 })
 afterAll(() => queues.stop())
@@ -428,7 +429,7 @@ describe('npm run redrive', () => {
     const { out, err, io } = capture()
 
     // Act
-    const code = await main(['--local'], { ...io, env: { SQS_PORT: String(port) } })
+    const code = await main(['--local'], { ...io, env: { SQS_PORT: String(port), QUEUE_TYPE: 'standard' } })
 
     // Assess
     expect({ code, err }).toEqual({ code: 0, err: [] })

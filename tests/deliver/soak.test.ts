@@ -7,6 +7,7 @@ import { startLocalServer } from '../../lib/local/server.ts'
 import { type Poller, recordsToDelete, startPoller } from '../../lib/local/sqs-poller.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import { type EventFixture, identify, page, track } from '../support/fixtures.ts'
+import { reorderedUsers } from '../support/order.ts'
 import { startTestRelay, type TestRelay, until } from '../support/relay.ts'
 
 /**
@@ -83,9 +84,11 @@ it(`delivers every one of ${EVENTS} events through 429s, 5xx, timeouts, resets a
     functionTimeoutMs: 60_000,
     onError: () => undefined,
   })
-  const events: EventFixture[] = Array.from({ length: EVENTS }, (_, i) =>
-    i % 50 === 0 ? page() : i % 2 ? track() : identify(),
-  )
+  // 1,000 users, each with a few events spread over the whole run
+  const events: EventFixture[] = Array.from({ length: EVENTS }, (_, i) => {
+    const user = { userId: `user-${i % 1_000}` }
+    return i % 50 === 0 ? page(user) : i % 2 ? track(user) : identify(user)
+  })
   const post = async (batch: EventFixture[]) => {
     const body = batch.length === 1 ? JSON.stringify(batch[0]) : JSON.stringify(batch)
     const response = await fetch(server.url, {
@@ -143,4 +146,6 @@ it(`delivers every one of ${EVENTS} events through 429s, 5xx, timeouts, resets a
   ).toEqual([])
   for (const status of [429, 500, 503]) expect(statuses.get(status) ?? 0).toBeGreaterThan(0)
   expect(deliveries.size).toBe(events.filter((e) => e.type !== 'page').length)
+  // FIFO: every user's events reached Courier in the order they were posted, faults or not.
+  expect(reorderedUsers(events, relay.sandbox.received)).toEqual([])
 }, 120_000)

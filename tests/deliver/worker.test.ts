@@ -325,7 +325,10 @@ describe('a Courier outage', () => {
     // Prepare: Courier down, the relay running as npm start runs it
     relay.sandbox.setFaults({ outage: true })
     const ingest = ingestHandlerFor(relay)
-    const events = Array.from({ length: 1_000 }, (_, i) => (i % 3 === 0 ? identify() : track()))
+    // 100 users with 10 events each
+    const events = Array.from({ length: 1_000 }, (_, i) =>
+      i % 3 === 0 ? identify({ userId: `user-${i % 100}` }) : track({ userId: `user-${i % 100}` }),
+    )
     const poller = startRelayPoller(relay, { maxConcurrency: 3 })
     try {
       // Act: Segment posts 100-event batches during the outage

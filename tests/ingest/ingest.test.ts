@@ -118,7 +118,10 @@ describe('accepting Segment requests', () => {
   it('takes 4,000 events in exactly 400 SendMessageBatch calls when they fit the byte budget', async () => {
     const sqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' })
     const counter = countBatchCalls(sqs)
-    const events = Array.from({ length: 4_000 }, (_, i) => (i % 2 ? track() : identify()))
+    // 4,000 users, one event each: every call full, all in one wave
+    const events = Array.from({ length: 4_000 }, (_, i) =>
+      i % 2 ? track({ userId: `user-${i}` }) : identify({ userId: `user-${i}` }),
+    )
     const body = JSON.stringify(events)
 
     // What is measured is the call count, not the speed: 400 calls on a loaded machine can outlast

@@ -19,7 +19,8 @@ import { bodies, clearQueues, receiveAll, startTestQueues, type TestQueues } fro
 
 let queues: TestQueues
 beforeAll(async () => {
-  queues = await startTestQueues()
+  // Standard queues: the attribute rules are the same on FIFO ones (tests/local/fifo-queues.test.ts).
+  queues = await startTestQueues({ queueType: 'standard' })
 })
 afterAll(() => queues.stop())
 beforeEach(() => clearQueues(queues))

@@ -1,6 +1,7 @@
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs'
+import { ChangeMessageVisibilityCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs'
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { QueueType } from '../../lib/local/queues.ts'
 import { type Poller, recordsToDelete, startPoller } from '../../lib/local/sqs-poller.ts'
 import { peek, startTestQueues, type TestQueues } from '../support/queues.ts'
 
@@ -15,7 +16,8 @@ const until = async (condition: () => boolean, timeoutMs = 10_000) => {
   }
 }
 
-const send = (...bodies: string[]) =>
+/** Sends bodies in order; on a FIFO queue each is its own group unless `group` names one. */
+const sendTo = (group: ((body: string) => string) | undefined, bodies: string[]) =>
   queues.sqs.send(
     new SendMessageBatchCommand({
       QueueUrl: queues.queueUrl,
@@ -23,9 +25,16 @@ const send = (...bodies: string[]) =>
         Id: String(i),
         MessageBody: body,
         MessageAttributes: { type: { DataType: 'String', StringValue: 'track' } },
+        ...(queues.queueUrl.endsWith('.fifo')
+          ? {
+              MessageGroupId: group?.(body) ?? `g-${body.replace(/\W/g, '')}`,
+              MessageDeduplicationId: `${body.replace(/\W/g, '')}-${i}-${Date.now()}`,
+            }
+          : {}),
       })),
     }),
   )
+const send = (...bodies: string[]) => sendTo(undefined, bodies)
 
 const poll = (handler: (event: SQSEvent) => Promise<SQSBatchResponse | undefined>) => {
   poller = startPoller({
@@ -39,8 +48,9 @@ const poll = (handler: (event: SQSEvent) => Promise<SQSBatchResponse | undefined
   return poller
 }
 
+let queueType: QueueType = 'standard'
 beforeEach(async () => {
-  queues = await startTestQueues({ visibilityTimeoutSeconds: 1 })
+  queues = await startTestQueues({ visibilityTimeoutSeconds: 1, queueType })
 })
 afterEach(async () => {
   await poller?.stop()
@@ -48,7 +58,11 @@ afterEach(async () => {
   await queues.stop()
 })
 
-describe('local SQS event source', () => {
+describe.each(['standard', 'fifo'] as const)('local SQS event source (%s queue)', (type) => {
+  beforeAll(() => {
+    queueType = type
+  })
+
   it('hands over Lambda-shaped records', async () => {
     // Prepare
     const seen: SQSRecord[] = []
@@ -131,5 +145,128 @@ describe('local SQS event source', () => {
     expect(recordsToDelete(records, { batchItemFailures: [{ itemIdentifier: '' }] })).toEqual([])
     expect(recordsToDelete(records, { batchItemFailures: [{ itemIdentifier: 'm2' }] })).toEqual([records[0]])
     expect(recordsToDelete(records, undefined)).toEqual(records)
+  })
+})
+
+describe('local FIFO event source', () => {
+  beforeAll(() => {
+    queueType = 'fifo'
+  })
+
+  it('hands over up to 10 records of one group per batch, in order, with the FIFO attributes', async () => {
+    // Prepare
+    const batches: SQSRecord[][] = []
+    await sendTo(
+      () => 'user:a',
+      Array.from({ length: 10 }, (_, i) => `"a${i}"`),
+    )
+    await sendTo(() => 'user:a', ['"a10"', '"a11"'])
+
+    // Act
+    poll(async (event) => {
+      batches.push(event.Records)
+      return { batchItemFailures: [] }
+    })
+    await until(() => batches.flat().length === 12)
+
+    // Assess
+    expect(batches[0]?.map((r) => r.body)).toEqual(Array.from({ length: 10 }, (_, i) => `"a${i}"`))
+    expect(batches.flat().map((r) => r.body)).toEqual([...Array.from({ length: 12 }, (_, i) => `"a${i}"`)])
+    const [first] = batches[0] as [SQSRecord]
+    expect(first.attributes).toMatchObject({ MessageGroupId: 'user:a', SequenceNumber: expect.any(String) })
+    expect(first.attributes.MessageDeduplicationId).toEqual(expect.any(String))
+  })
+
+  it('never hands a group to a second poller while one of its records is in flight', async () => {
+    // Prepare: three users, six events each, and three concurrent pollers
+    for (const user of ['a', 'b', 'c'])
+      await sendTo(
+        () => `user:${user}`,
+        [0, 1, 2, 3, 4, 5].map((i) => `"${user}${i}"`),
+      )
+    const inFlight = new Map<string, number>()
+    let overlaps = 0
+    const order: string[] = []
+
+    // Act: each batch takes a while, so pollers would overlap if SQS let them
+    poller = startPoller({
+      sqs: queues.sqs,
+      queueUrl: queues.queueUrl,
+      queueArn: queues.queueArn,
+      handler: async (event) => {
+        const groups = new Set(event.Records.map((r) => r.attributes.MessageGroupId as string))
+        for (const g of groups) {
+          if (inFlight.get(g)) overlaps++
+          inFlight.set(g, (inFlight.get(g) ?? 0) + 1)
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        order.push(...event.Records.map((r) => r.body))
+        for (const g of groups) inFlight.set(g, (inFlight.get(g) ?? 1) - 1)
+        return { batchItemFailures: [] }
+      },
+      batchSize: 2,
+      maxConcurrency: 3,
+      waitTimeSeconds: 1,
+      onError: () => undefined,
+    })
+    await until(() => order.length === 18)
+
+    // Assess
+    expect(overlaps).toBe(0)
+    for (const user of ['a', 'b', 'c']) {
+      expect(order.filter((b) => b.startsWith(`"${user}`))).toEqual(
+        [0, 1, 2, 3, 4, 5].map((i) => `"${user}${i}"`),
+      )
+    }
+  })
+
+  it('keeps a group blocked while a failed record is delayed, then delivers it first', async () => {
+    // Prepare
+    await sendTo(() => 'user:a', ['"a0"', '"a1"', '"a2"'])
+    await sendTo(() => 'user:b', ['"b0"'])
+    const delivered: { body: string; at: number }[] = []
+    let failedOnce = false
+    const started = Date.now()
+
+    // Act: a0 fails once and is delayed 1.5 s; the later records of its group go back too (the FIFO rule)
+    poll(async (event) => {
+      const failures: { itemIdentifier: string }[] = []
+      for (const record of event.Records) {
+        const failing = failures.length > 0 && record.attributes.MessageGroupId === 'user:a'
+        if (record.body === '"a0"' && !failedOnce) {
+          failedOnce = true
+          await queues.sqs.send(
+            new ChangeMessageVisibilityCommand({
+              QueueUrl: queues.queueUrl,
+              ReceiptHandle: record.receiptHandle,
+              VisibilityTimeout: 2,
+            }),
+          )
+          failures.push({ itemIdentifier: record.messageId })
+        } else if (failing) {
+          failures.push({ itemIdentifier: record.messageId })
+        } else {
+          delivered.push({ body: record.body, at: Date.now() - started })
+        }
+      }
+      return { batchItemFailures: failures }
+    })
+    await until(() => delivered.length === 4)
+
+    // Assess: b0 went on at once; a1 and a2 (visible again after 1 s) waited for a0 (2 s)
+    expect(delivered.map((d) => d.body)).toEqual(['"b0"', '"a0"', '"a1"', '"a2"'])
+    expect(delivered[1]?.at).toBeGreaterThanOrEqual(1_900)
+  })
+
+  it('takes batches of at most 10, as a FIFO event source does', () => {
+    expect(() =>
+      startPoller({
+        sqs: queues.sqs,
+        queueUrl: queues.queueUrl,
+        queueArn: queues.queueArn,
+        handler: async () => undefined,
+        batchSize: 11,
+      }),
+    ).toThrow(/1 to 10/)
   })
 })

@@ -12,8 +12,9 @@ import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
+import { eventDeduplicationId, messageGroupId } from '../../lib/queue/message-group.ts'
 import { createSqsClient, type SqsTimeouts } from '../../lib/queue/sqs-client.ts'
-import { outgoingMessage, toSqsAttributes } from '../../lib/queue/sqs-message.ts'
+import { fifoFields, isFifoQueueUrl, outgoingMessage, toSqsAttributes } from '../../lib/queue/sqs-message.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import type { EventFixture } from './fixtures.ts'
 import { clearQueues, peek, startTestQueues, type TestQueues } from './queues.ts'
@@ -102,17 +103,29 @@ export const useTestRelay = (onStart: (relay: TestRelay) => void) => {
   })
 }
 
-/** Puts events on the events queue as ingest does (exact text, type and messageId attributes). */
+/**
+ * Puts events on the events queue as ingest does (exact text, type and messageId attributes; on a
+ * FIFO queue the user's group and the messageId as deduplication id), in the order given.
+ */
 export const enqueueEvents = async (relay: TestRelay, events: readonly (EventFixture | string)[]) => {
+  const fifo = isFifoQueueUrl(relay.queues.queueUrl)
   for (let i = 0; i < events.length; i += 10) {
     const entries = events.slice(i, i + 10).map((event, index) => {
       const body = typeof event === 'string' ? event : JSON.stringify(event)
       const parsed = JSON.parse(body) as { type?: string; messageId?: string }
-      const message = outgoingMessage(body, { type: parsed.type, messageId: parsed.messageId })
+      const message = outgoingMessage(
+        body,
+        { type: parsed.type, messageId: parsed.messageId },
+        {
+          group: messageGroupId(parsed, body),
+          deduplicationId: eventDeduplicationId(parsed.messageId ?? `${i + index}`),
+        },
+      )
       return {
         Id: String(index),
         MessageBody: message.body,
         MessageAttributes: toSqsAttributes(message.attributes),
+        ...fifoFields(message, fifo),
       }
     })
     await relay.queues.sqs.send(

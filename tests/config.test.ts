@@ -102,11 +102,23 @@ describe('configuration', () => {
     [{ SQS_BATCH_MAX_BYTES: '2000000' }, 'SQS_BATCH_MAX_BYTES', /1024 to 1048576/],
     [{ QUEUE_URL: '' }, 'QUEUE_URL', /is required/],
     [{ RELAY_STAGE: 'prod stage' }, 'RELAY_STAGE', /stage name/],
+    [{ QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q.fifo' }, 'DLQ_URL', /must be a FIFO queue/],
+    [{ DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/1/dlq.fifo' }, 'DLQ_URL', /must be a standard queue/],
   ])('refuses %j naming the variable and what is allowed', (env, variable, message) => {
     const error = failure(env as Record<string, string>)
     expect(error.variable).toBe(variable)
     expect(error.message).toMatch(message)
     expect(error.message.startsWith(`${variable}: `)).toBe(true)
+  })
+
+  it('tells a FIFO pair from a standard one by the .fifo the queue names end with', () => {
+    const fifo = parseConfig({
+      ...QUEUES,
+      QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q.fifo',
+      DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/1/dlq.fifo',
+    })
+    expect(fifo.queue.fifo).toBe(true)
+    expect(parseConfig(QUEUES).queue.fifo).toBe(false)
   })
 
   it('documents every setting in the README', () => {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { GetParametersCommand } from '@aws-sdk/client-ssm'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -15,7 +17,7 @@ import {
 } from '../lib/cli/preflight.ts'
 import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
 import { AUDIENCE_SYNC_INSTANCES } from '../lib/deliver/audience-sync.ts'
-import { QUEUE_SETTINGS } from '../lib/queue/settings.ts'
+import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './support/template.ts'
 
@@ -27,6 +29,7 @@ import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './sup
 
 type Resource = { Type: string; Properties: Record<string, unknown>; Condition?: string }
 type Template = {
+  Conditions: Record<string, unknown>
   Resources: Record<string, Resource>
   Outputs: Record<string, unknown>
   Parameters: Record<string, { Type: string; Default: string }>
@@ -57,7 +60,54 @@ beforeAll(async () => {
   template = JSON.parse(templateText) as Template
 }, 180_000)
 
+/**
+ * A template's value as CloudFormation would create it: Fn::If and Fn::Equals over constants
+ * (what osls leaves of the stage parameters) evaluated, AWS::NoValue properties dropped.
+ */
+const NO_VALUE = Symbol('AWS::NoValue')
+const evaluate = (t: Template, value: unknown): unknown => {
+  if (Array.isArray(value)) return value.map((v) => evaluate(t, v)).filter((v) => v !== NO_VALUE)
+  if (value === null || typeof value !== 'object') return value
+  const object = value as Record<string, unknown>
+  if (object.Ref === 'AWS::NoValue') return NO_VALUE
+  if ('Fn::If' in object) {
+    const [condition, yes, no] = object['Fn::If'] as [string, unknown, unknown]
+    return evaluate(t, evaluate(t, t.Conditions[condition]) === true ? yes : no)
+  }
+  if ('Fn::Equals' in object) {
+    const [a, b] = (object['Fn::Equals'] as unknown[]).map((v) => evaluate(t, v))
+    return a === b
+  }
+  if ('Fn::Not' in object) return !(evaluate(t, (object['Fn::Not'] as unknown[])[0]) as boolean)
+  return Object.fromEntries(
+    Object.entries(object)
+      .map(([k, v]) => [k, evaluate(t, v)] as const)
+      .filter(([, v]) => v !== NO_VALUE),
+  )
+}
+const propertiesOf = (t: Template, name: string) =>
+  evaluate(t, t.Resources[name]?.Properties) as Record<string, unknown>
+
 describe('the packaged CloudFormation template', () => {
+  it('makes both queues FIFO in high-throughput mode by default, and maps deliver without a batching window', () => {
+    const queue = propertiesOf(template, 'EventsQueue')
+    const dlq = propertiesOf(template, 'DeadLetterQueue')
+    const mapping = propertiesOf(template, 'DeliverEventSourceMappingSQSEventsQueue')
+
+    expect(queue.QueueName).toBe('segment-courier-relay-dev-events.fifo')
+    expect(dlq.QueueName).toBe('segment-courier-relay-dev-dlq.fifo')
+    for (const props of [queue, dlq]) {
+      expect({
+        FifoQueue: String(props.FifoQueue),
+        ContentBasedDeduplication: String(props.ContentBasedDeduplication),
+        DeduplicationScope: props.DeduplicationScope,
+        FifoThroughputLimit: props.FifoThroughputLimit,
+      }).toEqual(FIFO_ATTRIBUTES)
+    }
+    expect(mapping.BatchSize).toBeLessThanOrEqual(10)
+    expect(mapping).not.toHaveProperty('MaximumBatchingWindowInSeconds')
+  })
+
   it('has the events queue and DLQ with redrive, 14-day retention and SSE', () => {
     const queue = template.Resources.EventsQueue?.Properties as Record<string, unknown>
     const dlq = template.Resources.DeadLetterQueue?.Properties as Record<string, unknown>
@@ -333,6 +383,34 @@ describe('the packaged CloudFormation template', () => {
 })
 
 describe('stage options', () => {
+  it('keeps queueType=standard: standard queues, the batching window, nothing FIFO', async () => {
+    const dir = `${tmpdir()}/scr-standard-${process.pid}`
+    await osls(['package', '--param=queueType=standard', '--package', dir])
+    const standard = JSON.parse(
+      readFileSync(`${dir}/cloudformation-template-update-stack.json`, 'utf8'),
+    ) as Template
+
+    const queue = propertiesOf(standard, 'EventsQueue')
+    const dlq = propertiesOf(standard, 'DeadLetterQueue')
+    const mapping = propertiesOf(standard, 'DeliverEventSourceMappingSQSEventsQueue')
+
+    expect(queue.QueueName).toBe('segment-courier-relay-dev-events')
+    expect(dlq.QueueName).toBe('segment-courier-relay-dev-dlq')
+    for (const props of [queue, dlq]) {
+      for (const name of Object.keys(FIFO_ATTRIBUTES)) expect(props).not.toHaveProperty(name)
+    }
+    expect(queue.RedrivePolicy).toEqual(propertiesOf(template, 'EventsQueue').RedrivePolicy)
+    expect(mapping.MaximumBatchingWindowInSeconds).toBe(1)
+  }, 120_000)
+
+  it('refuses an unknown queueType before anything is built', async () => {
+    const error = await osls(['package', '--param=queueType=ordered', '--package', `${tmpdir()}/scr-x`]).then(
+      () => undefined,
+      (failure: { stdout: string; stderr: string }) => failure,
+    )
+    expect(`${error?.stdout}${error?.stderr}`).toMatch(/Cannot resolve variable at "custom\.queueType"/)
+  })
+
   it('refuses an unknown ingestAuth mode before anything is built', async () => {
     const error = await osls(['package', '--param=ingestAuth=none']).then(
       () => undefined,
@@ -464,6 +542,14 @@ describe('npm run deploy preflight', () => {
       },
     }
     const problems = configurationProblems(broken)
+    const fifoBatch = configurationProblems({
+      ...tokenStage,
+      functions: {
+        ...tokenStage.functions,
+        deliver: { ...deliver, events: [{ sqs: { maximumConcurrency: 5, batchSize: 20 } }] },
+      },
+    })
+    expect(fifoBatch).toEqual([expect.stringContaining('deliverBatchSize 20 is above 10')])
     expect(problems).toEqual([
       expect.stringContaining('"courier-token" must start with "/"'),
       expect.stringContaining('VisibilityTimeout ≥ 720 s'),

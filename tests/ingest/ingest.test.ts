@@ -552,3 +552,116 @@ describe('when SQS fails', () => {
     sqs.destroy()
   })
 })
+
+describe('per-user order and deduplication on the FIFO queue', () => {
+  /** The events queue's messages of one group, in the order SQS will hand them out. */
+  const groupOrder = (group: string) => {
+    const state = queues.server.inspectQueue(queues.queueUrl.split('/').pop() as string)
+    return (state?.messages.ready ?? []).filter((m) => m.messageGroupId === group)
+  }
+
+  it('queues a user’s events in the order Segment sent them, bigger ones included, with group and deduplication ids', async () => {
+    // Prepare: identify (small) before track (big), two users interleaved
+    const events = [
+      identify({ userId: 'ada' }),
+      identify({ userId: 'bob' }),
+      track({ userId: 'ada', properties: { blob: 'x'.repeat(20_000) } }),
+      track({ userId: 'bob', properties: { blob: 'y'.repeat(10_000) } }),
+    ]
+
+    // Act
+    const answer = await invoke(segmentRequest(JSON.stringify(events), { token: TOKEN }))
+
+    // Assess
+    expect(answer.status).toBe(200)
+    for (const user of ['ada', 'bob']) {
+      const queued = groupOrder(`user:${user}`)
+      expect(queued.map((m) => JSON.parse(m.body).messageId)).toEqual(
+        events.filter((e) => e.userId === user).map((e) => e.messageId),
+      )
+      expect(queued.map((m) => m.messageDeduplicationId)).toEqual(
+        events.filter((e) => e.userId === user).map((e) => `m:${e.messageId}`),
+      )
+    }
+  })
+
+  it('keeps the order of a user with more events than one call takes, across calls', async () => {
+    const events = Array.from({ length: 25 }, (_, i) => track({ userId: 'busy', properties: { i } }))
+
+    const answer = await invoke(segmentRequest(JSON.stringify(events), { token: TOKEN }))
+
+    expect(answer.status).toBe(200)
+    expect(groupOrder('user:busy').map((m) => JSON.parse(m.body).properties.i)).toEqual(
+      Array.from({ length: 25 }, (_, i) => i),
+    )
+  })
+
+  it('enqueues nothing new when Segment retries the same request within five minutes', async () => {
+    const body = JSON.stringify([identify({ userId: 'ada' }), track({ userId: 'ada' })])
+
+    const first = await invoke(segmentRequest(body, { token: TOKEN }))
+    const retry = await invoke(segmentRequest(body, { token: TOKEN }))
+
+    expect([first.status, retry.status]).toEqual([200, 200])
+    expect(retry.body).toEqual({ accepted: 2, rejected: [] })
+    expect(bodies(queues, queues.queueUrl)).toHaveLength(2)
+  })
+
+  it('holds a user’s later events back behind one SQS did not take, and sends them after it', async () => {
+    // Prepare: SQS throttles the first call; the user has 12 events, so 2 are in a later call
+    const sqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' })
+    const sent: number[][] = []
+    let throttled = false
+    sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'SendMessageBatchCommand') {
+          const entries = (args.input as { Entries: { MessageBody: string }[] }).Entries
+          const indexes = entries.map((e) => JSON.parse(e.MessageBody).properties.i as number)
+          if (!throttled && indexes.includes(0)) {
+            throttled = true
+            throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' })
+          }
+          sent.push(indexes)
+        }
+        return next(args)
+      },
+      { step: 'initialize', name: 'throttle-once' },
+    )
+    const events = Array.from({ length: 12 }, (_, i) => track({ userId: 'held', properties: { i } }))
+
+    // Act
+    const answer = await invoke(
+      segmentRequest(JSON.stringify(events), { token: TOKEN }),
+      handlerWith({ sqs }),
+    )
+
+    // Assess: 10 and 11 went only after 0-9 were taken, and the queue holds them in order
+    expect(answer.status).toBe(200)
+    expect(sent).toEqual([
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      [10, 11],
+    ])
+    expect(groupOrder('user:held').map((m) => JSON.parse(m.body).properties.i)).toEqual(
+      Array.from({ length: 12 }, (_, i) => i),
+    )
+    sqs.destroy()
+  })
+
+  it('dead-letters a rejected event in its user’s group, and one without any id in a group of its own', async () => {
+    const events = [
+      { type: 'track', userId: 'ada', messageId: 'no-event-name' },
+      { type: 'identify' },
+      identify(),
+    ]
+
+    const answer = await invoke(segmentRequest(JSON.stringify(events), { token: TOKEN }))
+
+    expect(answer.status).toBe(200)
+    const dlq = queues.server.inspectQueue(queues.dlqUrl.split('/').pop() as string)?.messages.ready ?? []
+    expect(dlq.map((m) => m.messageGroupId).sort()).toEqual([
+      expect.stringMatching(/^none#[0-9a-f]{64}$/),
+      'user:ada',
+    ])
+    expect(dlq.every((m) => /^rejected:[0-9a-f]{64}$/.test(m.messageDeduplicationId ?? ''))).toBe(true)
+  })
+})

@@ -159,7 +159,12 @@ describe('npm start settings', () => {
       deliverTimeoutSeconds: 60,
       visibilityTimeoutSeconds: 360,
       audienceBatchingWindowSeconds: 20,
+      queueType: 'fifo',
     })
+    expect(parseLocalConfig({ QUEUE_TYPE: 'standard' }).queueType).toBe('standard')
+    expect(() => parseLocalConfig({ QUEUE_TYPE: 'ordered' })).toThrow(
+      /QUEUE_TYPE: must be "fifo" or "standard"/,
+    )
     expect(Object.values(LOCAL_DEFAULTS)).not.toContain(4566)
     expect(parseLocalConfig({ DELIVER_TIMEOUT_SECONDS: '30' }).visibilityTimeoutSeconds).toBe(180)
     expect(parseLocalConfig({ PORT: '0', SQS_PORT: '0' })).toMatchObject({ port: 0, sqsPort: 0 })

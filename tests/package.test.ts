@@ -202,10 +202,12 @@ describe('the packaged CloudFormation template', () => {
     expect(sync.ReservedConcurrentExecutions).toBe(AUDIENCE_SYNC_INSTANCES)
     expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (sync.Timeout as number))
     expect(queue.MaximumMessageSize).toBe(SQS_MAX_BATCH_BYTES)
-    expect(queue.RedrivePolicy).toEqual({
-      deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] },
+    // A standard queue redrives only to a standard DLQ: next to the FIFO DLQ (the default) it has its own.
+    expect(propertiesOf(template, 'AudienceQueue').RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': ['AudienceDeadLetterQueue', 'Arn'] },
       maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,
     })
+    expect(propertiesOf(template, 'AudienceDeadLetterQueue')).not.toHaveProperty('FifoQueue')
     expect(sync.Role).toEqual({ 'Fn::GetAtt': ['AudienceRole', 'Arn'] })
     const send = statementsOf('AudienceRole').filter((s) => actions(s).includes('sqs:SendMessage'))
     expect(refs(send.map((s) => s.Resource))).not.toMatch(/EventsQueue|AudienceQueue/)
@@ -304,6 +306,7 @@ describe('the packaged CloudFormation template', () => {
       refs(alarms[id]?.Properties.Dimensions),
     ]
     expect(Object.keys(alarms).sort()).toEqual([
+      'AudienceDeadLetterAlarm',
       'DeadLetterAlarm',
       'DeliverErrorsAlarm',
       'DeliveryFailingAlarm',
@@ -312,6 +315,10 @@ describe('the packaged CloudFormation template', () => {
     expect(watched('DeadLetterAlarm')).toEqual([
       'ApproximateNumberOfMessagesVisible',
       expect.stringContaining('DeadLetterQueue'),
+    ])
+    expect(watched('AudienceDeadLetterAlarm')).toEqual([
+      'ApproximateNumberOfMessagesVisible',
+      expect.stringContaining('AudienceDeadLetterQueue'),
     ])
     expect(watched('OldestEventAlarm')).toEqual([
       'ApproximateAgeOfOldestMessage',
@@ -401,6 +408,12 @@ describe('stage options', () => {
     }
     expect(queue.RedrivePolicy).toEqual(propertiesOf(template, 'EventsQueue').RedrivePolicy)
     expect(mapping.MaximumBatchingWindowInSeconds).toBe(1)
+    expect(propertiesOf(standard, 'AudienceQueue').RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] },
+      maxReceiveCount: QUEUE_SETTINGS.maxReceiveCount,
+    })
+    expect(standard.Resources.AudienceDeadLetterQueue?.Condition).toBe('IsFifo')
+    expect(evaluate(standard, standard.Conditions.IsFifo)).toBe(false)
   }, 120_000)
 
   it('refuses an unknown queueType before anything is built', async () => {

@@ -205,6 +205,9 @@ describe('npm run redrive', () => {
         QueueUrl: relay.queues.queueUrl,
         MessageBody: truncated.body,
         MessageAttributes: toSqsAttributes(truncated.attributes),
+        // On the FIFO events queue it comes back in its user's group, as the move task brings it.
+        MessageGroupId: 'user:user-1',
+        MessageDeduplicationId: 'redrive:truncated-1',
       }),
     )
 

@@ -115,8 +115,10 @@ const chooseCourier = (env: Env, config: Config): Courier => {
   return { kind: 'sandbox' }
 }
 
+type Validated = { local: LocalConfig; config: Config; courier: Courier }
+
 /** Every setting the relay and its functions read, checked before anything listens. */
-const validate = (env: Env): { local: LocalConfig; config: Config; courier: Courier } => {
+const validateOnce = (env: Env): Validated => {
   const local = parseLocalConfig(env)
   // The functions are given these queue URLs at start; any well-formed URL stands in for them here.
   const suffix = local.queueType === 'fifo' ? '.fifo' : ''
@@ -129,6 +131,31 @@ const validate = (env: Env): { local: LocalConfig; config: Config; courier: Cour
   const courier = chooseCourier(env, config)
   if (courier.kind === 'configured') courierAuthToken(config)
   return { local, config, courier }
+}
+
+/**
+ * Every mistake at once, one line each, so a person fixes them in one go rather than one per
+ * restart: each variable found wrong is set aside and the rest checked again. Throws an
+ * AggregateError of the ConfigErrors found.
+ */
+const validate = (env: Env): Validated => {
+  const mistakes: ConfigError[] = []
+  let remaining = env
+  for (;;) {
+    try {
+      const validated = validateOnce(remaining)
+      if (mistakes.length === 0) return validated
+      break
+    } catch (error) {
+      if (!isConfigError(error)) throw error
+      mistakes.push(error)
+      // A missing variable (or one already set aside) cannot be set aside: nothing further to learn.
+      if (!remaining[error.variable]?.trim()) break
+      const { [error.variable]: _wrong, ...rest } = remaining
+      remaining = rest
+    }
+  }
+  throw new AggregateError(mistakes, mistakes.map((mistake) => mistake.message).join('\n'))
 }
 
 /** What Ctrl-C drops: the local queues live in memory. */
@@ -272,8 +299,9 @@ Ctrl-C stops everything; the queues live in memory, so events still queued are d
 try {
   await main(process.env)
 } catch (error) {
-  // A setting is wrong: one line, no stack, status 2. Anything else is a bug and keeps its stack.
-  if (!isConfigError(error)) throw error
-  console.error(error.message)
+  // Settings are wrong: one line each, no stack, status 2. Anything else is a bug and keeps its stack.
+  const mistakes = error instanceof AggregateError ? error.errors : [error]
+  if (!mistakes.every(isConfigError)) throw error
+  for (const mistake of mistakes) console.error(mistake.message)
   process.exit(2)
 }

@@ -83,6 +83,25 @@ describe.concurrent('npm start refuses a wrong setting with one line and exit st
   })
 })
 
+it('names every wrong setting at once, one line each', async () => {
+  const result = await run('lib/local/start.ts', {
+    RETRY_BASE_SECONDS: 'abc',
+    COURIER_REGION: 'mars',
+    DELIVER_BATCH_SIZE: '0',
+    COURIER_BASE_URL: 'http://127.0.0.1:9',
+  })
+
+  expect(result.code).toBe(2)
+  expect(result.stdout).toBe('')
+  expect(result.stderr).not.toMatch(/^\s+at /m)
+  expect(result.stderr.trim().split('\n').sort()).toEqual([
+    expect.stringMatching(/^COURIER_AUTH_TOKEN: is required with COURIER_BASE_URL=http:\/\/127\.0\.0\.1:9 /),
+    'COURIER_REGION: must be "us" or "eu", got "mars"',
+    'DELIVER_BATCH_SIZE: must be a whole number from 1 to 10, got "0"',
+    expect.stringMatching(/^RETRY_BASE_SECONDS: must be a whole number from 1 to \d+, got "abc"$/),
+  ])
+})
+
 describe('a port already taken', () => {
   // Another program on the wildcard address, as LocalStack's container publishes 4566.
   let taken: Server

@@ -7,6 +7,7 @@ import { clearQueues } from '../support/queues.ts'
 import {
   dlqMessages,
   ingestHandlerFor,
+  queuedMessages,
   startRelayPoller,
   startTestRelay,
   type TestRelay,
@@ -124,6 +125,27 @@ describe('single events', () => {
     expect(calls).toContain('DELETE /profiles/u-1')
     expect(relay.sandbox.received.some((r) => r.path === '/inbound/segment')).toBe(false)
     expect(dlqMessages(relay)).toEqual([])
+  })
+
+  it('a retry of the deletion notification is stored once: its derived messageId is the FIFO deduplication id', async () => {
+    // Prepare: Segment resends the same notification (same bytes) after a timeout
+    const body = '{"type":"delete","userId":"u-2","timestamp":"2026-11-28T12:00:00.276Z"}'
+
+    // Act
+    const answers = [await post({ body, userAgent: CLASSIC }), await post({ body, userAgent: CLASSIC })]
+    const deletes = () =>
+      relay.sandbox.received.filter((r) => r.method === 'DELETE' && r.path === '/profiles/u-2')
+    // Once the queue is empty every stored copy has been delivered (Courier is called before the
+    // record is deleted), so a second stored copy would show as a second DELETE.
+    await until(
+      () => deletes().length > 0 && queuedMessages(relay).length === 0,
+      20_000,
+      'deletion delivered',
+    )
+
+    // Assess
+    expect(answers.map((a) => a.status)).toEqual([200, 200])
+    expect(deletes()).toHaveLength(1)
   })
 
   it('Engage audience identify (boolean trait, context.personas) reaches Courier byte-exact', async () => {

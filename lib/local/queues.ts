@@ -36,6 +36,8 @@ export interface LocalQueueOptions {
   readonly maxReceiveCount?: number
   /** The events queue's MaximumMessageSize (SQS's default and maximum: 1 MiB). */
   readonly maxMessageBytes?: number
+  /** The DLQ's MaximumMessageSize (the same default). */
+  readonly dlqMaxMessageBytes?: number
 }
 
 /**
@@ -440,7 +442,13 @@ export const startLocalQueues = async (options: LocalQueueOptions = {}): Promise
   // The deployed FIFO attributes (serverless.yml): high-throughput mode, explicit deduplication ids.
   const kind = fifo ? { ...FIFO_ATTRIBUTES } : {}
   const dlq = server.createQueue(`${name}-dlq${suffix}`, {
-    attributes: { ...kind, MessageRetentionPeriod: retention },
+    attributes: {
+      ...kind,
+      MessageRetentionPeriod: retention,
+      ...(options.dlqMaxMessageBytes === undefined
+        ? {}
+        : { MaximumMessageSize: String(options.dlqMaxMessageBytes) }),
+    },
   })
   const queue = server.createQueue(`${name}${suffix}`, {
     attributes: {

@@ -488,6 +488,41 @@ describe("SQS's own rules", () => {
       await small.stop()
     }
   })
+
+  it('answers 200 and logs the loss when even the DLQ refuses an event SQS refused (queues smaller than the budget)', async () => {
+    // Prepare: both queues hold less than SQS_BATCH_MAX_BYTES, a misconfiguration the template
+    // rules out (both are 1 MiB); retrying could never store the event
+    const small = await startTestQueues({ maxMessageBytes: 4_096, dlqMaxMessageBytes: 4_096 })
+    const errors: unknown[][] = []
+    const logger = createLogger('ingest-test')
+    logger.error = (...args: unknown[]) => {
+      errors.push(args)
+    }
+    try {
+      const handler = createIngestHandler({ config: parseConfig(envFor(small)), sqs: small.sqs, logger })
+      const big = track({ properties: { blob: 'z'.repeat(6_000) } })
+      const good = identify()
+      const body = JSON.stringify([good, big])
+
+      // Act
+      const answer = await invoke(
+        segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(good) }),
+        handler,
+      )
+
+      // Assess: the good event is stored once, the big one is answered in `rejected` and logged
+      // as not kept, and nothing asks Segment to resend the request
+      expect(answer.status).toBe(200)
+      expect(answer.body).toMatchObject({ accepted: 1, rejected: [{ index: 1, messageId: big.messageId }] })
+      expect(bodies(small, small.queueUrl)).toEqual([JSON.stringify(good)])
+      expect(bodies(small, small.dlqUrl)).toEqual([])
+      expect(errors.map((args) => args[0])).toContain(
+        'SQS refused dead letters even in plain ASCII; they are not kept',
+      )
+    } finally {
+      await small.stop()
+    }
+  })
 })
 
 describe('when SQS fails', () => {

@@ -31,6 +31,8 @@ beforeAll(() => {
       PORT: '0',
       SQS_PORT: '0',
       COURIER_SANDBOX_PORT: '0',
+      // The audience list sync invokes as soon as it has records, not after its 20 s window.
+      AUDIENCE_BATCHING_WINDOW_SECONDS: '0',
       SEGMENT_SHARED_SECRET: 'start-test-secret',
       COURIER_AUTH_TOKEN: '',
       COURIER_BASE_URL: '',
@@ -71,6 +73,41 @@ it('prints the webhook URL and a signed curl, and delivers a posted event to the
   )
   const received = (await (await fetch(`${sandbox}/_sandbox/received`)).json()) as { messageId: string }[]
   expect(received.map((r) => r.messageId)).toContain(event.messageId)
+})
+
+it('puts an Engage audience member on the Courier list through the local audience queue and list sync', async () => {
+  // Prepare: what Engage sends when a user enters an audience
+  const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
+  const [, sandbox] = await waitFor(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
+  const event = {
+    ...buildTestEvent({ type: 'identify' }),
+    userId: 'start-audience-member',
+    traits: { start_test_audience: true },
+    context: {
+      personas: {
+        computation_class: 'audience',
+        computation_key: 'start_test_audience',
+        computation_id: 'aud_s',
+      },
+    },
+  }
+
+  // Act
+  const answer = await sendTestEvent(webhook as string, event, { secret: 'start-test-secret' })
+
+  // Assess: the list Courier's own destination would use holds the member
+  expect(answer.status).toBe(200)
+  const members = async () => {
+    const state = (await (await fetch(`${sandbox}/_sandbox/state`)).json()) as {
+      lists: Record<string, { subscriptions: { recipientId: string }[] }>
+    }
+    return state.lists['start_test_audience-aud_s']?.subscriptions.map((s) => s.recipientId) ?? []
+  }
+  const started = Date.now()
+  while (!(await members()).includes('start-audience-member') && Date.now() - started < 20_000) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  expect(await members()).toEqual(['start-audience-member'])
 })
 
 it('npm run send-test-event with no --url reaches it on PORT, signed with SEGMENT_SHARED_SECRET', async () => {

@@ -3,6 +3,7 @@ import { Server } from 'node:net'
 import { type FauxqsServer, startFauxqs } from 'fauxqs'
 import type { QueueType } from '../config.ts'
 import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../queue/settings.ts'
+import { LOOPBACK } from './loopback.ts'
 
 export type { QueueType }
 
@@ -246,9 +247,6 @@ const alignEmulatorWithSqs = () => {
     .then(alignFifoWithSqs)
   return emulatorAligned
 }
-
-/** Every local listener binds loopback only: an emulator with no authentication must not face the network. */
-export const LOOPBACK = '127.0.0.1'
 
 let starting: Promise<unknown> = Promise.resolve()
 

@@ -20,14 +20,15 @@ import {
   parseConfig,
   parseLocalConfig,
 } from '../config.ts'
-import { AUDIENCE_SYNC_INSTANCES } from '../deliver/audience-sync.ts'
 import { ConfigError, isConfigError } from '../errors/config-error.ts'
-import { createSqsClient } from '../queue/sqs-client.ts'
-import { buildTestEvent, curlCommand } from '../segment/test-event.ts'
-import { type CourierSandbox, startCourierSandbox } from './courier-sandbox.ts'
-import { LOOPBACK, type LocalQueues, startLocalQueues } from './queues.ts'
-import { startLocalServer } from './server.ts'
-import { type SqsHandler, startPoller } from './sqs-poller.ts'
+import type { CourierSandbox } from './courier-sandbox.ts'
+import { LOOPBACK } from './loopback.ts'
+import type { LocalQueues } from './queues.ts'
+import type { SqsHandler } from './sqs-poller.ts'
+
+// Only what validation needs is imported up front: the SDK, the emulator and the handlers load
+// once the settings and ports are known to be right, so a mistake is answered at once, not after
+// a second of loading.
 
 const SANDBOX_TOKEN = 'sandbox-token'
 const LOCAL_QUEUE_NAME = 'segment-courier-relay-events'
@@ -177,6 +178,23 @@ const main = async (env: NodeJS.ProcessEnv) => {
     ['PORT', local.port],
     ['SQS_PORT', local.sqsPort],
     ...(courier.kind === 'sandbox' ? [['COURIER_SANDBOX_PORT', local.sandboxPort] as const] : []),
+  ])
+  const [
+    { AUDIENCE_SYNC_INSTANCES },
+    { createSqsClient },
+    { buildTestEvent, curlCommand },
+    { startCourierSandbox },
+    { startLocalQueues },
+    { startLocalServer },
+    { startPoller },
+  ] = await Promise.all([
+    import('../deliver/audience-sync.ts'),
+    import('../queue/sqs-client.ts'),
+    import('../segment/test-event.ts'),
+    import('./courier-sandbox.ts'),
+    import('./queues.ts'),
+    import('./server.ts'),
+    import('./sqs-poller.ts'),
   ])
 
   const queues = await listening('SQS_PORT', local.sqsPort, () =>

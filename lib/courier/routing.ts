@@ -49,7 +49,7 @@ type Route = (event: SegmentEvent, options: RoutingOptions, ids: Identities) => 
  * would become a request to `/` and `/users/../tenants/x` one to `/tenants/x`.
  * https://url.spec.whatwg.org/#double-dot-path-segment
  */
-const segment = (id: unknown): string | undefined =>
+export const pathSegment = (id: unknown): string | undefined =>
   typeof id === 'string' && id !== '' && id !== '.' && id !== '..' ? encodeURIComponent(id) : undefined
 
 /**
@@ -78,10 +78,10 @@ const inbound: Route = (event) => [inboundRequest(event)]
  * groupId is missing): the tenant mirror is an extra, left out rather than sent to a wrong path.
  */
 const inboundAndTenant: Route = (event, options, ids) => {
-  const tenant = segment(ids.groupId)
+  const tenant = pathSegment(ids.groupId)
   if (!options.groupTenants || tenant === undefined) return [inboundRequest(event)]
   const traits = event.traits ?? {}
-  const user = segment(ids.userId)
+  const user = pathSegment(ids.userId)
   return [
     inboundRequest(event),
     {
@@ -105,7 +105,7 @@ const inboundAndTenant: Route = (event, options, ids) => {
  * `src/resources/profiles/lists.ts` delete, `src/resources/users/tenants.ts` removeAll.
  */
 const deletePerson: Route = (event, _options, ids) => {
-  const user = segment(ids.userId)
+  const user = pathSegment(ids.userId)
   return user === undefined
     ? {
         skip: `delete event without a usable userId (${JSON.stringify(event.userId) ?? 'none'}): no Courier profile to delete`,

@@ -12,7 +12,7 @@ import {
 } from '../courier/audience.ts'
 import type { CourierClient } from '../courier/client.ts'
 import { readCourierErrorBody } from '../courier/outcome.ts'
-import type { CourierRequest } from '../courier/routing.ts'
+import { type CourierRequest, pathSegment } from '../courier/routing.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
@@ -114,8 +114,6 @@ const readChange = (record: SQSRecord): AudienceChange | string => {
   return audienceChangeOf(validation.event) ?? 'not an Engage audience event'
 }
 
-const segment = encodeURIComponent
-
 export const syncAudiences = async (
   deps: AudienceSyncDeps,
   event: SQSEvent,
@@ -211,7 +209,8 @@ export const syncAudiences = async (
   }
 
   for (const [listId, plan] of lists) {
-    const path = `/lists/${segment(listId)}/subscriptions`
+    // `{key}-{id}` always holds a '-', so it is never a dot-segment; a member id may be one.
+    const path = `/lists/${encodeURIComponent(listId)}/subscriptions`
     for (let i = 0; i < plan.subscribe.length; i += LIST_SUBSCRIBE_MAX_RECIPIENTS) {
       const chunk = plan.subscribe.slice(i, i + LIST_SUBSCRIBE_MAX_RECIPIENTS)
       const recipients = chunk.map((m) => ({ recipientId: m.change.recipientId }))
@@ -223,7 +222,14 @@ export const syncAudiences = async (
     const queue = [...plan.unsubscribe]
     const worker = async () => {
       for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-        await write([m], { method: 'DELETE', path: `${path}/${segment(m.change.recipientId)}` }, false)
+        const member = pathSegment(m.change.recipientId)
+        if (member === undefined) {
+          // '.' or '..' would resolve away (DELETE /lists/{id}/subscriptions/.. is DELETE /lists/{id}).
+          const reason = `member id ${JSON.stringify(m.change.recipientId)} cannot be a path segment: not unsubscribed`
+          settle([m], { decision: { action: 'dead-letter', reason, status: 0 }, reason })
+          continue
+        }
+        await write([m], { method: 'DELETE', path: `${path}/${member}` }, false)
       }
     }
     await Promise.all(

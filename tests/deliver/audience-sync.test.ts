@@ -288,3 +288,22 @@ describe('the list sync', () => {
     expect(dead[0]?.messageAttributes.stage?.StringValue).toBe('audience-sync')
   })
 })
+
+describe('member ids that cannot be a path segment', () => {
+  it.each(['.', '..'])('never unsubscribes %j by a path that resolves to the list itself', async (userId) => {
+    // Prepare: DELETE /lists/{id}/subscriptions/.. would be DELETE /lists/{id}
+    reference.state.subscriptions.add(`${LIST} someone-else`)
+    await toAudienceQueue([audienceIdentify({ inAudience: false, userId })])
+
+    // Act
+    const response = await sync(syncHandler(), await audienceRecords())
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    expect(courier.requests.filter((r) => r.method === 'DELETE')).toEqual([])
+    expect(subscribed()).toEqual([`${LIST} someone-else`])
+    expect(peek(relay.queues, relay.queues.dlqUrl)[0]?.messageAttributes.reason?.StringValue).toMatch(
+      /cannot be a path segment/,
+    )
+  })
+})

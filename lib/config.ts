@@ -434,12 +434,18 @@ export const localPort = (env: Env, name: LocalPortName): number =>
     'a port number from 0 to 65535 (0 picks a free port)',
   )
 
+/**
+ * The least deliver timeout, deployed and local: the worker keeps about 16 s of each invocation to
+ * finish its SQS calls (lib/deliver/worker.ts, finishMarginMs) and a Courier request may take 10 s.
+ */
+export const MIN_DELIVER_TIMEOUT_SECONDS = 30
+
 export const parseLocalConfig = (env: Env): LocalConfig => {
   const deliverTimeoutSeconds = integer(
     env,
     'DELIVER_TIMEOUT_SECONDS',
     LOCAL_DEFAULTS.DELIVER_TIMEOUT_SECONDS,
-    1,
+    MIN_DELIVER_TIMEOUT_SECONDS,
     LAMBDA_MAX_TIMEOUT_SECONDS,
   )
   const floor = VISIBILITY_PER_FUNCTION_TIMEOUT * deliverTimeoutSeconds

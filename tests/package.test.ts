@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { GetParametersCommand } from '@aws-sdk/client-ssm'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { checkDeployParams } from '../lib/cli/deploy-params.ts'
 import {
   checkParameters,
   configurationProblems,
@@ -19,7 +21,17 @@ import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
 import { AUDIENCE_SYNC_INSTANCES } from '../lib/deliver/audience-sync.ts'
 import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
-import { osls, packageOnce, readPackaged as read, SENTINELS, unzip } from './support/template.ts'
+import {
+  cfnLint,
+  cfnLintCommand,
+  osls,
+  packageOnce,
+  packageVariants,
+  readPackaged as read,
+  readTemplate,
+  SENTINELS,
+  unzip,
+} from './support/template.ts'
 
 /**
  * Builds the real deployment offline (`osls package`, no AWS credentials) and checks the
@@ -121,6 +133,52 @@ describe('the packaged CloudFormation template', () => {
       expect(props.SqsManagedSseEnabled).toBe(true)
       // The relay's message budget (SQS_BATCH_MAX_BYTES) assumes SQS's 1 MiB.
       expect(props.MaximumMessageSize).toBe(SQS_MAX_BATCH_BYTES)
+    }
+  })
+
+  it('keeps every queue, with its backlog or its dead letters, when the stack is removed or a change replaces it', () => {
+    for (const queue of resourcesOf('AWS::SQS::Queue')) {
+      expect(queue[1], queue[0]).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' })
+    }
+    expect(resourcesOf('AWS::SQS::Queue').map(([id]) => id)).toEqual(
+      expect.arrayContaining(['EventsQueue', 'DeadLetterQueue']),
+    )
+  })
+
+  it('lets the API invoke ingest for POST /segment only', () => {
+    const permissions = resourcesOf('AWS::Lambda::Permission').filter(
+      ([, p]) => p.Properties.Principal === 'apigateway.amazonaws.com',
+    )
+    expect(permissions).toHaveLength(1)
+    const [[, permission]] = permissions as [[string, Resource]]
+    const sourceArn = (permission.Properties.SourceArn as { 'Fn::Sub': string })['Fn::Sub']
+    // api-id/stage/METHOD/path: any stage, the one route.
+    expect(sourceArn.split(':execute-api:')[1]?.split(':').at(-1)).toBe('$' + '{HttpApi}/*/POST/segment')
+  })
+
+  it('lets each role decrypt only its own SSM parameters, only through SSM', () => {
+    for (const role of ['IngestRole', 'DeliverRole']) {
+      const kms = statementsOf(role).filter((s) => actions(s).includes('kms:Decrypt'))
+      expect(kms, role).toHaveLength(1)
+      const condition = (kms[0] as Statement & { Condition: { StringEquals: Record<string, unknown> } })
+        .Condition
+      expect(Object.keys(condition.StringEquals).sort()).toEqual([
+        'kms:EncryptionContext:PARAMETER_ARN',
+        'kms:ViaService',
+      ])
+      const arns = refs(condition.StringEquals['kms:EncryptionContext:PARAMETER_ARN'])
+      const granted = refs(
+        statementsOf(role)
+          .filter((s) => actions(s).includes('ssm:GetParameter'))
+          .map((s) => s.Resource),
+      )
+      for (const name of [
+        'CourierTokenParameterName',
+        'SharedSecretParameterName',
+        'IngestTokenParameterName',
+      ]) {
+        expect(arns.includes(name), `${role} ${name}`).toBe(granted.includes(name))
+      }
     }
   })
 
@@ -307,6 +365,7 @@ describe('the packaged CloudFormation template', () => {
     ]
     expect(Object.keys(alarms).sort()).toEqual([
       'AudienceDeadLetterAlarm',
+      'DeadLetterAgeAlarm',
       'DeadLetterAlarm',
       'DeliverErrorsAlarm',
       'DeliveryFailingAlarm',
@@ -320,6 +379,12 @@ describe('the packaged CloudFormation template', () => {
       'ApproximateNumberOfMessagesVisible',
       expect.stringContaining('AudienceDeadLetterQueue'),
     ])
+    // The oldest dead letter nears the DLQ's 14-day retention: redrive or inspect before it is gone.
+    expect(watched('DeadLetterAgeAlarm')).toEqual([
+      'ApproximateAgeOfOldestMessage',
+      expect.stringContaining('DeadLetterQueue'),
+    ])
+    expect(alarms.DeadLetterAgeAlarm?.Properties.Threshold).toBe(7 * 86_400)
     expect(watched('OldestEventAlarm')).toEqual([
       'ApproximateAgeOfOldestMessage',
       expect.stringContaining('EventsQueue'),
@@ -424,13 +489,190 @@ describe('stage options', () => {
     expect(`${error?.stdout}${error?.stderr}`).toMatch(/Cannot resolve variable at "custom\.queueType"/)
   })
 
-  it('refuses an unknown ingestAuth mode before anything is built', async () => {
-    const error = await osls(['package', '--param=ingestAuth=none']).then(
+  it('refuses parameters AWS would refuse, one line per mistake, before anything is built', async () => {
+    // Prepare: values AWS refuses at deploy time (or, for the deliver timeout, the relay cannot use)
+    const wrong = [
+      'queueType=standard',
+      'ingestAuth=none',
+      'deliverMaxConcurrency=1',
+      'deliverBatchSize=50',
+      'deliverBatchingWindowSeconds=0',
+      'deliverTimeoutSeconds=1000',
+      'logRetentionDays=31',
+      'httpApiRateLimit=0',
+      'ingestReservedConcurrency=some',
+    ]
+
+    // Act: print resolves every variable as package and deploy do, offline
+    const error = await osls(['print', ...wrong.map((w) => `--param=${w}`)]).then(
       () => undefined,
       (failure: { stdout: string; stderr: string }) => failure,
     )
-    expect(`${error?.stdout}${error?.stderr}`).toMatch(/Cannot resolve variable at "custom\.ingestAuth"/)
+
+    // Assess
+    const output = `${error?.stdout}${error?.stderr}`
+    expect(output).toContain('the deploy parameters are refused')
+    for (const line of [
+      '- ingestAuth "none": must be one of signature, token, both (how ingest authenticates Segment)',
+      '- deliverMaxConcurrency "1": must be a whole number from 2 to 1000',
+      '- deliverBatchingWindowSeconds "0": must be at least 1 when deliverBatchSize is above 10 (it is 50)',
+      '- deliverTimeoutSeconds "1000": must be a whole number from 30 to 900',
+      '- logRetentionDays "31": must be one of CloudWatch Logs\' periods',
+      '- httpApiRateLimit "0": must be a whole number from 1 to 10000',
+      '- ingestReservedConcurrency "some": must be a whole number from 1 to 10000',
+    ]) {
+      expect(output).toContain(line)
+    }
+    expect(output).not.toMatch(/^\s+at /m)
   })
+})
+
+describe('deploy parameter rules', () => {
+  const DEFAULTS = {
+    ingestAuth: 'signature',
+    deliverMaxConcurrency: 5,
+    deliverBatchSize: 10,
+    deliverBatchingWindowSeconds: 1,
+    deliverTimeoutSeconds: 60,
+    deliverMemoryMb: 256,
+    ingestMemoryMb: 256,
+    ingestReservedConcurrency: '',
+    httpApiRateLimit: 1000,
+    httpApiBurstLimit: 2000,
+    logRetentionDays: 30,
+    oldestMessageAlarmSeconds: 900,
+    deadLetterAgeAlarmSeconds: 604_800,
+    alarmEmail: '',
+  }
+
+  it('takes the defaults and derives the visibility timeout, throttling and reserved concurrency', () => {
+    expect(checkDeployParams(DEFAULTS)).toEqual({
+      problems: [],
+      derived: {
+        eventsVisibilityTimeout: 361,
+        deliverEventSourceProperties: { MaximumBatchingWindowInSeconds: 1 },
+        ingestFunctionProperties: {},
+        httpApiStageProperties: {
+          DefaultRouteSettings: {
+            DetailedMetricsEnabled: false,
+            ThrottlingBurstLimit: 2000,
+            ThrottlingRateLimit: 1000,
+          },
+        },
+      },
+    })
+    const varied = checkDeployParams({
+      ...DEFAULTS,
+      deliverTimeoutSeconds: 900,
+      deliverBatchingWindowSeconds: 300,
+      ingestReservedConcurrency: 20,
+    })
+    expect(varied.derived.eventsVisibilityTimeout).toBe(5_700)
+    expect(varied.derived.ingestFunctionProperties).toEqual({ ReservedConcurrentExecutions: 20 })
+  })
+
+  it('holds a FIFO event source to FIFO rules: batches of at most 10, no batching window', () => {
+    const fifo = { ...DEFAULTS, queueType: 'fifo' }
+    expect(checkDeployParams(fifo).problems).toEqual([])
+    // The template leaves the window out of a FIFO event source, so it counts for nothing there.
+    expect(checkDeployParams(fifo).derived.eventsVisibilityTimeout).toBe(6 * 60)
+    expect(checkDeployParams(fifo).derived.deliverEventSourceProperties).toEqual({
+      MaximumBatchingWindowInSeconds: null,
+    })
+    expect(checkDeployParams({ ...fifo, deliverBatchSize: 11 }).problems).toEqual([
+      expect.stringMatching(
+        /^deliverBatchSize "11": must be a whole number from 1 to 10 \(records per batch on a fifo queue\)/,
+      ),
+    ])
+    expect(checkDeployParams({ ...DEFAULTS, queueType: 'ring' }).problems).toContainEqual(
+      expect.stringMatching(/^queueType "ring": must be one of fifo, standard/),
+    )
+  })
+})
+
+/** Packaged with parameters other than the defaults: the template must follow them and lint clean. */
+const VARIANTS = [
+  {
+    name: 'varied',
+    params: {
+      queueType: 'standard',
+      deliverTimeoutSeconds: '600',
+      // At most 10: cfn-lint checks the event source against both branches of the template's
+      // IsFifo condition (constant, but it explores it), so a batch above 10 reads to it as a FIFO
+      // error (E3705). The deploy parameter check allows it on standard queues, as AWS does.
+      deliverBatchSize: '10',
+      deliverBatchingWindowSeconds: '5',
+      ingestAuth: 'both',
+      ingestReservedConcurrency: '50',
+      httpApiRateLimit: '50',
+      httpApiBurstLimit: '100',
+      alarmEmail: 'ops@example.com',
+    },
+  },
+] as const
+
+describe('the template follows its parameters', () => {
+  let variants: Map<string, Template>
+  let paths: Map<string, string>
+  beforeAll(async () => {
+    paths = await packageVariants(VARIANTS)
+    variants = new Map([...paths].map(([name, path]) => [name, readTemplate(path) as Template]))
+  }, 180_000)
+  const variant = (name: string) => variants.get(name) as Template
+
+  it('derives the queue visibility timeout from the deliver timeout and batching window (≥ 6 × timeout + window)', () => {
+    const slow = variant('varied')
+    expect(slow.Resources.DeliverLambdaFunction?.Properties.Timeout).toBe(600)
+    expect(slow.Resources.EventsQueue?.Properties.VisibilityTimeout).toBe(6 * 600 + 5)
+    // The default queue is FIFO: no batching window.
+    expect(template.Resources.EventsQueue?.Properties.VisibilityTimeout).toBe(6 * 60)
+    const [[, mapping]] = Object.entries(slow.Resources).filter(
+      ([, r]) =>
+        r.Type === 'AWS::Lambda::EventSourceMapping' &&
+        refs(r.Properties.EventSourceArn).includes('EventsQueue'),
+    ) as [[string, Resource]]
+    expect(mapping.Properties).toMatchObject({ BatchSize: 10, MaximumBatchingWindowInSeconds: 5 })
+  })
+
+  it('throttles the front door and reserves ingest instances as asked, and leaves ingest unreserved by default', () => {
+    const guarded = variant('varied')
+    expect(guarded.Resources.HttpApiStage?.Properties.DefaultRouteSettings).toEqual({
+      DetailedMetricsEnabled: false,
+      ThrottlingBurstLimit: 100,
+      ThrottlingRateLimit: 50,
+    })
+    expect(guarded.Resources.IngestLambdaFunction?.Properties.ReservedConcurrentExecutions).toBe(50)
+    expect(template.Resources.IngestLambdaFunction?.Properties).not.toHaveProperty(
+      'ReservedConcurrentExecutions',
+    )
+    expect(template.Resources.HttpApiStage?.Properties.DefaultRouteSettings).toEqual({
+      DetailedMetricsEnabled: false,
+      ThrottlingBurstLimit: 2000,
+      ThrottlingRateLimit: 1000,
+    })
+  })
+
+  const lint = cfnLintCommand()
+  it.skipIf(lint === undefined)(
+    `has no cfn-lint errors, for the default and the varied parameters${lint === undefined ? ' (SKIPPED: cfn-lint is not installed; pip install cfn-lint)' : ''}`,
+    async () => {
+      // The default package's directory is gone by now (osls cleans .serverless when it packages
+      // elsewhere): its template, read at the start, is linted from a copy.
+      const defaults = join(dirname(paths.get('varied') as string), '..', 'default.json')
+      writeFileSync(defaults, templateText)
+      // queueType=standard, packaged by the test above.
+      const standard = `${tmpdir()}/scr-standard-${process.pid}/cloudformation-template-update-stack.json`
+      const templates = [defaults, ...paths.values(), standard]
+
+      const findings = await cfnLint(lint as string, templates)
+
+      const errors = findings
+        .filter((f) => f.Level === 'Error')
+        .map((f) => `${f.Filename}: ${f.Rule.Id} ${f.Message} at ${(f.Location.Path ?? []).join('/')}`)
+      expect(errors).toEqual([])
+    },
+    60_000,
+  )
 })
 
 /** An SSM stub answering GetParameters from `existing` (name → type), recording the requests. */

@@ -59,7 +59,7 @@ describe.concurrent('npm start refuses a wrong setting with one line and exit st
     ],
     [{ COURIER_REGION: 'mars' }, /^COURIER_REGION: must be "us" or "eu", got "mars"$/],
     [{ DELIVER_BATCH_SIZE: '0' }, /^DELIVER_BATCH_SIZE: must be a whole number from 1 to 10, got "0"$/],
-    [{ DELIVER_TIMEOUT_SECONDS: '1000' }, /^DELIVER_TIMEOUT_SECONDS: must be .*from 1 to 900, got "1000"$/],
+    [{ DELIVER_TIMEOUT_SECONDS: '1000' }, /^DELIVER_TIMEOUT_SECONDS: must be .*from 30 to 900, got "1000"$/],
     [
       { DELIVER_TIMEOUT_SECONDS: '60', VISIBILITY_TIMEOUT_SECONDS: '60' },
       /^VISIBILITY_TIMEOUT_SECONDS: must be .*from 360 \(6 × DELIVER_TIMEOUT_SECONDS=60.* got "60"$/,

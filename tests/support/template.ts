@@ -1,5 +1,7 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { inflateRawSync } from 'node:zlib'
 
@@ -55,4 +57,61 @@ export const unzip = (zip: Buffer): Map<string, Buffer> => {
     offset += 46 + nameLength + extra
   }
   return files
+}
+
+/** Deploy parameters for `osls package --param=…`, and the directory the variant is packaged into. */
+export interface TemplateVariant {
+  readonly name: string
+  readonly params: Readonly<Record<string, string>>
+}
+
+const variantsRoot = join(tmpdir(), `scr-template-variants-${process.pid}`)
+
+/**
+ * Packages each variant into a directory of its own, one after the other (serverless-esbuild
+ * builds in the service directory, so two packages at once would share it), after the default
+ * package; returns each variant's template path.
+ */
+export const packageVariants = async (variants: readonly TemplateVariant[]): Promise<Map<string, string>> => {
+  await packageOnce()
+  const paths = new Map<string, string>()
+  for (const variant of variants) {
+    const dir = join(variantsRoot, variant.name)
+    const params = Object.entries(variant.params).map(([name, value]) => `--param=${name}=${value}`)
+    await osls(['package', '--package', dir, ...params])
+    paths.set(variant.name, join(dir, 'cloudformation-template-update-stack.json'))
+  }
+  return paths
+}
+
+export const readTemplate = (path: string): unknown => JSON.parse(readFileSync(path, 'utf8'))
+
+/** cfn-lint, when installed: CFN_LINT, else on PATH, else pyenv's shim. */
+export const cfnLintCommand = (): string | undefined =>
+  [process.env.CFN_LINT, 'cfn-lint', '/root/.pyenv/shims/cfn-lint'].find(
+    (command): command is string =>
+      command !== undefined &&
+      command !== '' &&
+      spawnSync(command, ['--version'], { encoding: 'utf8' }).status === 0,
+  )
+
+export interface LintFinding {
+  readonly Filename: string
+  readonly Level: 'Error' | 'Warning' | 'Informational'
+  readonly Message: string
+  readonly Rule: { readonly Id: string }
+  readonly Location: { readonly Path: readonly unknown[] | null }
+}
+
+/** Lints every template in one cfn-lint run (it exits non-zero on findings; the JSON says which). */
+export const cfnLint = async (command: string, templates: readonly string[]): Promise<LintFinding[]> => {
+  const result = await promisify(execFile)(
+    command,
+    ['--format', 'json', '--non-zero-exit-code', 'none', ...templates],
+    {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  )
+  return JSON.parse(result.stdout || '[]') as LintFinding[]
 }

@@ -176,16 +176,18 @@ describe('npm start settings', () => {
     [{ COURIER_SANDBOX_PORT: '-1' }, 'COURIER_SANDBOX_PORT', /port number/],
     [{ DELIVER_BATCH_SIZE: '0' }, 'DELIVER_BATCH_SIZE', /from 1 to 10, got "0"/],
     [{ DELIVER_BATCH_SIZE: '11' }, 'DELIVER_BATCH_SIZE', /from 1 to 10, got "11"/],
-    [{ DELIVER_TIMEOUT_SECONDS: '901' }, 'DELIVER_TIMEOUT_SECONDS', /from 1 to 900/],
+    [{ DELIVER_TIMEOUT_SECONDS: '901' }, 'DELIVER_TIMEOUT_SECONDS', /from 30 to 900/],
+    // Below 30 s the deliver function has no time left after its finishing margin.
+    [{ DELIVER_TIMEOUT_SECONDS: '10' }, 'DELIVER_TIMEOUT_SECONDS', /from 30 to 900, got "10"/],
     [
       { VISIBILITY_TIMEOUT_SECONDS: '359' },
       'VISIBILITY_TIMEOUT_SECONDS',
       /from 360 \(6 × DELIVER_TIMEOUT_SECONDS=60/,
     ],
     [
-      { DELIVER_TIMEOUT_SECONDS: '10', VISIBILITY_TIMEOUT_SECONDS: '59' },
+      { DELIVER_TIMEOUT_SECONDS: '30', VISIBILITY_TIMEOUT_SECONDS: '179' },
       'VISIBILITY_TIMEOUT_SECONDS',
-      /from 60 .* to 43200, got "59"/,
+      /from 180 .* to 43200, got "179"/,
     ],
   ])('refuses %j naming the variable, the value and what is allowed', (env, variable, message) => {
     const error = localFailure(env as Record<string, string>)

@@ -24,6 +24,11 @@ export const METRIC_UNITS = {
   RateLimited: MetricUnit.Count,
   DeadLettered: MetricUnit.Count,
   DeliveryLatency: MetricUnit.Milliseconds,
+  /**
+   * The rate one deliver instance paces an endpoint class at (requests/s, dimension
+   * `endpointClass`): the Courier limit it has learnt. Emitted once per invocation per class used.
+   */
+  CourierRate: MetricUnit.CountPerSecond,
 } as const
 
 export type MetricName = keyof typeof METRIC_UNITS
@@ -41,6 +46,23 @@ export const createMetrics = (stage: string): Metrics =>
 
 export const addMetric = (metrics: Metrics | undefined, name: MetricName, value: number): void => {
   if (metrics !== undefined && value > 0) metrics.addMetric(name, METRIC_UNITS[name], value)
+}
+
+/**
+ * One value with an extra dimension, flushed at once (Powertools' singleMetric): the instance's
+ * rate for one endpoint class.
+ * https://docs.powertools.aws.dev/lambda/typescript/latest/features/metrics/#single-metric
+ */
+export const addClassMetric = (
+  metrics: Metrics | undefined,
+  name: MetricName,
+  endpointClass: string,
+  value: number,
+): void => {
+  if (metrics === undefined || !Number.isFinite(value)) return
+  const single = metrics.singleMetric()
+  single.addDimension('endpointClass', endpointClass)
+  single.addMetric(name, METRIC_UNITS[name], value)
 }
 
 /** Long lists of messageIds are cut in logs; the count is always complete. */

@@ -12,12 +12,13 @@ import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
-import { createPacer, type Pacer, perInstanceRate, unpaced } from './pacer.ts'
+import { type Clock, createPacers, type PacerFor } from './pacer.ts'
 import { deliverBatch } from './worker.ts'
 
 /**
  * Assembles the deliver Lambda: configuration validated once at cold start, one Courier
- * client, one SQS client and one pacer per instance (reused while the instance is warm).
+ * client, one SQS client and one pacer per endpoint class per instance (reused while the
+ * instance is warm, so the rate learnt from Courier's answers carries over between invocations).
  * The local poller (`npm start`) and the tests call this same handler.
  */
 
@@ -27,7 +28,10 @@ export interface DeliverHandlerOptions {
   readonly courier?: CourierClient
   readonly logger?: Logger
   readonly metrics?: Metrics
-  readonly pacer?: Pacer
+  /** Replaces the instance's adaptive pacers (tests). */
+  readonly pacerFor?: PacerFor
+  /** The clock the adaptive pacers wait on (tests). */
+  readonly clock?: Clock
   readonly random?: Random
   /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
   readonly sqsTimeouts?: SqsTimeouts
@@ -45,10 +49,20 @@ export const courierFrom = (config: Config): CourierClient => {
   })
 }
 
-const pacerFrom = (config: Config): Pacer =>
-  config.courier.maxRps === undefined
-    ? unpaced
-    : createPacer(perInstanceRate(config.courier.maxRps, config.delivery.eventSourceMaxConcurrency))
+const pacersFrom = (config: Config, logger: Logger, clock: Clock | undefined) =>
+  createPacers(
+    { maxRps: config.courier.maxRps, instances: config.delivery.eventSourceMaxConcurrency },
+    {
+      ...(clock === undefined ? {} : { clock }),
+      onHalved: ({ endpointClass, from, to }) =>
+        logger.warn('Courier is rate-limiting: the delivery rate halved', {
+          endpointClass,
+          fromRps: Number(from.toPrecision(3)),
+          toRps: Number(to.toPrecision(3)),
+          ceilingRps: config.courier.maxRps,
+        }),
+    },
+  )
 
 export const createDeliverHandler = (options: DeliverHandlerOptions = {}): DeliverHandler => {
   const config = options.config ?? parseConfig(process.env)
@@ -60,6 +74,7 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
   }
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
+  const pacers = pacersFrom(config, logger, options.clock)
   const deps = {
     config,
     logger,
@@ -68,7 +83,8 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     sqs: options.sqs ?? createSqsClient({}, SQS_TIMEOUTS),
     sqsTimeouts: options.sqsTimeouts ?? SQS_TIMEOUTS,
     courier: options.courier ?? courierFrom(config),
-    pacer: options.pacer ?? pacerFrom(config),
+    pacerFor: options.pacerFor ?? pacers,
+    pacers: () => (options.pacerFor === undefined ? pacers.active() : []),
     random: options.random ?? Math.random,
   }
   return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>

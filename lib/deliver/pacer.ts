@@ -1,41 +1,243 @@
 import type { EndpointClass } from '../courier/endpoint-class.ts'
+import type { Outcome } from '../courier/outcome.ts'
+import {
+  CUBIC_DEFAULTS,
+  initialRateState,
+  nextRateState,
+  type RateControlParams,
+  type RateState,
+} from './rate-control.ts'
 
 /**
- * Paces requests to a known Courier budget so the limit is not hit in the first place.
- * `COURIER_MAX_RPS` is for the whole fleet; each deliver instance gets an even share of it
- * (the event source's maximum concurrency caps how many instances run at once).
- * Requests are spaced evenly (no bursts): a burst is what trips a per-second limiter.
+ * Paces the requests of one endpoint class at the rate its controller (rate-control.ts) has
+ * learnt: requests start one by one, evenly spaced, in the order they asked (no bursts: a burst
+ * is what trips a per-second limiter). Every answer is reported back and moves the rate.
+ * One pacer per class in each deliver instance: a limited class (list writes, 20 a minute) never
+ * holds back the others. `COURIER_MAX_RPS` is for the whole fleet; each instance takes an even
+ * share of it as a hard ceiling (the event source's maximum concurrency caps how many instances
+ * run at once).
  */
 
+/** What the pacer hands out with a start: feedback on the request is reported with it. */
+export interface PaceSlot {
+  /** Epoch ms the request started. */
+  readonly sentAt: number
+  /** Whether it had to wait for its turn: only such requests may raise the rate (RFC 7661). */
+  readonly saturated: boolean
+}
+
 export interface Pacer {
-  /** Resolves when the next request may start. */
-  readonly acquire: () => Promise<void>
-  readonly ratePerSecond: number
+  /**
+   * Resolves when the next request of this class may start; with undefined at once when `signal`
+   * aborts first (the caller gave up waiting: nothing was started).
+   */
+  readonly acquire: (signal?: AbortSignal) => Promise<PaceSlot | undefined>
+  /** Courier's answer to a request started with `slot`. */
+  readonly report: (slot: PaceSlot, outcome: Outcome) => void
+  /** The current rate, requests per second (the learnt limit). */
+  readonly ratePerSecond: () => number
+  /**
+   * How long records held back by a 429 without Retry-After wait: one interval at the cut rate,
+   * in whole seconds; undefined when the pacer learns nothing (RATE_LIMIT_DELAY_SECONDS applies).
+   */
+  readonly holdBackSeconds: () => number | undefined
 }
-
-export const perInstanceRate = (fleetRps: number, maxConcurrency: number): number => fleetRps / maxConcurrency
-
-export const createPacer = (ratePerSecond: number, now: () => number = Date.now): Pacer => {
-  const intervalMs = 1_000 / ratePerSecond
-  let nextSlot = 0
-  return {
-    ratePerSecond,
-    acquire: () => {
-      const current = now()
-      const slot = Math.max(current, nextSlot)
-      nextSlot = slot + intervalMs
-      const wait = slot - current
-      return wait <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, wait))
-    },
-  }
-}
-
-export const unpaced: Pacer = { acquire: () => Promise.resolve(), ratePerSecond: Number.POSITIVE_INFINITY }
 
 /**
  * The pacer of each of Courier's endpoint classes (lib/courier/endpoint-class.ts), so a slow or
  * limited class (list writes: 20 a minute) never holds back the others. Callers ask for the
- * class's pacer before every request; what stands behind it (a fixed rate, an adaptive limiter)
- * is the caller's choice.
+ * class's pacer before every request and report its answer; what stands behind it (the adaptive
+ * limiter of createPacers, a fixed rate) is the caller's choice.
  */
 export type PacerFor = (endpoint: EndpointClass) => Pacer
+
+export interface Clock {
+  readonly now: () => number
+  readonly sleep: (ms: number) => Promise<void>
+}
+
+export const realClock: Clock = {
+  now: Date.now,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+}
+
+export const perInstanceRate = (fleetRps: number, maxConcurrency: number): number => fleetRps / maxConcurrency
+
+/** Courier's published limit for list writes: 20 requests a minute. https://www.courier.com/docs/reference/rate-limits */
+export const LISTS_PUBLISHED_RPS = 20 / 60
+
+/** Where a cold instance starts on a class with no published limit: 1 request/s, a few seconds from any real limit. */
+export const COLD_START_RPS = 1
+
+export interface PacerSettings {
+  /** COURIER_MAX_RPS: the whole fleet's known budget, a hard ceiling. */
+  readonly maxRps: number | undefined
+  /** DELIVER_MAX_CONCURRENCY: how many instances share it. */
+  readonly instances: number
+}
+
+/**
+ * The controller's knobs for one class in one instance. A known limit (COURIER_MAX_RPS, or the
+ * lists' published 20/min) is split over the instances; classes without one start at
+ * COLD_START_RPS in slow start. The slow class's steps are scaled to its rate.
+ */
+export const rateParamsFor = (endpointClass: EndpointClass, settings: PacerSettings): RateControlParams => {
+  const ceiling =
+    settings.maxRps === undefined
+      ? Number.POSITIVE_INFINITY
+      : perInstanceRate(settings.maxRps, settings.instances)
+  const published =
+    endpointClass === 'lists' ? perInstanceRate(LISTS_PUBLISHED_RPS, settings.instances) : undefined
+  const known = settings.maxRps === undefined ? published : Math.min(ceiling, published ?? ceiling)
+  const unit = Math.min(COLD_START_RPS, known ?? COLD_START_RPS)
+  return {
+    ...CUBIC_DEFAULTS,
+    initialRate: Math.min(COLD_START_RPS, ceiling),
+    minRate: unit / 2,
+    maxRate: ceiling,
+    knownLimit: known,
+    slowStartGain: CUBIC_DEFAULTS.slowStartGain * unit,
+    unit,
+  }
+}
+
+/** How much of the schedule a late timer or a gap between batches may make up. */
+const CATCH_UP_MS = 100
+
+const isTimeout = (outcome: Outcome) =>
+  outcome.kind === 'transient' && outcome.status === undefined && outcome.reason.startsWith('timeout')
+
+export interface AdaptivePacerOptions {
+  readonly endpointClass: EndpointClass
+  readonly params: RateControlParams
+  readonly clock?: Clock
+  /** Told when the rate has fallen to half of where it was when last told (or its peak since). */
+  readonly onHalved?: (change: { endpointClass: EndpointClass; from: number; to: number }) => void
+}
+
+export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
+  const { endpointClass, params } = options
+  const clock = options.clock ?? realClock
+  let state: RateState = initialRateState(params)
+  let reference = state.rate
+  let lastStart = Number.NEGATIVE_INFINITY
+  const waiting: { readonly arrived: number; readonly start: (slot: PaceSlot | undefined) => void }[] = []
+  let pumping = false
+
+  // One loop hands out starts in arrival order; it re-reads the rate after every wait, so a cut
+  // applies to requests already waiting.
+  const pump = async () => {
+    if (pumping) return
+    pumping = true
+    try {
+      while (waiting.length > 0) {
+        const interval = 1_000 / state.rate
+        const now = clock.now()
+        const due = lastStart + interval
+        if (due > now) {
+          await clock.sleep(due - now)
+          continue
+        }
+        // A timer that fired late, or a short gap between two batches, keeps the schedule: up to
+        // CATCH_UP_MS of missed starts are made up (a burst that small trips no per-second
+        // limiter); after a longer idle spell the schedule restarts from now.
+        lastStart = Math.max(due, now - Math.max(interval, CATCH_UP_MS))
+        const next = waiting.shift() as (typeof waiting)[number]
+        next.start({ sentAt: now, saturated: now > next.arrived })
+      }
+    } finally {
+      pumping = false
+    }
+  }
+
+  return {
+    acquire: (signal) =>
+      new Promise<PaceSlot | undefined>((start) => {
+        if (signal?.aborted === true) return start(undefined)
+        const waiter = { arrived: clock.now(), start }
+        waiting.push(waiter)
+        signal?.addEventListener(
+          'abort',
+          () => {
+            const index = waiting.indexOf(waiter)
+            if (index >= 0) waiting.splice(index, 1)
+            start(undefined)
+          },
+          { once: true },
+        )
+        void pump()
+      }),
+    report: (slot, outcome) => {
+      const at = clock.now()
+      const before = state.rate
+      if (outcome.kind === 'rate-limited' || isTimeout(outcome)) {
+        state = nextRateState(
+          state,
+          { kind: outcome.kind === 'rate-limited' ? 'rate-limited' : 'timeout', sentAt: slot.sentAt, at },
+          params,
+        )
+      } else {
+        state = nextRateState(
+          state,
+          { kind: 'success', sentAt: slot.sentAt, at, saturated: slot.saturated },
+          params,
+        )
+      }
+      if (state.rate > reference) reference = state.rate
+      if (state.rate < before && state.rate <= reference / 2) {
+        options.onHalved?.({ endpointClass, from: reference, to: state.rate })
+        reference = state.rate
+      }
+    },
+    ratePerSecond: () => state.rate,
+    holdBackSeconds: () => Math.max(1, Math.ceil(1 / state.rate)),
+  }
+}
+
+/**
+ * A pacer that never waits and learns nothing: the relay before it learnt Courier's limit (a 429
+ * then holds the batch for RATE_LIMIT_DELAY_SECONDS). The benchmark's baseline.
+ */
+export const unpaced: Pacer = {
+  acquire: (signal) =>
+    Promise.resolve(signal?.aborted === true ? undefined : { sentAt: Date.now(), saturated: false }),
+  report: () => undefined,
+  ratePerSecond: () => Number.POSITIVE_INFINITY,
+  holdBackSeconds: () => undefined,
+}
+
+/** A fixed rate that learns nothing: a known budget nobody else shares. */
+export const createPacer = (ratePerSecond: number, clock: Clock = realClock): Pacer =>
+  createAdaptivePacer({
+    endpointClass: 'inbound',
+    params: {
+      ...CUBIC_DEFAULTS,
+      initialRate: ratePerSecond,
+      minRate: ratePerSecond,
+      maxRate: ratePerSecond,
+      knownLimit: ratePerSecond,
+      unit: ratePerSecond,
+    },
+    clock,
+  })
+
+/** One adaptive pacer per endpoint class, made on first use: what each deliver instance holds. */
+export const createPacers = (
+  settings: PacerSettings,
+  options: Pick<AdaptivePacerOptions, 'clock' | 'onHalved'> = {},
+): PacerFor & { readonly active: () => readonly (readonly [EndpointClass, Pacer])[] } => {
+  const pacers = new Map<EndpointClass, Pacer>()
+  const pacerFor = (endpointClass: EndpointClass) => {
+    let pacer = pacers.get(endpointClass)
+    if (pacer === undefined) {
+      pacer = createAdaptivePacer({
+        ...options,
+        endpointClass,
+        params: rateParamsFor(endpointClass, settings),
+      })
+      pacers.set(endpointClass, pacer)
+    }
+    return pacer
+  }
+  return Object.assign(pacerFor, { active: () => [...pacers.entries()] })
+}

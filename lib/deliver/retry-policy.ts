@@ -8,7 +8,7 @@ import type { Outcome } from '../courier/outcome.ts'
  *
  * | Courier answer                 | action                                                    |
  * | 2xx, 409 on /inbound (duplicate) | delete                                                  |
- * | 429                            | hold it and the rest of the batch: Retry-After, else ≥ 60 s backoff |
+ * | 429                            | hold it and the rest of the batch: Retry-After, else the cut rate's interval |
  * | 408, 409 elsewhere, 5xx ≠ 501, timeout, reset | retry after full-jitter backoff from the receive count, or the answer's Retry-After |
  * | x-should-retry: true / false   | Courier's verdict, already folded into the outcome (classifyStatus) |
  * | 401, 403                       | retry slowly, never drop (a config mistake)                |
@@ -53,14 +53,17 @@ export const decide = (
   receiveCount: number,
   retry: Config['retry'],
   random: Random = Math.random,
+  /** After a 429 without Retry-After: the wait the class's cut rate implies (Pacer.holdBackSeconds). */
+  rateLimitHoldSeconds?: number,
 ): Decision => {
   switch (outcome.kind) {
     case 'delivered':
       return { action: 'delete' }
     case 'rate-limited': {
-      // Courier's own word on when to come back wins (capped); without it wait at least
-      // RATE_LIMIT_DELAY_SECONDS, growing with the backoff so a long storm does not burn receives.
-      if (outcome.retryAfterSeconds === undefined) {
+      // Courier's own word on when to come back wins (capped). Without it the records wait what
+      // the class's cut rate implies (seconds: the rate, not the wait, keeps the 429s rare), at
+      // most RATE_LIMIT_DELAY_SECONDS; with no rate to go by, RATE_LIMIT_DELAY_SECONDS ±20%.
+      if (outcome.retryAfterSeconds === undefined && rateLimitHoldSeconds === undefined) {
         const backoff = retryDelaySeconds(receiveCount, retry.baseSeconds, retry.maxSeconds, random)
         return {
           action: 'retry',
@@ -68,9 +71,12 @@ export const decide = (
           holdBatch: true,
         }
       }
+      // The cut rate's wait is treated as Courier's own short Retry-After would be.
+      const wait =
+        outcome.retryAfterSeconds ?? Math.min(retry.rateLimitDelaySeconds, rateLimitHoldSeconds ?? 1)
       return {
         action: 'retry',
-        delaySeconds: honouredRetryAfter(outcome.retryAfterSeconds, receiveCount, retry, random),
+        delaySeconds: honouredRetryAfter(wait, receiveCount, retry, random),
         holdBatch: true,
       }
     }

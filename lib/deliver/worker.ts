@@ -7,6 +7,7 @@ import type { Config } from '../config.ts'
 import { audienceChangeOf } from '../courier/audience.ts'
 import type { CourierClient, SendResult } from '../courier/client.ts'
 import { CourierError } from '../courier/courier-error.ts'
+import { endpointClassOf } from '../courier/endpoint-class.ts'
 import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
@@ -18,9 +19,9 @@ import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
-import { addMetric } from '../telemetry.ts'
+import { addClassMetric, addMetric } from '../telemetry.ts'
 import { giveUpReason } from './expiry.ts'
-import type { Pacer } from './pacer.ts'
+import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 
 /**
@@ -37,7 +38,10 @@ export interface DeliverDeps {
   readonly courier: CourierClient
   readonly logger: Logger
   readonly metrics?: Metrics | undefined
-  readonly pacer: Pacer
+  /** The pacer of each endpoint class in this instance (pacer.ts): the learnt rate lives there. */
+  readonly pacerFor: PacerFor
+  /** The pacers in use, for the CourierRate metric. */
+  readonly pacers?: () => readonly (readonly [string, Pacer])[]
   readonly random?: Random
   /** The timeouts `sqs` was created with: they size the margin kept to finish (default SQS_TIMEOUTS). */
   readonly sqsTimeouts?: SqsTimeouts
@@ -108,12 +112,47 @@ const eventOf = (record: SQSRecord): SegmentEvent | undefined => {
 interface Sent {
   readonly outcome: Outcome
   readonly error: CourierError | undefined
+  /** After a 429: the wait the class's cut rate implies (Pacer.holdBackSeconds). */
+  readonly holdBackSeconds?: number | undefined
+}
+
+/** A call not made: the batch was rate-limited while it waited its turn, or the deadline came first. */
+interface Unsent {
+  readonly unsent: 'held' | 'late'
+}
+
+const HELD_BACK = 'held back: Courier rate-limited this batch'
+const NOT_STARTED = 'not attempted before the deadline'
+
+/**
+ * One call through its endpoint class's pacer, its answer reported back to move the learnt rate.
+ * A call still waiting its turn when `held` aborts (another record of the batch met a 429) is
+ * not sent into the refusal; none waits past the deadline.
+ */
+const pacedSend = async (
+  deps: DeliverDeps,
+  request: CourierRequest,
+  deadline: number,
+  held: AbortSignal | undefined,
+): Promise<{ result: SendResult; holdBackSeconds: number | undefined } | Unsent> => {
+  const pacer = deps.pacerFor(endpointClassOf(request.path))
+  const timeout = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
+  const slot = await pacer.acquire(held === undefined ? timeout : AbortSignal.any([held, timeout]))
+  if (slot === undefined) return { unsent: held?.aborted === true ? 'held' : 'late' }
+  // A call the invocation's deadline cuts shorter than COURIER_TIMEOUT_MS may time out for that
+  // reason alone: such a timeout says nothing about Courier, so it does not move the rate.
+  const cutShort = deadline - Date.now() < deps.config.courier.timeoutMs
+  const result = await deps.courier.send(request, { deadline })
+  if (!(cutShort && result.outcome.kind === 'transient' && result.status === undefined)) {
+    pacer.report(slot, result.outcome)
+  }
+  return { result, holdBackSeconds: pacer.holdBackSeconds() }
 }
 
 const DELIVERED: Sent = { outcome: { kind: 'delivered', status: 202 }, error: undefined }
 
 /** A failed answer, its reason naming the call when it was not the inbound one (a DLQ reader needs to know which). */
-const failure = (request: CourierRequest, result: SendResult): Sent => {
+const failure = (request: CourierRequest, result: SendResult, holdBackSeconds?: number): Sent => {
   const named =
     request.path === '/inbound/segment' ||
     result.outcome.kind === 'delivered' ||
@@ -123,6 +162,7 @@ const failure = (request: CourierRequest, result: SendResult): Sent => {
   const { message, type } = readCourierErrorBody(result.body) ?? {}
   return {
     outcome: named,
+    holdBackSeconds,
     error:
       named.kind === 'delivered'
         ? undefined
@@ -150,13 +190,17 @@ const sendStep = async (
   event: SegmentEvent,
   rawEvent: string,
   deadline: number,
-): Promise<Sent> => {
+  held: AbortSignal | undefined,
+): Promise<Sent | Unsent> => {
   let call: CourierRequest = request
   if (request.tenantMerge !== undefined) {
     const read: CourierRequest = { method: 'GET', path: request.path }
-    await deps.pacer.acquire()
-    const current = await deps.courier.send(read, { deadline })
-    if (current.status !== 404 && current.outcome.kind !== 'delivered') return failure(read, current)
+    const paced = await pacedSend(deps, read, deadline, held)
+    if ('unsent' in paced) return paced
+    const current = paced.result
+    if (current.status !== 404 && current.outcome.kind !== 'delivered') {
+      return failure(read, current, paced.holdBackSeconds)
+    }
     const { traits, fallbackName } = request.tenantMerge
     const body = mergeTenant(current.status === 404 ? undefined : current.body, traits, fallbackName)
     call = { method: 'PUT', path: request.path, body }
@@ -164,11 +208,12 @@ const sendStep = async (
     // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
     call = { ...request, rawBody: rawEvent }
   }
-  await deps.pacer.acquire()
-  const result = await deps.courier.send(call, { deadline })
+  const paced = await pacedSend(deps, call, deadline, request.tenantMerge === undefined ? held : undefined)
+  if ('unsent' in paced) return paced
+  const { result } = paced
   // Removing what is already gone is done.
   if (request.deletion === true && result.status === 404) return DELIVERED
-  return result.outcome.kind === 'delivered' ? DELIVERED : failure(call, result)
+  return result.outcome.kind === 'delivered' ? DELIVERED : failure(call, result, paced.holdBackSeconds)
 }
 
 /**
@@ -183,12 +228,16 @@ const sendAll = async (
   ids: Identities,
   rawEvent: string,
   deadline: number,
+  held: AbortSignal,
 ) => {
   const route = routeEvent(event, { groupTenants: deps.config.courier.groupTenants }, ids)
   if ('skip' in route) return { skipped: route.skip }
   const failures: Sent[] = []
-  for (const request of route) {
-    const sent = await sendStep(deps, request, event, rawEvent, deadline)
+  for (const [index, request] of route.entries()) {
+    // Only the event's first call gives way to a 429 elsewhere in the batch: once one call went
+    // out the event is half delivered, and finishing it now is what keeps its calls in order.
+    const sent = await sendStep(deps, request, event, rawEvent, deadline, index === 0 ? held : undefined)
+    if ('unsent' in sent) return sent
     if (sent.outcome.kind === 'delivered') continue
     if (request.deletion !== true) return sent
     failures.push(sent)
@@ -279,6 +328,7 @@ const deliverRecord = async (
   deps: DeliverDeps,
   record: SQSRecord,
   deadline: number,
+  held: AbortSignal = new AbortController().signal,
 ): Promise<RecordResult> => {
   const parsed = parseRecord(record)
   const event = 'event' in parsed ? parsed.event : undefined
@@ -288,11 +338,22 @@ const deliverRecord = async (
   if ('error' in parsed) {
     decision = { action: 'dead-letter', reason: parsed.error, status: 0 }
   } else {
-    const sent = await sendAll(deps, parsed.event, parsed.ids, record.body, deadline)
+    const sent = await sendAll(deps, parsed.event, parsed.ids, record.body, deadline, held)
     if ('skipped' in sent) return { outcome: 'skipped', event, reason: sent.skipped }
+    if ('unsent' in sent) {
+      return sent.unsent === 'held'
+        ? { outcome: 'held-back', event, status: 429, reason: HELD_BACK }
+        : { outcome: 'retried', event, delaySeconds: UNSTARTED_DELAY_SECONDS, reason: NOT_STARTED }
+    }
     status = sent.outcome.status
     courierError = sent.error
-    decision = decide(sent.outcome, receiveCountOf(record), deps.config.retry, deps.random)
+    decision = decide(
+      sent.outcome,
+      receiveCountOf(record),
+      deps.config.retry,
+      deps.random,
+      sent.holdBackSeconds,
+    )
     if (sent.outcome.kind === 'delivered') {
       addMetric(deps.metrics, 'DeliveryLatency', latencyMs(parsed.event) ?? 0)
     }
@@ -377,6 +438,7 @@ export const deliverBatch = async (
   const results = new Map<SQSRecord, RecordResult>()
   const groups = byGroup(records)
   let holdBackSeconds: number | undefined
+  const held = new AbortController()
   let next = 0
 
   const deliverGroup = async (group: readonly SQSRecord[]) => {
@@ -384,7 +446,7 @@ export const deliverBatch = async (
       if (holdBackSeconds !== undefined || Date.now() >= deadline) return
       let result: RecordResult
       try {
-        result = await deliverRecord(deps, record, deadline)
+        result = await deliverRecord(deps, record, deadline, held.signal)
       } catch (error) {
         // Unknown errors are retried, never classified as permanent: a bug must not drop events.
         deps.logger.error('unexpected error delivering a record', {
@@ -394,7 +456,10 @@ export const deliverBatch = async (
         result = { outcome: 'retried', delaySeconds: deps.config.retry.baseSeconds, reason: String(error) }
       }
       results.set(record, result)
-      if (result.holdBatch) holdBackSeconds = Math.max(holdBackSeconds ?? 0, result.delaySeconds ?? 0)
+      if (result.holdBatch) {
+        holdBackSeconds = Math.max(holdBackSeconds ?? 0, result.delaySeconds ?? 0)
+        held.abort()
+      }
       if (isRetry(result)) {
         for (const later of group.slice(index + 1)) {
           results.set(later, {
@@ -418,6 +483,12 @@ export const deliverBatch = async (
   await Promise.all(Array.from({ length: workers }, worker))
 
   for (const record of records) {
+    // Calls given up while waiting their turn (and the user's later events behind them) wait as
+    // long as the batch's 429 said, known only now.
+    const result = results.get(record)
+    if (result?.outcome === 'held-back' || result?.reason?.endsWith('(held-back)') === true) {
+      results.set(record, { ...result, delaySeconds: holdBackSeconds ?? 1 })
+    }
     if (results.has(record)) continue
     results.set(
       record,
@@ -426,12 +497,12 @@ export const deliverBatch = async (
             outcome: 'held-back',
             delaySeconds: holdBackSeconds,
             status: 429,
-            reason: 'held back: Courier rate-limited this batch',
+            reason: HELD_BACK,
           }
         : {
             outcome: 'retried',
             delaySeconds: UNSTARTED_DELAY_SECONDS,
-            reason: 'not attempted before the deadline',
+            reason: NOT_STARTED,
           },
     )
   }
@@ -529,6 +600,9 @@ const finish = async (
   for (const [outcome, count] of Object.entries(counts)) {
     const name = METRIC_OF[outcome as RecordOutcome]
     addMetric(deps.metrics, name, count)
+  }
+  for (const [endpointClass, pacer] of deps.pacers?.() ?? []) {
+    addClassMetric(deps.metrics, 'CourierRate', endpointClass, pacer.ratePerSecond())
   }
   await changeVisibility(deps.sqs, deps.config.queue.url, changes, deps.logger, {
     receivedAtMs: earliestReceive(invokedAt),

@@ -3,8 +3,9 @@
  * machine through the real handlers, the embedded SQS and the Courier sandbox on loopback.
  * Prints one Markdown table (also written to tests/bench/latest.md for the README).
  *
- *   npm run bench                              # full run, about 4 minutes
- *   BENCH_OUTAGE_SECONDS=10 npm run bench      # shorter outage for a quick look
+ *   npm run bench                              # full run, about 9 minutes
+ *   BENCH_OUTAGE_SECONDS=10 BENCH_SETTLE_SECONDS=8 BENCH_MEASURE_SECONDS=8 npm run bench   # a quick look
+ *   BENCH_ONLY=adaptive npm run bench          # only the unknown-limit rows
  */
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT'
 process.env.POWERTOOLS_METRICS_DISABLED = 'true'
@@ -20,6 +21,7 @@ const { startCourierSandbox } = await import('../../lib/local/courier-sandbox.ts
 const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
 const { createAudienceSyncHandler } = await import('../../lib/deliver/audience-handler.ts')
 const { AUDIENCE_SYNC_INSTANCES } = await import('../../lib/deliver/audience-sync.ts')
+const { unpaced } = await import('../../lib/deliver/pacer.ts')
 const { createIngestHandler } = await import('../../lib/ingest/handler.ts')
 const { createLambdaContext } = await import('../../lib/local/lambda-context.ts')
 const { startLocalQueues } = await import('../../lib/local/queues.ts')
@@ -30,6 +32,10 @@ const { identify, segmentRequest, track } = await import('../support/fixtures.ts
 
 const R = Number(process.env.BENCH_RPS ?? 50)
 const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? 60)
+/** The unknown-limit rows: settle for this long, then measure for this long. */
+const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 15)
+const MEASURE_SECONDS = Number(process.env.BENCH_MEASURE_SECONDS ?? 15)
+const ONLY = process.env.BENCH_ONLY
 const INSTANCES = 5
 const root = new URL('../../', import.meta.url)
 
@@ -124,14 +130,18 @@ const countingClient = () => {
   )
   return { sqs, counter }
 }
-const startDelivery = (extra: Record<string, string> = {}) => {
+const startDelivery = (extra: Record<string, string> = {}, fixed = false) => {
   const sqs = createSqsClient({ endpoint: queues.endpoint })
   const config = parseConfig({ ...env, ...extra })
   return startPoller({
     sqs,
     queueUrl: queues.queueUrl,
     queueArn: queues.queueArn,
-    handler: Array.from({ length: INSTANCES }, () => createDeliverHandler({ config, sqs, logger })),
+    // `fixed`: the relay before it learnt the limit (no pacing, a 429 parks the batch for
+    // RATE_LIMIT_DELAY_SECONDS), the baseline the adaptive rows are compared with.
+    handler: Array.from({ length: INSTANCES }, () =>
+      createDeliverHandler({ config, sqs, logger, ...(fixed ? { pacerFor: () => unpaced } : {}) }),
+    ),
     maxConcurrency: INSTANCES,
     waitTimeSeconds: 1,
     functionTimeoutMs: 60_000,
@@ -139,216 +149,314 @@ const startDelivery = (extra: Record<string, string> = {}) => {
   })
 }
 
-// 1. Ingest throughput and SQS calls per 1,000 events.
-console.error('ingest throughput…')
-for (const [label, perRequest, requests] of [
-  ['single-event requests', 1, 3_000],
-  ['100-event batches', 100, 300],
-] as const) {
-  queues.server.reset()
-  const { sqs, counter } = countingClient()
-  const ingest = createIngestHandler({ config: parseConfig(env), sqs, logger })
-  const bodies = Array.from({ length: requests }, () =>
-    JSON.stringify(
-      perRequest === 1
-        ? track()
-        : Array.from({ length: perRequest }, (_, i) => (i % 2 ? track() : identify())),
-    ),
-  )
-  const started = performance.now()
-  await inParallel(bodies, 8, async (body) => {
-    const answer = await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
-    if (answer.statusCode !== 200) throw new Error(`ingest answered ${answer.statusCode}`)
-  })
-  const seconds = (performance.now() - started) / 1_000
-  const events = perRequest * requests
-  const perThousand = (counter.batches / events) * 1_000
-  row(
-    `Ingest throughput, ${label} (8 in flight)`,
-    `${Math.round(events / seconds).toLocaleString('en')} events/s`,
-  )
-  row(
-    `SQS SendMessageBatch calls per 1,000 events, ${label}`,
-    perThousand.toFixed(0),
-    perRequest === 1 ? '1,000 (one per request)' : '100 (the floor: 10 per call)',
-    perRequest === 1 ? perThousand <= 1_000 : perThousand <= 100,
-  )
-  sqs.destroy()
-}
-
-// 2. Ingest latency with Courier healthy, then answering every request 429.
-console.error('ingest isolation…')
-queues.server.reset()
-sandbox.reset()
-// Delivery runs in its own process, as the deliver Lambda runs apart from ingest.
-const isolation = spawn(process.execPath, [CHILD], {
-  env: childEnv({ INSTANCES: String(INSTANCES) }),
-  stdio: 'ignore',
-})
 const ingest = createIngestHandler({
   config: parseConfig(env),
   sqs: createSqsClient({ endpoint: queues.endpoint }),
   logger,
 })
-const latencies = async () => {
-  const samples: number[] = []
-  const bodies = Array.from({ length: 600 }, () => JSON.stringify(Array.from({ length: 10 }, () => track())))
-  await inParallel(bodies, 4, async (body) => {
+/** BENCH_ONLY=adaptive (or ingest, isolation, paced, drain, bundles, memory) runs one section. */
+const runs = (section: string) => ONLY === undefined || ONLY === section
+
+// 1. Ingest throughput and SQS calls per 1,000 events.
+if (runs('ingest')) {
+  console.error('ingest throughput…')
+  for (const [label, perRequest, requests] of [
+    ['single-event requests', 1, 3_000],
+    ['100-event batches', 100, 300],
+  ] as const) {
+    queues.server.reset()
+    const { sqs, counter } = countingClient()
+    const ingest = createIngestHandler({ config: parseConfig(env), sqs, logger })
+    const bodies = Array.from({ length: requests }, () =>
+      JSON.stringify(
+        perRequest === 1
+          ? track()
+          : Array.from({ length: perRequest }, (_, i) => (i % 2 ? track() : identify())),
+      ),
+    )
     const started = performance.now()
-    await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
-    samples.push(performance.now() - started)
-  })
-  return samples.slice(50) // past the warm-up
+    await inParallel(bodies, 8, async (body) => {
+      const answer = await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
+      if (answer.statusCode !== 200) throw new Error(`ingest answered ${answer.statusCode}`)
+    })
+    const seconds = (performance.now() - started) / 1_000
+    const events = perRequest * requests
+    const perThousand = (counter.batches / events) * 1_000
+    row(
+      `Ingest throughput, ${label} (8 in flight)`,
+      `${Math.round(events / seconds).toLocaleString('en')} events/s`,
+    )
+    row(
+      `SQS SendMessageBatch calls per 1,000 events, ${label}`,
+      perThousand.toFixed(0),
+      perRequest === 1 ? '1,000 (one per request)' : '100 (the floor: 10 per call)',
+      perRequest === 1 ? perThousand <= 1_000 : perThousand <= 100,
+    )
+    sqs.destroy()
+  }
 }
-const healthy = await latencies()
-sandbox.setFaults({ rateLimitShare: 1 })
-await sleep(1_000)
-const limited = await latencies()
-isolation.kill('SIGTERM')
-await new Promise((resolve) => isolation.once('exit', resolve))
-const ratio = percentile(limited, 99) / percentile(healthy, 99)
-const fmt = (samples: number[]) =>
-  `p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms`
-row('Ingest latency, 10-event requests, Courier healthy', fmt(healthy))
-row('Ingest latency, 10-event requests, Courier answering 100% 429', fmt(limited))
-row('Isolation: p99 under 429 storm ÷ p99 healthy', ratio.toFixed(2), '≤ 1.2', ratio <= 1.2)
+
+// 2. Ingest latency with Courier healthy, then answering every request 429.
+if (runs('isolation')) {
+  console.error('ingest isolation…')
+  queues.server.reset()
+  sandbox.reset()
+  // Delivery runs in its own process, as the deliver Lambda runs apart from ingest.
+  const isolation = spawn(process.execPath, [CHILD], {
+    env: childEnv({ INSTANCES: String(INSTANCES) }),
+    stdio: 'ignore',
+  })
+  const latencies = async () => {
+    const samples: number[] = []
+    const bodies = Array.from({ length: 600 }, () =>
+      JSON.stringify(Array.from({ length: 10 }, () => track())),
+    )
+    await inParallel(bodies, 4, async (body) => {
+      const started = performance.now()
+      await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
+      samples.push(performance.now() - started)
+    })
+    return samples.slice(50) // past the warm-up
+  }
+  const healthy = await latencies()
+  sandbox.setFaults({ rateLimitShare: 1 })
+  await sleep(1_000)
+  const limited = await latencies()
+  isolation.kill('SIGTERM')
+  await new Promise((resolve) => isolation.once('exit', resolve))
+  const ratio = percentile(limited, 99) / percentile(healthy, 99)
+  const fmt = (samples: number[]) =>
+    `p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms`
+  row('Ingest latency, 10-event requests, Courier healthy', fmt(healthy))
+  row('Ingest latency, 10-event requests, Courier answering 100% 429', fmt(limited))
+  row('Isolation: p99 under 429 storm ÷ p99 healthy', ratio.toFixed(2), '≤ 1.2', ratio <= 1.2)
+}
 
 // 3. Delivery against a Courier limited to R requests/s, paced with COURIER_MAX_RPS=R.
-console.error(`delivery at ${R} req/s…`)
-queues.server.reset()
-sandbox.reset()
-sandbox.setFaults({ maxRps: R })
-const backlog = Array.from({ length: R * 22 }, () => track())
-for (let i = 0; i < backlog.length; i += 100) {
-  await ingest(
-    segmentRequest(JSON.stringify(backlog.slice(i, i + 100))),
-    createLambdaContext('ingest', 6_000),
+if (runs('paced')) {
+  console.error(`delivery at ${R} req/s…`)
+  queues.server.reset()
+  sandbox.reset()
+  sandbox.setFaults({ maxRps: R })
+  const backlog = Array.from({ length: R * 22 }, () => track())
+  for (let i = 0; i < backlog.length; i += 100) {
+    await ingest(
+      segmentRequest(JSON.stringify(backlog.slice(i, i + 100))),
+      createLambdaContext('ingest', 6_000),
+    )
+  }
+  const paced = startDelivery({ COURIER_MAX_RPS: String(R) })
+  await sleep(3_000) // settle
+  const windowStart = sandbox.received.length
+  const windowStartAt = Date.now()
+  await sleep(15_000)
+  const window = sandbox.received.slice(windowStart)
+  const windowSeconds = (Date.now() - windowStartAt) / 1_000
+  await paced.stop()
+  const deliveredRate = window.filter((r) => r.status === 202).length / windowSeconds
+  const share429 = window.filter((r) => r.status === 429).length / Math.max(1, window.length)
+  row(
+    `Known limit (COURIER_MAX_RPS = R = ${R} req/s): utilization (delivered/s ÷ R, settled)`,
+    (deliveredRate / R).toFixed(3),
+    '≥ 0.97',
+    deliveredRate / R >= 0.97,
+  )
+  row(
+    'Share of Courier requests answered 429 (settled)',
+    `${(share429 * 100).toFixed(1)}%`,
+    '≤ 5%',
+    share429 <= 0.05,
   )
 }
-const paced = startDelivery({ COURIER_MAX_RPS: String(R) })
-await sleep(3_000) // settle
-const windowStart = sandbox.received.length
-const windowStartAt = Date.now()
-await sleep(15_000)
-const window = sandbox.received.slice(windowStart)
-const windowSeconds = (Date.now() - windowStartAt) / 1_000
-await paced.stop()
-const deliveredRate = window.filter((r) => r.status === 202).length / windowSeconds
-const share429 = window.filter((r) => r.status === 429).length / Math.max(1, window.length)
-row(
-  `Delivery utilization at R = ${R} req/s (delivered/s ÷ R, settled)`,
-  (deliveredRate / R).toFixed(3),
-  '≥ 0.95',
-  deliveredRate / R >= 0.95,
-)
-row(
-  'Share of Courier requests answered 429 (settled)',
-  `${(share429 * 100).toFixed(1)}%`,
-  '≤ 5%',
-  share429 <= 0.05,
-)
+
+// 3b. An unknown limit: the sandbox allows R requests/s (a fixed one-second window, 429 beyond),
+// the relay is not told (no COURIER_MAX_RPS). Adaptive rate against today's fixed behaviour.
+const enqueueBacklog = async (events: number) => {
+  for (let i = 0; i < events; i += 100) {
+    const batch = Array.from({ length: Math.min(100, events - i) }, () => track())
+    await ingest(segmentRequest(JSON.stringify(batch)), createLambdaContext('ingest', 6_000))
+  }
+}
+/** 2xx/s ÷ limit and the share answered 429, over sandbox requests between two times. */
+const measureWindow = (from: number, to: number, limit: number) => {
+  const window = sandbox.received.filter((r) => r.at >= from && r.at < to)
+  const ok = window.filter((r) => r.status >= 200 && r.status < 300).length
+  const refused = window.filter((r) => r.status === 429).length
+  return { utilization: ok / ((to - from) / 1_000) / limit, share429: refused / Math.max(1, window.length) }
+}
+const unknownLimit = async (rps: number, retryAfter: boolean, fixed: boolean) => {
+  queues.server.reset()
+  sandbox.reset()
+  sandbox.setFaults({ maxRps: rps, retryAfter: retryAfter ? { seconds: 1 } : 'none' })
+  await enqueueBacklog(Math.ceil(rps * (SETTLE_SECONDS + MEASURE_SECONDS) * 1.3) + 200)
+  // today's default RATE_LIMIT_DELAY_SECONDS for the baseline; the adaptive rate needs none
+  const delivery = startDelivery({ RATE_LIMIT_DELAY_SECONDS: '60' }, fixed)
+  await sleep(SETTLE_SECONDS * 1_000)
+  const from = Date.now()
+  await sleep(MEASURE_SECONDS * 1_000)
+  const measured = measureWindow(from, Date.now(), rps)
+  await delivery.stop()
+  return measured
+}
+if (runs('adaptive')) {
+  for (const rps of [20, 200]) {
+    for (const retryAfter of [false, true]) {
+      const label = `R = ${rps} req/s, 429 ${retryAfter ? 'with Retry-After: 1' : 'without Retry-After'}`
+      console.error(`unknown limit, ${label}…`)
+      const today = await unknownLimit(rps, retryAfter, true)
+      const adaptive = await unknownLimit(rps, retryAfter, false)
+      const pass = adaptive.utilization >= 0.9 && adaptive.share429 <= 0.05
+      row(
+        `Unknown limit, ${label}: utilization (2xx/s ÷ R) / share of requests answered 429, settled`,
+        `adaptive ${adaptive.utilization.toFixed(2)} / ${(adaptive.share429 * 100).toFixed(1)}%; today (fixed) ${today.utilization.toFixed(2)} / ${(today.share429 * 100).toFixed(1)}%; gain × ${today.utilization >= 0.01 ? (adaptive.utilization / today.utilization).toFixed(2) : '∞'}`,
+        '≥ 0.90 / ≤ 5%',
+        pass,
+      )
+    }
+  }
+
+  // The limit drops from R to R/4 mid-run, then comes back: seconds until a 3 s window is settled
+  // again (utilization ≥ 0.90 of the new limit, ≤ 5% answered 429).
+  const DROP_R = 200
+  const PHASE_SECONDS = 20
+  console.error(`limit ${DROP_R} → ${DROP_R / 4} → ${DROP_R} req/s…`)
+  queues.server.reset()
+  sandbox.reset()
+  sandbox.setFaults({ maxRps: DROP_R, retryAfter: 'none' })
+  await enqueueBacklog(Math.ceil(DROP_R * (SETTLE_SECONDS + 2 * PHASE_SECONDS) * 1.2))
+  const dropping = startDelivery()
+  await sleep(SETTLE_SECONDS * 1_000)
+  const droppedAt = Date.now()
+  sandbox.setFaults({ maxRps: DROP_R / 4 })
+  await sleep(PHASE_SECONDS * 1_000)
+  const restoredAt = Date.now()
+  sandbox.setFaults({ maxRps: DROP_R })
+  await sleep(PHASE_SECONDS * 1_000)
+  await dropping.stop()
+  const settledAfter = (changedAt: number, limit: number) => {
+    for (let offset = 0; offset + 3_000 <= PHASE_SECONDS * 1_000; offset += 250) {
+      const { utilization, share429 } = measureWindow(changedAt + offset, changedAt + offset + 3_000, limit)
+      if (utilization >= 0.9 && share429 <= 0.05) return offset / 1_000
+    }
+    return Number.POSITIVE_INFINITY
+  }
+  const down = settledAfter(droppedAt, DROP_R / 4)
+  const up = settledAfter(restoredAt, DROP_R)
+  row(
+    `Limit drops ${DROP_R} → ${DROP_R / 4} req/s, then back: settled again (3 s at ≥ 0.90 used, ≤ 5% 429) after`,
+    `${Number.isFinite(down) ? `${down.toFixed(1)} s` : `not within ${PHASE_SECONDS} s`} / ${Number.isFinite(up) ? `${up.toFixed(1)} s` : `not within ${PHASE_SECONDS} s`}`,
+    '≤ 15 s each',
+    down <= 15 && up <= 15,
+  )
+}
 
 // 4. Drain after an outage: backlog builds while Courier is down, then it returns (limited to R).
-console.error(`drain after a ${OUTAGE_SECONDS} s outage…`)
-queues.server.reset()
-sandbox.reset()
-sandbox.setFaults({ outage: true })
-const draining = startDelivery({ COURIER_MAX_RPS: String(R) })
-const arrivalPerSecond = Math.round(R / 2)
-for (let second = 0; second < OUTAGE_SECONDS; second++) {
-  const events = Array.from({ length: arrivalPerSecond }, () => identify())
-  await ingest(segmentRequest(JSON.stringify(events)), createLambdaContext('ingest', 6_000))
-  await sleep(1_000)
+if (runs('drain')) {
+  console.error(`drain after a ${OUTAGE_SECONDS} s outage…`)
+  queues.server.reset()
+  sandbox.reset()
+  sandbox.setFaults({ outage: true })
+  const draining = startDelivery({ COURIER_MAX_RPS: String(R) })
+  const arrivalPerSecond = Math.round(R / 2)
+  for (let second = 0; second < OUTAGE_SECONDS; second++) {
+    const events = Array.from({ length: arrivalPerSecond }, () => identify())
+    await ingest(segmentRequest(JSON.stringify(events)), createLambdaContext('ingest', 6_000))
+    await sleep(1_000)
+  }
+  const backlogSize = depth()
+  sandbox.setFaults({ outage: false, maxRps: R })
+  const recovered = Date.now()
+  const drained = await until(() => depth() === 0, 10 * 60_000)
+  const drainSeconds = (Date.now() - recovered) / 1_000
+  await draining.stop()
+  const ideal = backlogSize / R
+  row(
+    `Drain after a ${OUTAGE_SECONDS} s outage: ${backlogSize} queued events at R = ${R}`,
+    `${drainSeconds.toFixed(1)} s (${(drainSeconds / ideal).toFixed(2)} × backlog ÷ R = ${ideal.toFixed(1)} s)`,
+    '≤ 1.2 × backlog ÷ R',
+    drained && drainSeconds <= 1.2 * ideal,
+  )
 }
-const backlogSize = depth()
-sandbox.setFaults({ outage: false, maxRps: R })
-const recovered = Date.now()
-const drained = await until(() => depth() === 0, 10 * 60_000)
-const drainSeconds = (Date.now() - recovered) / 1_000
-await draining.stop()
-const ideal = backlogSize / R
-row(
-  `Drain after a ${OUTAGE_SECONDS} s outage: ${backlogSize} queued events at R = ${R}`,
-  `${drainSeconds.toFixed(1)} s (${(drainSeconds / ideal).toFixed(2)} × backlog ÷ R = ${ideal.toFixed(1)} s)`,
-  '≤ 1.2 × backlog ÷ R',
-  drained && drainSeconds <= 1.2 * ideal,
-)
 
 // 5. Bundles: the real package, and each handler's cold import in a fresh process.
-console.error('bundles…')
-execFileSync(new URL('node_modules/.bin/osls', root).pathname, ['package'], { cwd: root, stdio: 'ignore' })
-const { inflateRawSync } = await import('node:zlib')
-const extractMjs = (zipPath: string, into: string, name: string) => {
-  const zip = readFileSync(zipPath)
-  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]))
-  let offset = zip.readUInt32LE(end + 16)
-  for (let i = 0; i < zip.readUInt16LE(end + 10); i++) {
-    const nameLength = zip.readUInt16LE(offset + 28)
-    const file = zip.toString('utf8', offset + 46, offset + 46 + nameLength)
-    const local = zip.readUInt32LE(offset + 42)
-    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28)
-    const data = zip.subarray(start, start + zip.readUInt32LE(offset + 20))
-    if (file.endsWith(`${name}.mjs`))
-      writeFileSync(
-        join(into, `${name}.mjs`),
-        zip.readUInt16LE(offset + 10) === 8 ? inflateRawSync(data) : data,
+if (runs('bundles')) {
+  console.error('bundles…')
+  execFileSync(new URL('node_modules/.bin/osls', root).pathname, ['package'], { cwd: root, stdio: 'ignore' })
+  const { inflateRawSync } = await import('node:zlib')
+  const extractMjs = (zipPath: string, into: string, name: string) => {
+    const zip = readFileSync(zipPath)
+    const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]))
+    let offset = zip.readUInt32LE(end + 16)
+    for (let i = 0; i < zip.readUInt16LE(end + 10); i++) {
+      const nameLength = zip.readUInt16LE(offset + 28)
+      const file = zip.toString('utf8', offset + 46, offset + 46 + nameLength)
+      const local = zip.readUInt32LE(offset + 42)
+      const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28)
+      const data = zip.subarray(start, start + zip.readUInt32LE(offset + 20))
+      if (file.endsWith(`${name}.mjs`))
+        writeFileSync(
+          join(into, `${name}.mjs`),
+          zip.readUInt16LE(offset + 10) === 8 ? inflateRawSync(data) : data,
+        )
+      offset += 46 + nameLength + zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32)
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'))
+  for (const name of ['ingest', 'deliver']) {
+    const zipPath = new URL(`.serverless/${name}.zip`, root).pathname
+    extractMjs(zipPath, dir, name)
+    const times: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `const t = performance.now(); await import(${JSON.stringify(join(dir, `${name}.mjs`))}); console.log(performance.now() - t)`,
+        ],
+        { env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' } },
       )
-    offset += 46 + nameLength + zip.readUInt16LE(offset + 30) + zip.readUInt16LE(offset + 32)
-  }
-}
-const dir = mkdtempSync(join(tmpdir(), 'relay-bench-'))
-for (const name of ['ingest', 'deliver']) {
-  const zipPath = new URL(`.serverless/${name}.zip`, root).pathname
-  extractMjs(zipPath, dir, name)
-  const times: number[] = []
-  for (let i = 0; i < 5; i++) {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `const t = performance.now(); await import(${JSON.stringify(join(dir, `${name}.mjs`))}); console.log(performance.now() - t)`,
-      ],
-      { env: { ...process.env, ...env, POWERTOOLS_LOG_LEVEL: 'SILENT' } },
+      times.push(Number(stdout.trim()))
+    }
+    row(
+      `Bundle: ${name} zip / cold import (median of 5)`,
+      `${(statSync(zipPath).size / 1024).toFixed(0)} KiB / ${percentile(times, 50).toFixed(0)} ms`,
     )
-    times.push(Number(stdout.trim()))
   }
-  row(
-    `Bundle: ${name} zip / cold import (median of 5)`,
-    `${(statSync(zipPath).size / 1024).toFixed(0)} KiB / ${percentile(times, 50).toFixed(0)} ms`,
-  )
 }
 
 // 6. Peak memory of the deliver handler over a 10,000-event drain, in its own process.
-console.error('deliver memory over 10,000 events…')
-queues.server.reset()
-sandbox.reset()
-const many = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? track() : identify()))
-for (let i = 0; i < many.length; i += 100) {
-  await ingest(segmentRequest(JSON.stringify(many.slice(i, i + 100))), createLambdaContext('ingest', 6_000))
+if (runs('memory')) {
+  console.error('deliver memory over 10,000 events…')
+  queues.server.reset()
+  sandbox.reset()
+  const many = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? track() : identify()))
+  for (let i = 0; i < many.length; i += 100) {
+    await ingest(segmentRequest(JSON.stringify(many.slice(i, i + 100))), createLambdaContext('ingest', 6_000))
+  }
+  // V8 sizes its heap from the memory it sees (24 GiB here) and collects lazily. In a 256 MB
+  // Lambda it sees 256 MB and keeps a small heap; the child gets a heap of that order (old space
+  // 128 MB, 4 MB semi-spaces) so its peak RSS says what the function needs, not what V8 may take.
+  const { stdout: memory } = await promisify(execFile)(
+    process.execPath,
+    ['--max-old-space-size=128', '--max-semi-space-size=4', CHILD],
+    {
+      env: childEnv({ EXPECT: '10000', INSTANCES: '1' }),
+      maxBuffer: 1 << 20,
+    },
+  )
+  const { maxRssMiB, peakHeapMiB, seconds } = JSON.parse(memory) as {
+    maxRssMiB: number
+    peakHeapMiB: number
+    seconds: number
+  }
+  row(
+    'Deliver process over a 10,000-event drain (one instance, unlimited Courier)',
+    `peak RSS ${maxRssMiB.toFixed(0)} MiB, peak heap ${peakHeapMiB.toFixed(0)} MiB, ${Math.round(10_000 / seconds)} events/s`,
+    'peak RSS under the function’s 256 MB',
+    maxRssMiB < 256,
+  )
 }
-// V8 sizes its heap from the memory it sees (24 GiB here) and collects lazily. In a 256 MB
-// Lambda it sees 256 MB and keeps a small heap; the child gets a heap of that order (old space
-// 128 MB, 4 MB semi-spaces) so its peak RSS says what the function needs, not what V8 may take.
-const { stdout: memory } = await promisify(execFile)(
-  process.execPath,
-  ['--max-old-space-size=128', '--max-semi-space-size=4', CHILD],
-  {
-    env: childEnv({ EXPECT: '10000', INSTANCES: '1' }),
-    maxBuffer: 1 << 20,
-  },
-)
-const { maxRssMiB, peakHeapMiB, seconds } = JSON.parse(memory) as {
-  maxRssMiB: number
-  peakHeapMiB: number
-  seconds: number
-}
-row(
-  'Deliver process over a 10,000-event drain (one instance, unlimited Courier)',
-  `peak RSS ${maxRssMiB.toFixed(0)} MiB, peak heap ${peakHeapMiB.toFixed(0)} MiB, ${Math.round(10_000 / seconds)} events/s`,
-  'peak RSS under the function’s 256 MB',
-  maxRssMiB < 256,
-)
 
 // 7. An initial Engage audience of 10,000 members against Courier's 20 list writes a minute (the
 // sandbox enforces it): time from the first event Segment sends until every member is on the list.

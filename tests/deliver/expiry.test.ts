@@ -366,7 +366,7 @@ describe('the compressed clock', () => {
             throw new Error(`unexpected SQS call ${String(command)}`)
           },
         } as unknown as SQSClient
-        const deps = { config, sqs, courier, logger, pacer: unpaced, random }
+        const deps = { config, sqs, courier, logger, pacerFor: () => unpaced, random }
 
         while (queue.length > 0) {
           now = Math.min(...queue.map((m) => m.visibleAt))

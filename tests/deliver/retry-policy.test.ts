@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
-import { createPacer, perInstanceRate } from '../../lib/deliver/pacer.ts'
 import { decide } from '../../lib/deliver/retry-policy.ts'
 
 const retry = parseConfig({ QUEUE_URL: 'http://q/1/q', DLQ_URL: 'http://q/1/d' }).retry
@@ -53,6 +52,18 @@ describe('retry policy (design.md table)', () => {
     expect(late).toEqual({ action: 'retry', delaySeconds: 1_080, holdBatch: true })
   })
 
+  it('without Retry-After holds the batch for the wait the cut rate implies, capped by RATE_LIMIT_DELAY_SECONDS', () => {
+    const outcome = { kind: 'rate-limited', status: 429, retryAfterSeconds: undefined } as const
+    const delay = (receiveCount: number, holdSeconds: number) => {
+      const decision = decide(outcome, receiveCount, retry, () => 1, holdSeconds)
+      return decision.action === 'retry' && decision.holdBatch ? decision.delaySeconds : -1
+    }
+    expect([delay(1, 1), delay(1, 2.2), delay(10, 15)]).toEqual([1, 3, 15])
+    expect(delay(1, 10_000)).toBe(retry.rateLimitDelaySeconds)
+    // past the first receives the backoff is the floor, as for a short Retry-After
+    expect([11, 12, 30].map((n) => delay(n, 1))).toEqual([10, 20, 900])
+  })
+
   it('backs off exponentially from the receive count on transient failures', () => {
     const outcome = { kind: 'transient', status: 503, reason: 'HTTP 503' } as const
     const delays = [1, 2, 3, 4, 5, 12].map((n) => decide(outcome, n, retry, () => 1))
@@ -79,31 +90,5 @@ describe('retry policy (design.md table)', () => {
       reason: 'bad',
       status,
     })
-  })
-})
-
-describe('pacing to COURIER_MAX_RPS', () => {
-  it('splits the fleet budget evenly across the event source concurrency', () => {
-    expect(perInstanceRate(50, 5)).toBe(10)
-  })
-
-  it('spaces requests evenly at the per-instance rate', async () => {
-    let clock = 1_000
-    const pacer = createPacer(10, () => clock)
-    const waits: number[] = []
-    const original = globalThis.setTimeout
-    globalThis.setTimeout = ((fn: () => void, ms: number) => {
-      waits.push(ms)
-      fn()
-      return 0
-    }) as unknown as typeof setTimeout
-    try {
-      await Promise.all([pacer.acquire(), pacer.acquire(), pacer.acquire()])
-      clock += 500
-      await pacer.acquire()
-    } finally {
-      globalThis.setTimeout = original
-    }
-    expect(waits).toEqual([100, 200])
   })
 })

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { parseConfig } from '../../lib/config.ts'
+import { DEFAULTS, parseConfig } from '../../lib/config.ts'
+import { COLD_START_RPS, createPacers, LISTS_PUBLISHED_RPS } from '../../lib/deliver/pacer.ts'
+import { CUBIC_DEFAULTS } from '../../lib/deliver/rate-control.ts'
 import { finishMarginMs } from '../../lib/deliver/worker.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { alias, deletion, group, identify, page, screen, segmentRequest, track } from '../support/fixtures.ts'
@@ -92,6 +94,8 @@ describe('routing every event type to Courier', () => {
   })
 })
 
+const DELIVERY_CONCURRENCY_DEFAULT = DEFAULTS.DELIVERY_CONCURRENCY
+
 describe('429 from Courier', () => {
   it('holds the record and every unsent record of the batch back for Retry-After, then delivers them', async () => {
     // Prepare: one request at a time so the batch order is the send order
@@ -125,18 +129,42 @@ describe('429 from Courier', () => {
     ).toEqual(events.map((e) => e.messageId).sort())
   })
 
-  it('without Retry-After waits RATE_LIMIT_DELAY_SECONDS with jitter', async () => {
+  it('without Retry-After holds the batch back for the interval of the cut rate, seconds, not a minute', async () => {
+    // Prepare: the default RATE_LIMIT_DELAY_SECONDS (60) and a cold instance (1 request/s)
     relay.sandbox.setFaults({ rateLimitShare: 1, retryAfter: 'none' })
-    await enqueueEvents(relay, [track()])
-    const handler = relay.deliver({ config: configWith({ RATE_LIMIT_DELAY_SECONDS: '20' }) })
+    const events = Array.from({ length: 4 }, () => track())
+    await enqueueEvents(relay, events)
+    const handler = relay.deliver({ config: configWith({ RATE_LIMIT_DELAY_SECONDS: '60' }) })
+    const records = await receiveRecords(relay)
 
-    const [record] = await receiveRecords(relay)
-    const response = await invokeDeliver(handler, [record!], relay)
+    // Act
+    const response = await invokeDeliver(handler, records, relay)
 
-    expect(response.batchItemFailures).toHaveLength(1)
-    const seconds = visibilityOf(relay).get(record!.messageId) as number
-    expect(seconds).toBeGreaterThan(15)
-    expect(seconds).toBeLessThanOrEqual(24.01)
+    // Assess: one 429, every record of the batch back within 2 s (1 / (0.7 × 1 req/s), rounded up)
+    expect(relay.sandbox.received.length).toBeLessThanOrEqual(DELIVERY_CONCURRENCY_DEFAULT)
+    expect(response.batchItemFailures).toHaveLength(records.length)
+    const visibility = visibilityOf(relay)
+    for (const record of records) {
+      expect(visibility.get(record.messageId)).toBeGreaterThan(0.5)
+      expect(visibility.get(record.messageId)).toBeLessThanOrEqual(2.01)
+    }
+  })
+
+  it('keeps the cut rate for the next batch of the same instance', async () => {
+    // Prepare: the 429s cut the inbound rate of this one instance
+    relay.sandbox.setFaults({ rateLimitShare: 1, retryAfter: 'none' })
+    await enqueueEvents(relay, [track(), track()])
+    const rates: number[] = []
+    const pacers = createPacers({ maxRps: undefined, instances: 1 })
+    const handler = relay.deliver({ pacerFor: pacers })
+
+    // Act
+    await invokeDeliver(handler, await receiveRecords(relay), relay)
+    rates.push(pacers('inbound').ratePerSecond())
+
+    // Assess: cut by β from the cold start, and the lists class untouched
+    expect(rates[0]).toBeCloseTo(COLD_START_RPS * CUBIC_DEFAULTS.decrease, 5)
+    expect(pacers('lists').ratePerSecond()).toBeCloseTo(LISTS_PUBLISHED_RPS, 5)
   })
 })
 

@@ -1,0 +1,177 @@
+/**
+ * Finding Courier's rate limit without being told it: TCP CUBIC congestion control (RFC 9438)
+ * applied to a request rate instead of a congestion window, one controller per endpoint class
+ * in each deliver instance. Pure: a state and one answer in, the next state out; the pacer
+ * (pacer.ts) does the waiting. https://www.rfc-editor.org/rfc/rfc9438
+ *
+ * A 429 plays the part of a lost segment, requests per second the part of the window:
+ *
+ * - **Slow start** (RFC 5681 §3.1): until the first 429 every saturated success adds
+ *   `slowStartGain` requests/s, so a busy instance multiplies its rate by about e^gain a second:
+ *   a cold instance starts low and finds a high limit within seconds.
+ * - **Multiplicative decrease** (RFC 9438 §4.6): on a 429 `rate ← β × rate` and the rate it was
+ *   refused at is remembered as `wMax`, the learnt limit. Further 429s for requests sent after
+ *   that cut (the limiter still refusing) cut again but keep `wMax`; a 429 for a request sent
+ *   *before* the last cut says nothing new and is ignored (one reduction per round trip, as in
+ *   NewReno, RFC 6582 §3.2). A `Retry-After` also pauses the class until it has passed
+ *   (RFC 9110 §10.2.3; RFC 6585 §4).
+ * - **Fast convergence** (RFC 9438 §4.7): refused again below the last `wMax`, the limit has
+ *   dropped (or another instance took a share): `wMax` is set below it, to `(1+β)/2` of the rate.
+ * - **Cubic increase** (RFC 9438 §4.2): `rate(t) = wMax × (1 + C × (t − K)³) + α × t`, t seconds
+ *   since the cut, `K = ∛((1 − β) / C)`: back to the learnt limit within K seconds, a plateau
+ *   there (few 429s, high use), then probing faster and faster, so a limit that went up is found
+ *   within seconds. C is relative to wMax (the RFC's window is in segments; here rates differ by
+ *   orders of magnitude between a lists class and a busy inbound one), so K is the same at any
+ *   rate.
+ * - **An additive term** α (RFC 9438 §4.3's Reno-friendly region, in its simplest form): the same
+ *   units per second for every instance, whatever its rate. Additive increase with
+ *   multiplicative decrease is what drives senders sharing one limit to equal shares without
+ *   talking to each other (Chiu & Jain 1989, https://doi.org/10.1016/0169-7552(89)90019-6); the
+ *   limiter helps: an instance sending faster meets the refusals more often and is cut more often.
+ * - **A timeout is congestion too** (RFC 5681 §3.1, the retransmission timer): the rate is cut
+ *   the same way but wMax is kept, so once answers come back the rate returns to the limit
+ *   learnt from 429s: a slow Courier is not a lower limit.
+ * - **Only a saturated sender grows** (RFC 7661; RFC 9438 §5.8): a success raises the rate only
+ *   when the request had to wait for its slot, so an instance with little to send does not talk
+ *   itself into a rate it never tried; and no success raises it by more than `slowStartGain`.
+ */
+
+/** The knobs of one controller; rates are requests per second, times epoch milliseconds. */
+export interface RateControlParams {
+  /** Where a cold instance starts. */
+  readonly initialRate: number
+  /** Never below this, however many 429s: the queue keeps moving slowly. */
+  readonly minRate: number
+  /** A hard ceiling (COURIER_MAX_RPS's share), or Infinity. */
+  readonly maxRate: number
+  /** A cold instance already knows this limit (lists: Courier's published 20/min): no slow start. */
+  readonly knownLimit: number | undefined
+  /** β: the rate kept on a 429 or timeout. */
+  readonly decrease: number
+  /** Slow start and catching up: the most one saturated success adds (≈ ×e^gain a second). */
+  readonly slowStartGain: number
+  /** The rate the RFC's "segment" stands for: 1 request/s, less for a slow class (lists). */
+  readonly unit: number
+  /** C, relative to wMax, per second³: the return to wMax (the concave region). */
+  readonly cubic: number
+  /** C past the plateau (the convex region, probing for a limit that went up). */
+  readonly probeCubic: number
+  /** The plateau sits this far under the rate that was refused (which was just over the limit). */
+  readonly headroom: number
+  /** Slow start again once this many K have passed without a refusal. */
+  readonly probeAfter: number
+  /** α: units added per second since the cut, the same for every instance. */
+  readonly additive: number
+}
+
+export interface RateState {
+  /** The rate the pacer spaces requests at. */
+  readonly rate: number
+  /** The rate of the last refusal: the learnt limit; undefined until the first 429 (slow start). */
+  readonly wMax: number | undefined
+  /** When the last cut happened (the cubic's epoch); feedback on requests sent before it is not news. */
+  readonly lastDecreaseAt: number
+  /** Between a cut and the first answer to a request sent after it. */
+  readonly recovering: boolean
+}
+
+export type RateFeedback =
+  /** A 2xx (or any answer that is not a 429 or timeout); `saturated`: it waited for its slot. */
+  | { readonly kind: 'success'; readonly sentAt: number; readonly at: number; readonly saturated: boolean }
+  | { readonly kind: 'rate-limited' | 'timeout'; readonly sentAt: number; readonly at: number }
+
+/**
+ * CUBIC's β = 0.7 (RFC 9438 §4.6); C = 0.002 relative to wMax, so K = ∛(0.3 / 0.002) ≈ 5.3 s at
+ * any rate: a plateau of seconds at the learnt limit, so each instance probes it rarely and the
+ * share of 429s stays low; α = 0.02 units/s for fairness. Chosen with `npm run bench` and the
+ * fleet simulation of tests/deliver/rate-control.test.ts.
+ */
+export const CUBIC_DEFAULTS = {
+  decrease: 0.75,
+  slowStartGain: 1,
+  cubic: 0.0015,
+  probeCubic: 0.006,
+  headroom: 0.93,
+  probeAfter: 2,
+  additive: 0.02,
+} as const satisfies Partial<RateControlParams>
+
+const clamp = (rate: number, params: RateControlParams) =>
+  Math.min(params.maxRate, Math.max(params.minRate, rate))
+
+export const initialRateState = (params: RateControlParams): RateState => ({
+  rate: clamp(params.knownLimit ?? params.initialRate, params),
+  wMax: params.knownLimit,
+  lastDecreaseAt: Number.NEGATIVE_INFINITY,
+  recovering: false,
+})
+
+/** K of RFC 9438 §4.2, seconds: how long the return to wMax takes (here the same at any wMax). */
+export const plateauSeconds = (params: RateControlParams): number =>
+  Math.cbrt((1 - params.decrease) / params.cubic)
+
+/**
+ * RFC 9438 §4.2's W_cubic(t) = C × (t − K)³ + W_max with C relative to W_max, so
+ * K = ∛((1 − β) / C) for every W_max; plus the additive term α × unit × t. Pure.
+ */
+export const cubicRate = (wMax: number, secondsSinceCut: number, params: RateControlParams): number => {
+  const t = Math.max(0, secondsSinceCut)
+  const offset = t - plateauSeconds(params)
+  const c = offset > 0 ? params.probeCubic : params.cubic
+  return wMax * (1 + c * offset ** 3) + params.additive * params.unit * t
+}
+
+/** The next state after one answer. Pure. */
+export const nextRateState = (
+  state: RateState,
+  feedback: RateFeedback,
+  params: RateControlParams,
+): RateState => {
+  switch (feedback.kind) {
+    case 'success': {
+      // An answer to a request sent after the cut: the limiter takes requests again.
+      const recovering = state.recovering && feedback.sentAt < state.lastDecreaseAt
+      if (!feedback.saturated) return recovering === state.recovering ? state : { ...state, recovering }
+      const sinceCut = (feedback.at - state.lastDecreaseAt) / 1_000
+      // Long past the plateau without a refusal the learnt limit is stale: slow start again,
+      // BIC's "max probing" (Xu, Harfoush & Rhee, INFOCOM 2004), of which CUBIC's convex region
+      // is the smooth form, so a limit far above the old one is found in seconds, not minutes.
+      const target =
+        state.wMax === undefined || sinceCut > params.probeAfter * plateauSeconds(params)
+          ? Number.POSITIVE_INFINITY
+          : cubicRate(state.wMax, sinceCut, params)
+      const rate = clamp(Math.max(state.rate, Math.min(target, state.rate + params.slowStartGain)), params)
+      return { ...state, rate, recovering }
+    }
+    case 'rate-limited':
+    case 'timeout': {
+      if (feedback.sentAt < state.lastDecreaseAt) return state
+      // Within one episode the cuts stop at β⁴ of the learnt limit (a quarter of it): a limiter
+      // whose window is spent refuses everything until it turns, which says nothing about how
+      // far under the limit to go; a rate cut to a request a minute would idle for that minute.
+      const episodeFloor =
+        state.recovering && state.wMax !== undefined ? state.wMax * params.decrease ** 4 : 0
+      const rate = clamp(Math.max(state.rate * params.decrease, Math.min(state.rate, episodeFloor)), params)
+      // A timeout keeps the learnt limit, and so does a 429 while the limiter is still refusing
+      // after a cut (its window is spent): only the first refusal of an episode says where it is.
+      let wMax = state.wMax
+      if (feedback.kind === 'rate-limited' && !state.recovering) {
+        wMax =
+          params.headroom *
+          (state.wMax !== undefined && state.rate < state.wMax
+            ? (state.rate * (1 + params.decrease)) / 2
+            : state.rate)
+      }
+      return { rate, wMax, lastDecreaseAt: feedback.at, recovering: true }
+    }
+  }
+}
+
+/** Replays a sequence of answers from a cold start: the rate after each. For tests and docs. */
+export const rateAfter = (feedback: readonly RateFeedback[], params: RateControlParams): number[] => {
+  let state = initialRateState(params)
+  return feedback.map((f) => {
+    state = nextRateState(state, f, params)
+    return state.rate
+  })
+}

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest'
+import { COLD_START_RPS, LISTS_PUBLISHED_RPS, rateParamsFor } from '../../lib/deliver/pacer.ts'
+import {
+  CUBIC_DEFAULTS,
+  cubicRate,
+  initialRateState,
+  nextRateState,
+  plateauSeconds,
+  type RateControlParams,
+  type RateFeedback,
+  type RateState,
+  rateAfter,
+} from '../../lib/deliver/rate-control.ts'
+import { fixedWindow, simulateFleet, tokenBucket } from '../support/rate-fleet.ts'
+
+const inbound = rateParamsFor('inbound', { maxRps: undefined, instances: 1 })
+const beta = CUBIC_DEFAULTS.decrease
+
+const ok = (at: number, saturated = true): RateFeedback => ({ kind: 'success', sentAt: at, at, saturated })
+const refused = (sentAt: number, at = sentAt): RateFeedback => ({ kind: 'rate-limited', sentAt, at })
+const replay = (feedback: readonly RateFeedback[], params: RateControlParams = inbound, from?: RateState) =>
+  feedback.reduce((state, f) => nextRateState(state, f, params), from ?? initialRateState(params))
+
+/** A state that has learnt a limit: refused at `rate` at time 0. */
+const learnt = (rate: number): RateState =>
+  replay([refused(0)], inbound, { ...initialRateState(inbound), rate })
+
+describe('rate control (CUBIC on the request rate): the algorithm as a pure function', () => {
+  it('starts a cold instance at 1 request/s and grows it by one per success while requests wait their turn', () => {
+    const rates = rateAfter(
+      Array.from({ length: 6 }, (_, i) => ok(i * 100)),
+      inbound,
+    )
+
+    expect(initialRateState(inbound).rate).toBe(COLD_START_RPS)
+    expect(rates).toEqual([2, 3, 4, 5, 6, 7])
+  })
+
+  it('does not grow on successes that did not wait (an instance with little to send learns nothing)', () => {
+    expect(rateAfter([ok(0, false), ok(10, false), ok(20, false)], inbound)).toEqual([1, 1, 1])
+  })
+
+  it('cuts the rate by β on a 429 and remembers, just under it, the rate it was refused at', () => {
+    const state = learnt(40)
+
+    expect(state.rate).toBeCloseTo(40 * beta, 9)
+    expect(state.wMax).toBeCloseTo(40 * CUBIC_DEFAULTS.headroom, 9)
+  })
+
+  it('ignores a 429 for a request sent before the last cut: the same congestion, already answered', () => {
+    const cut = replay([refused(1_000)], inbound, { ...initialRateState(inbound), rate: 40 })
+
+    const again = nextRateState(cut, refused(900, 1_010), inbound)
+
+    expect(again).toEqual(cut)
+  })
+
+  it('stops cutting within one episode at a quarter of the learnt limit: a spent window says nothing more', () => {
+    const cut = replay([refused(1_000)], inbound, { ...initialRateState(inbound), rate: 40 })
+
+    const storm = replay(
+      Array.from({ length: 30 }, (_, i) => refused(1_100 + i * 100)),
+      inbound,
+      cut,
+    )
+
+    expect(storm.rate).toBeCloseTo((cut.wMax as number) * beta ** 4, 9)
+    expect(storm.wMax).toBe(cut.wMax)
+  })
+
+  it('cuts again when still refused after the cut, but keeps the limit it learnt first', () => {
+    const cut = replay([refused(1_000)], inbound, { ...initialRateState(inbound), rate: 40 })
+
+    const still = nextRateState(cut, refused(1_100, 1_105), inbound)
+
+    expect(still.rate).toBeCloseTo(40 * beta * beta, 9)
+    expect(still.wMax).toBe(cut.wMax)
+  })
+
+  it('lowers the learnt limit further when refused below it (RFC 9438 fast convergence)', () => {
+    const first = learnt(40)
+    // a success after the cut ends the episode; then a refusal at a rate under wMax
+    const recovered = replay([ok(2_000)], inbound, first)
+    const below = nextRateState(recovered, refused(3_000), inbound)
+
+    expect(recovered.rate).toBeLessThan(first.wMax as number)
+    expect(below.wMax).toBeCloseTo(recovered.rate * ((1 + beta) / 2) * CUBIC_DEFAULTS.headroom, 9)
+  })
+
+  it('returns to the learnt limit within K seconds, stays near it, then probes above it', () => {
+    const wMax = 40
+    const k = plateauSeconds(inbound)
+    const at = (seconds: number) => cubicRate(wMax, seconds, inbound)
+
+    expect(at(0)).toBeCloseTo(wMax * beta, 6)
+    expect(at(k / 2)).toBeLessThan(wMax)
+    expect(at(k / 2)).toBeGreaterThan(wMax * 0.95)
+    expect(Math.abs(at(k) - wMax)).toBeLessThan(0.01 * wMax)
+    expect(at(k + 1)).toBeLessThan(wMax * 1.03)
+    expect(at(k + 10)).toBeGreaterThan(wMax * 4)
+  })
+
+  it('follows the cubic on saturated successes after a cut, a step of at most one unit per success', () => {
+    const cut = learnt(40)
+    const k = plateauSeconds(inbound) * 1_000
+
+    const atK = replay(
+      Array.from({ length: 40 }, (_, i) => ok(k + i)),
+      inbound,
+      cut,
+    )
+
+    expect(atK.rate).toBeCloseTo(cubicRate(cut.wMax as number, (k + 39) / 1_000, inbound), 6)
+    expect(replay([ok(k)], inbound, cut).rate).toBeCloseTo(cut.rate + CUBIC_DEFAULTS.slowStartGain, 9)
+  })
+
+  it('takes a timeout as congestion: the rate is cut, the limit learnt from 429s is kept', () => {
+    const cut = replay([ok(3_000)], inbound, learnt(40))
+
+    const timedOut = nextRateState(cut, { kind: 'timeout', sentAt: 4_000, at: 14_000 }, inbound)
+
+    expect(timedOut.rate).toBeCloseTo(cut.rate * beta, 9)
+    expect(timedOut.wMax).toBe(cut.wMax)
+  })
+
+  it('never goes above the COURIER_MAX_RPS share nor below the floor', () => {
+    const capped = rateParamsFor('inbound', { maxRps: 50, instances: 5 })
+    const rates = rateAfter(
+      Array.from({ length: 500 }, (_, i) => ok(i * 10)),
+      capped,
+    )
+    // refused again and again, each time after a success ended the last episode
+    const floor = rateAfter(
+      Array.from({ length: 200 }, (_, i) => [refused(i * 1_000), ok(i * 1_000 + 1)]).flat(),
+      capped,
+    )
+
+    expect(Math.max(...rates)).toBe(10)
+    expect(rates.at(-1)).toBe(10)
+    expect(Math.min(...floor)).toBeCloseTo(capped.minRate, 9)
+    expect(capped.minRate).toBeGreaterThan(0)
+  })
+
+  it('starts with the limit already known: COURIER_MAX_RPS, or Courier’s published 20/min for lists, split over the instances', () => {
+    const known = rateParamsFor('inbound', { maxRps: 50, instances: 5 })
+    const lists = rateParamsFor('lists', { maxRps: undefined, instances: 5 })
+    const listsUnderCeiling = rateParamsFor('lists', { maxRps: 0.1, instances: 5 })
+
+    expect(initialRateState(known).rate).toBe(10)
+    expect(initialRateState(lists).rate).toBeCloseTo(LISTS_PUBLISHED_RPS / 5, 9)
+    expect(initialRateState(lists).wMax).toBeCloseTo(LISTS_PUBLISHED_RPS / 5, 9)
+    expect(initialRateState(listsUnderCeiling).rate).toBeCloseTo(0.02, 9)
+    // a list write refused once waits in minutes, not in seconds (its steps are scaled to its rate)
+    expect(lists.slowStartGain).toBeLessThan(0.1)
+  })
+})
+
+describe('a fleet sharing one limit, in simulated time', () => {
+  it('settles near the limit with few 429s, from a cold start, under a token bucket and under a fixed window', () => {
+    const params = Array.from({ length: 5 }, () =>
+      rateParamsFor('inbound', { maxRps: undefined, instances: 5 }),
+    )
+    for (const limiter of [tokenBucket(() => 100, 10), fixedWindow(() => 100)]) {
+      const run = simulateFleet({ params, limiter, seconds: 60 })
+
+      const used = run.delivered(15_000, 60_000).reduce((sum, rate) => sum + rate, 0) / 100
+      expect(used).toBeGreaterThan(0.85)
+      expect(used).toBeLessThanOrEqual(1.02)
+      expect(run.refusedShare(15_000, 60_000)).toBeLessThan(0.08)
+    }
+  })
+
+  it('converges to fair shares without talking: one instance starting at the whole limit, two cold', () => {
+    const cold = rateParamsFor('inbound', { maxRps: undefined, instances: 3 })
+    const params = [{ ...cold, initialRate: 30 }, cold, cold]
+
+    const run = simulateFleet({ params, limiter: tokenBucket(() => 30, 3), seconds: 240 })
+
+    const early = run.delivered(0, 3_000)
+    const late = run.delivered(60_000, 240_000)
+    expect(early[0]).toBeGreaterThan(2 * (early[1] as number))
+    for (const share of late) {
+      expect(share).toBeGreaterThan(10 * 0.6)
+      expect(share).toBeLessThan(10 * 1.4)
+    }
+  })
+})

@@ -420,7 +420,7 @@ describe('the packaged CloudFormation template', () => {
     )['Fn::Sub']
     expect(values.Stage).toBe('dev')
     const rows = [...text.matchAll(/\["SegmentCourierRelay","(\w+)",[^\]]*\]/g)].map((match) => match[0])
-    expect(rows).toHaveLength(3)
+    expect(rows).toHaveLength(4)
     const stageDimension = ['"service","segment-courier-relay","stage","$', '{Stage}"'].join('')
     for (const row of rows) expect(row).toContain(stageDimension)
     for (const fn of ['IngestLambdaFunction', 'DeliverLambdaFunction']) {

@@ -9,20 +9,24 @@
  * - **Slow start** (RFC 5681 §3.1): until the first 429 every saturated success adds
  *   `slowStartGain` requests/s, so a busy instance multiplies its rate by about e^gain a second:
  *   a cold instance starts low and finds a high limit within seconds.
- * - **Multiplicative decrease** (RFC 9438 §4.6): on a 429 `rate ← β × rate` and the rate it was
- *   refused at is remembered as `wMax`, the learnt limit. Further 429s for requests sent after
- *   that cut (the limiter still refusing) cut again but keep `wMax`; a 429 for a request sent
- *   *before* the last cut says nothing new and is ignored (one reduction per round trip, as in
- *   NewReno, RFC 6582 §3.2). A `Retry-After` also pauses the class until it has passed
- *   (RFC 9110 §10.2.3; RFC 6585 §4).
+ * - **Multiplicative decrease** (RFC 9438 §4.6): on a 429 `rate ← β × rate`, and the rate it was
+ *   refused at (times `headroom`: that rate was just over the limit) is remembered as `wMax`, the
+ *   learnt limit. A 429 for a request sent *before* the last cut says nothing new and is ignored
+ *   (one reduction per round trip, as in NewReno, RFC 6582 §3.2). Further 429s for requests sent
+ *   after it, before any success (the limiter still refusing: a spent window), cut again but keep
+ *   `wMax`, and stop at β⁴ of it. A `Retry-After` is honoured by the worker for the records it
+ *   holds back (as Courier's SDKs honour it for the request they retry); other records go on at
+ *   the cut rate: the rate, not a pause, keeps the share of 429s low.
  * - **Fast convergence** (RFC 9438 §4.7): refused again below the last `wMax`, the limit has
  *   dropped (or another instance took a share): `wMax` is set below it, to `(1+β)/2` of the rate.
  * - **Cubic increase** (RFC 9438 §4.2): `rate(t) = wMax × (1 + C × (t − K)³) + α × t`, t seconds
  *   since the cut, `K = ∛((1 − β) / C)`: back to the learnt limit within K seconds, a plateau
- *   there (few 429s, high use), then probing faster and faster, so a limit that went up is found
- *   within seconds. C is relative to wMax (the RFC's window is in segments; here rates differ by
- *   orders of magnitude between a lists class and a busy inbound one), so K is the same at any
- *   rate.
+ *   there (few 429s, high use), then probing faster and faster (a steeper C past the plateau).
+ *   C is relative to wMax (the RFC's window is in segments; here rates differ by orders of
+ *   magnitude between a lists class and a busy inbound one), so K is the same at any rate.
+ * - **Max probing**: 2K without a 429, the learnt limit is stale: slow start again, as BIC-TCP's
+ *   max probing (Xu, Harfoush & Rhee, INFOCOM 2004; CUBIC's convex region is its smooth form), so
+ *   a limit that went far up is found in seconds, not minutes.
  * - **An additive term** α (RFC 9438 §4.3's Reno-friendly region, in its simplest form): the same
  *   units per second for every instance, whatever its rate. Additive increase with
  *   multiplicative decrease is what drives senders sharing one limit to equal shares without
@@ -81,10 +85,11 @@ export type RateFeedback =
   | { readonly kind: 'rate-limited' | 'timeout'; readonly sentAt: number; readonly at: number }
 
 /**
- * CUBIC's β = 0.7 (RFC 9438 §4.6); C = 0.002 relative to wMax, so K = ∛(0.3 / 0.002) ≈ 5.3 s at
- * any rate: a plateau of seconds at the learnt limit, so each instance probes it rarely and the
- * share of 429s stays low; α = 0.02 units/s for fairness. Chosen with `npm run bench` and the
- * fleet simulation of tests/deliver/rate-control.test.ts.
+ * β = 0.75 (CUBIC's 0.7 cut a little less: a refused request costs less than a lost segment),
+ * C = 0.0015 relative to wMax so K = ∛(0.25 / 0.0015) ≈ 5.5 s at any rate (each instance probes
+ * the limit rarely: few 429s), a 4× steeper C past the plateau, a plateau at 93% of the refused
+ * rate, max probing after 2K, α = 0.02 units/s. Chosen with `npm run bench` against a limit of
+ * 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
  */
 export const CUBIC_DEFAULTS = {
   decrease: 0.75,

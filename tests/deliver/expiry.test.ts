@@ -31,6 +31,7 @@ import {
   invokeDeliver,
   queuedMessages,
   receiveRecords,
+  startTestRelay,
   type TestRelay,
   useTestRelay,
   visibilityOf,
@@ -76,6 +77,31 @@ describe('records older than MAX_EVENT_AGE_SECONDS', () => {
     expect(dead?.messageAttributes.messageId?.StringValue).toBe(event.messageId)
     expect(queuedMessages(relay)).toHaveLength(0)
   })
+
+  it.each(['fifo', 'standard'] as const)(
+    'on a %s queue too: dead-letters the expired record with its reason, into the DLQ of its type',
+    async (queueType) => {
+      const own = await startTestRelay({}, { queueType })
+      try {
+        own.sandbox.setFaults({ outage: true })
+        const event = track()
+        await enqueueEvents(own, [event])
+        const [record] = await receiveRecords(own)
+
+        const response = await invokeDeliver(own.deliver(), [sentDaysAgo(record as SQSRecord, 12.5)], own)
+
+        expect(response.batchItemFailures).toEqual([])
+        const [dead] = dlqMessages(own)
+        expect(dead?.messageAttributes.reason?.StringValue).toMatch(/^expired after 12\.5 days of retries/)
+        expect(own.queues.dlqUrl.endsWith('.fifo')).toBe(queueType === 'fifo')
+        // A FIFO DLQ needs the user's group; SQS resets the enqueue time there, as it does for any
+        // message a function sends: the dead letter has 14 days of its own either way.
+        expect(Boolean(dead?.messageGroupId)).toBe(queueType === 'fifo')
+      } finally {
+        await own.stop()
+      }
+    },
+  )
 
   it('still delivers an old record Courier takes, and retries a young one', async () => {
     const [old, young] = [track(), track()]

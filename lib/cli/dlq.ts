@@ -282,7 +282,14 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     for (const letter of byTime(letters)) out(values.json ? deadLetterJson(letter) : formatDeadLetter(letter))
     // With --json, stdout stays pure JSON lines (for jq); the summary goes to stderr.
     const summary = values.json ? err : out
-    const more = total > letters.length ? ` (about ${total} in the DLQ; --max to see more)` : ''
+    // A FIFO queue hands out a user's later messages only once the earlier ones are gone, so a
+    // listing that leaves everything in place shows the oldest ones of each user.
+    // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-understanding-logic.html
+    const hint =
+      target.dlqUrl.endsWith('.fifo') && letters.length < max
+        ? 'a FIFO queue shows the oldest of each user while the earlier ones stay'
+        : '--max to see more'
+    const more = total > letters.length ? ` (about ${total} in the DLQ; ${hint})` : ''
     summary(
       `${letters.length} dead-lettered event(s) listed from ${target.dlqUrl}${more}; nothing was removed`,
     )

@@ -165,4 +165,22 @@ describe('npm run dlq on a FIFO DLQ', () => {
     const dlq = queues.server.inspectQueue(queues.dlqUrl.split('/').pop() as string)
     expect(dlq?.messages.ready).toHaveLength(12)
   })
+
+  it('says why it lists fewer than there are when one user has more than one receive holds', async () => {
+    await deadLetter(Array.from({ length: 12 }, (_, i) => track({ userId: 'busy', properties: { i } })))
+    const out: string[] = []
+
+    const code = await dlqMain(['--local'], {
+      env: { SQS_PORT: String(port) },
+      out: (line) => out.push(line),
+      err: (line) => out.push(line),
+    })
+
+    expect(code).toBe(0)
+    expect(out.at(-1)).toMatch(
+      /^10 dead-lettered event\(s\) listed .*about 12 in the DLQ; a FIFO queue shows the oldest of each user/,
+    )
+    const dlq = queues.server.inspectQueue(queues.dlqUrl.split('/').pop() as string)
+    expect(dlq?.messages.ready).toHaveLength(12)
+  })
 })

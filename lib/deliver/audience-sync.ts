@@ -16,7 +16,7 @@ import { type CourierRequest, pathSegment } from '../courier/routing.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
-import { changeVisibility, type VisibilityChange } from '../queue/visibility.ts'
+import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
 import type { PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
@@ -119,7 +119,8 @@ export const syncAudiences = async (
   event: SQSEvent,
   context: Context,
 ): Promise<SQSBatchResponse> => {
-  const deadline = Date.now() + context.getRemainingTimeInMillis() - FINISH_MARGIN_MS
+  const invokedAt = Date.now()
+  const deadline = invokedAt + context.getRemainingTimeInMillis() - FINISH_MARGIN_MS
   const fates = new Map<SQSRecord, RecordFate>()
   const memberships = new Map<string, Membership>()
 
@@ -237,7 +238,7 @@ export const syncAudiences = async (
     )
   }
 
-  return finish(deps, event.Records, fates)
+  return finish(deps, event.Records, fates, invokedAt)
 }
 
 /** The message group of a queued event's text (lib/queue/message-group.ts). */
@@ -253,6 +254,7 @@ const finish = async (
   deps: AudienceSyncDeps,
   records: readonly SQSRecord[],
   fates: ReadonlyMap<SQSRecord, RecordFate>,
+  invokedAt: number,
 ): Promise<SQSBatchResponse> => {
   const queueUrl = deps.config.queue.audienceUrl as string
   const changes: VisibilityChange[] = []
@@ -294,6 +296,10 @@ const finish = async (
     }
   }
   deps.logger.info('audience batch', { records: records.length, ...counts })
-  await changeVisibility(deps.sqs, queueUrl, changes, deps.logger)
+  // Each delay capped at what is left of the 12 hours SQS allows from the receive (the event
+  // source gathers this queue's batches for up to 20 s before invoking).
+  await changeVisibility(deps.sqs, queueUrl, changes, deps.logger, {
+    receivedAtMs: earliestReceive(invokedAt),
+  })
   return { batchItemFailures: changes.map((change) => ({ itemIdentifier: change.id })) }
 }

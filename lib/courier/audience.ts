@@ -82,9 +82,3 @@ export const isLater = (next: AudienceChange, current: AudienceChange | undefine
  * Segment-sized ids (≤ 100 characters each) stay under 120 KB, a conservative size chosen here.
  */
 export const LIST_SUBSCRIBE_MAX_RECIPIENTS = 1_000
-
-/**
- * Courier's published limit on list writes: POST to a list's subscriptions and PUT to lists,
- * 20 requests a minute. https://www.courier.com/docs/reference/rate-limits
- */
-export const LIST_WRITES_PER_MINUTE = 20

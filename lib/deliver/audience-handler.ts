@@ -5,7 +5,6 @@ import middy from '@middy/core'
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import { type Config, parseConfig } from '../config.ts'
-import { LIST_WRITES_PER_MINUTE } from '../courier/audience.ts'
 import type { CourierClient } from '../courier/client.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
@@ -17,7 +16,7 @@ import {
   syncAudiences,
 } from './audience-sync.ts'
 import { courierFrom } from './handler.ts'
-import { createPacer, type PacerFor, unpaced } from './pacer.ts'
+import { createPacers, type PacerFor } from './pacer.ts'
 
 /**
  * Assembles the audience list sync Lambda (lib/deliver/audience-sync.ts): configuration validated
@@ -38,13 +37,14 @@ export interface AudienceSyncHandlerOptions {
 export type AudienceSyncHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
 
 /**
- * Courier's 20 list writes a minute, split over the instances that may run at once, spaced evenly:
- * the published limit is met by pacing rather than discovered by 429s.
+ * The pacers of the list sync, one per endpoint class, as deliver holds them (lib/deliver/pacer.ts):
+ * the lists class starts at Courier's published 20 writes a minute split over the instances that
+ * may run at once, spaced evenly, and learns from Courier's answers. COURIER_MAX_RPS is the
+ * deliver fleet's budget and does not apply here: the list sync's writes are few and their limit
+ * is published.
  */
-export const listWritePacerFor = (instances = AUDIENCE_SYNC_INSTANCES): PacerFor => {
-  const lists = createPacer(LIST_WRITES_PER_MINUTE / 60 / instances)
-  return (endpoint) => (endpoint === 'lists' ? lists : unpaced)
-}
+export const listWritePacerFor = (instances = AUDIENCE_SYNC_INSTANCES): PacerFor =>
+  createPacers({ maxRps: undefined, instances })
 
 export const createAudienceSyncHandler = (options: AudienceSyncHandlerOptions = {}): AudienceSyncHandler => {
   const config = options.config ?? parseConfig(process.env)

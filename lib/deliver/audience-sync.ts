@@ -171,7 +171,10 @@ export const syncAudiences = async (
       })
       return
     }
-    if (pace) await deps.pacerFor('lists').acquire()
+    // List POSTs wait for the lists class's pacer and report Courier's answer to it, so the rate
+    // it keeps (from Courier's published 20 a minute) also learns from a 429.
+    const pacer = pace ? deps.pacerFor('lists') : undefined
+    const slot = await pacer?.acquire()
     if (Date.now() >= deadline) {
       settle(group, {
         decision: { action: 'retry', delaySeconds: UNSTARTED_DELAY_SECONDS, holdBatch: false },
@@ -180,13 +183,14 @@ export const syncAudiences = async (
       return
     }
     const result = await deps.courier.send(request, { deadline })
+    if (pacer !== undefined && slot !== undefined) pacer.report(slot, result.outcome)
     // Unsubscribing someone who is not on the list is done.
     const outcome =
       request.method === 'DELETE' && result.status === 404
         ? ({ kind: 'delivered', status: 404 } as const)
         : result.outcome
     const receives = Math.max(...group.flatMap((m) => m.records.map(receiveCountOf)))
-    const decision = decide(outcome, receives, deps.config.retry, deps.random)
+    const decision = decide(outcome, receives, deps.config.retry, deps.random, pacer?.holdBackSeconds())
     const courierType = readCourierErrorBody(result.body)?.type
     const reason =
       outcome.kind === 'delivered'

@@ -6,8 +6,8 @@ import {
 import type { SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
-import { createAudienceSyncHandler } from '../../lib/deliver/audience-handler.ts'
-import { createAppliedChanges } from '../../lib/deliver/audience-sync.ts'
+import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/deliver/audience-handler.ts'
+import { AUDIENCE_SYNC_INSTANCES, createAppliedChanges } from '../../lib/deliver/audience-sync.ts'
 import { createPacer, type PacerFor, unpaced } from '../../lib/deliver/pacer.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
@@ -305,5 +305,13 @@ describe('member ids that cannot be a path segment', () => {
     expect(peek(relay.queues, relay.queues.dlqUrl)[0]?.messageAttributes.reason?.StringValue).toMatch(
       /cannot be a path segment/,
     )
+  })
+})
+
+describe('the list sync’s pacing', () => {
+  it('starts list writes at Courier’s published 20 a minute, split over the instances that may run at once', () => {
+    const lists = listWritePacerFor()('lists')
+
+    expect(lists.ratePerSecond()).toBeCloseTo(20 / 60 / AUDIENCE_SYNC_INSTANCES, 6)
   })
 })

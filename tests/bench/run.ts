@@ -67,6 +67,11 @@ const row = (measure: string, result: string, target = '', pass?: boolean) => {
   console.error(`  ${measure}: ${result}`)
 }
 
+/**
+ * Events of many users, as production sends them: the FIFO queue orders each user's events and
+ * lets different users' go in parallel (one user's backlog is delivered one batch at a time).
+ */
+const someUser = (i: number) => ({ userId: `user-${i % 1_000}` })
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -418,7 +423,7 @@ if (runs('paced')) {
   queues.server.reset()
   sandbox.reset()
   sandbox.setFaults({ maxRps: R })
-  const backlog = Array.from({ length: R * 22 }, () => track())
+  const backlog = Array.from({ length: R * 22 }, (_, i) => track(someUser(i)))
   for (let i = 0; i < backlog.length; i += 100) {
     await ingest(
       segmentRequest(JSON.stringify(backlog.slice(i, i + 100))),
@@ -453,7 +458,7 @@ if (runs('paced')) {
 // the relay is not told (no COURIER_MAX_RPS). Adaptive rate against today's fixed behaviour.
 const enqueueBacklog = async (events: number) => {
   for (let i = 0; i < events; i += 100) {
-    const batch = Array.from({ length: Math.min(100, events - i) }, () => track())
+    const batch = Array.from({ length: Math.min(100, events - i) }, (_, j) => track(someUser(i + j)))
     await ingest(segmentRequest(JSON.stringify(batch)), createLambdaContext('ingest', 6_000))
   }
 }
@@ -539,7 +544,7 @@ if (runs('drain')) {
   const draining = startDelivery({ COURIER_MAX_RPS: String(R) })
   const arrivalPerSecond = Math.round(R / 2)
   for (let second = 0; second < OUTAGE_SECONDS; second++) {
-    const events = Array.from({ length: arrivalPerSecond }, () => identify())
+    const events = Array.from({ length: arrivalPerSecond }, (_, i) => identify(someUser(second * 1_000 + i)))
     await ingest(segmentRequest(JSON.stringify(events)), createLambdaContext('ingest', 6_000))
     await sleep(1_000)
   }
@@ -610,7 +615,7 @@ if (runs('memory')) {
   console.error('deliver memory over 10,000 events…')
   queues.server.reset()
   sandbox.reset()
-  const many = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? track() : identify()))
+  const many = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? track(someUser(i)) : identify(someUser(i))))
   for (let i = 0; i < many.length; i += 100) {
     await ingest(segmentRequest(JSON.stringify(many.slice(i, i + 100))), createLambdaContext('ingest', 6_000))
   }

@@ -3,7 +3,7 @@
  * machine through the real handlers, the embedded SQS and the Courier sandbox on loopback.
  * Prints one Markdown table (also written to tests/bench/latest.md for the README).
  *
- *   npm run bench                              # full run, about 9 minutes
+ *   npm run bench                              # full run, about 15 minutes
  *   BENCH_OUTAGE_SECONDS=10 BENCH_SETTLE_SECONDS=8 BENCH_MEASURE_SECONDS=8 npm run bench   # a quick look
  *   BENCH_ONLY=adaptive npm run bench          # only the unknown-limit rows
  *   BENCH_ONLY=queue-types npm run bench       # only FIFO and standard side by side

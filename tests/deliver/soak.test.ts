@@ -19,12 +19,14 @@ import { startTestRelay, type TestRelay, until } from '../support/relay.ts'
 
 const EVENTS = Number(process.env.SOAK_EVENTS ?? 3_000)
 const PHASE_MS = 1_500
+// 5xx, timeouts and resets come before the 429s: a 429 makes deliver slow down (it learns
+// Courier's limit), and a phase met by few requests would test little.
 const PHASES: Partial<SandboxFaults>[] = [
-  { rateLimitShare: 0.3, retryAfter: { seconds: 1 } },
-  { rateLimitShare: 0.3, retryAfter: 'none' },
   { serverErrorShare: 0.3 },
   { latencyMs: 400 }, // past COURIER_TIMEOUT_MS: Courier did the work, the relay saw a timeout
   { dropShare: 0.2 },
+  { rateLimitShare: 0.3, retryAfter: { seconds: 1 } },
+  { rateLimitShare: 0.3, retryAfter: 'none' },
   { outage: true },
   { outage: true, outageMode: 'refuse' },
   { rateLimitShare: 0.1, serverErrorShare: 0.1, dropShare: 0.05, retryAfter: { ms: 500 } },

@@ -83,6 +83,39 @@ const attributeProblem = (attributes: SendEntry['MessageAttributes']): string | 
  */
 const SQS_FIFO_ID = /^[\x21-\x7E]{1,128}$/
 
+/**
+ * A batch call as SQS answers it when some entries are invalid: those fail alone with
+ * SenderFault and `InvalidParameterValue`, the others go through.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_BatchResultErrorEntry.html
+ */
+const batchRefusing = async <Entry extends { readonly Id?: unknown }>(
+  handler: Handler,
+  body: Parameters<Handler>[0],
+  store: Parameters<Handler>[1],
+  request: Parameters<Handler>[2],
+  entries: readonly Entry[],
+  problemOf: (entry: Entry) => string | undefined,
+): Promise<unknown> => {
+  const refused = entries.flatMap((entry) => {
+    const problem = problemOf(entry)
+    return problem === undefined ? [] : [{ entry, problem }]
+  })
+  if (refused.length === 0) return handler(body, store, request)
+  const failed = refused.map(({ entry, problem }) => ({
+    Id: entry.Id,
+    SenderFault: true,
+    Code: 'InvalidParameterValue',
+    Message: problem,
+  }))
+  const rest = entries.filter((entry) => !refused.some((check) => check.entry === entry))
+  if (rest.length === 0) return { Successful: [], Failed: failed }
+  const result = (await handler({ ...body, Entries: rest }, store, request)) as {
+    Successful?: unknown[]
+    Failed?: unknown[]
+  }
+  return { Successful: result.Successful ?? [], Failed: [...(result.Failed ?? []), ...failed] }
+}
+
 /** Why SQS would refuse this entry (its attributes or its FIFO ids), or undefined. */
 const entryProblem = (entry: SendEntry): string | undefined => {
   for (const name of ['MessageGroupId', 'MessageDeduplicationId'] as const) {
@@ -110,23 +143,7 @@ const checkingAttributes = (action: string, handler: Handler, SqsError: SqsError
   if (action === 'SendMessageBatch') {
     return async (body, store, request) => {
       const entries = (body.Entries ?? []) as SendEntry[]
-      const refused = entries
-        .map((entry) => ({ entry, problem: entryProblem(entry) }))
-        .filter((check) => check.problem !== undefined)
-      if (refused.length === 0) return handler(body, store, request)
-      const failed = refused.map(({ entry, problem }) => ({
-        Id: entry.Id,
-        SenderFault: true,
-        Code: 'InvalidParameterValue',
-        Message: problem,
-      }))
-      const rest = entries.filter((entry) => !refused.some((check) => check.entry === entry))
-      if (rest.length === 0) return { Successful: [], Failed: failed }
-      const result = (await handler({ ...body, Entries: rest }, store, request)) as {
-        Successful?: unknown[]
-        Failed?: unknown[]
-      }
-      return { Successful: result.Successful ?? [], Failed: [...(result.Failed ?? []), ...failed] }
+      return batchRefusing(handler, body, store, request, entries, entryProblem)
     }
   }
   return handler
@@ -183,21 +200,9 @@ const checkingVisibility = (action: string, handler: Handler, SqsError: SqsError
     return async (body, store, request) => {
       const queue = queueOf(body, store)
       const entries = (body.Entries ?? []) as VisibilityEntry[]
-      const refused = entries.filter((entry) => beyondReceive(queue, entry))
-      if (refused.length === 0) return handler(body, store, request)
-      const failed = refused.map((entry) => ({
-        Id: entry.Id,
-        SenderFault: true,
-        Code: 'InvalidParameterValue',
-        Message: beyondMessage(entry.VisibilityTimeout),
-      }))
-      const rest = entries.filter((entry) => !refused.includes(entry))
-      if (rest.length === 0) return { Successful: [], Failed: failed }
-      const result = (await handler({ ...body, Entries: rest }, store, request)) as {
-        Successful?: unknown[]
-        Failed?: unknown[]
-      }
-      return { Successful: result.Successful ?? [], Failed: [...(result.Failed ?? []), ...failed] }
+      return batchRefusing(handler, body, store, request, entries, (entry) =>
+        beyondReceive(queue, entry) ? beyondMessage(entry.VisibilityTimeout) : undefined,
+      )
     }
   }
   return handler

@@ -18,6 +18,7 @@ import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
+import { receiveCountOf } from './expiry.ts'
 import type { PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 
@@ -98,9 +99,6 @@ interface Membership {
 }
 
 type RecordFate = { readonly decision: Decision; readonly reason?: string }
-
-const receiveCountOf = (record: SQSRecord) =>
-  Math.max(1, Number(record.attributes.ApproximateReceiveCount) || 1)
 
 const readChange = (record: SQSRecord): AudienceChange | string => {
   let value: unknown

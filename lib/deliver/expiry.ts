@@ -26,6 +26,10 @@ export const ageSeconds = (record: SQSRecord, nowMs: number): number => {
   return Number.isFinite(sent) && sent > 0 ? Math.max(0, (nowMs - sent) / 1000) : 0
 }
 
+/** How many times SQS has handed this message out, this receive included (ApproximateReceiveCount; 1 when absent). */
+export const receiveCountOf = (record: SQSRecord): number =>
+  Math.max(1, Number(record.attributes.ApproximateReceiveCount) || 1)
+
 /** Pure: "42 s", "3.5 h", "12.0 days". */
 export const formatDuration = (seconds: number): string => {
   if (seconds < 3_600) return `${Math.round(seconds)} s`

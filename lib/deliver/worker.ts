@@ -20,7 +20,7 @@ import { changeVisibility, earliestReceive, type VisibilityChange } from '../que
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
 import { addClassMetric, addMetric } from '../telemetry.ts'
-import { giveUpReason } from './expiry.ts'
+import { giveUpReason, receiveCountOf } from './expiry.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 
@@ -81,9 +81,6 @@ export const finishMarginMs = (timeouts: SqsTimeouts = SQS_TIMEOUTS): number =>
   3 * sqsCallBudgetMs(timeouts) + 500
 /** Records not attempted before the deadline come back almost at once. */
 const UNSTARTED_DELAY_SECONDS = 1
-
-const receiveCountOf = (record: SQSRecord) =>
-  Math.max(1, Number(record.attributes.ApproximateReceiveCount) || 1)
 
 const latencyMs = (event: SegmentEvent): number | undefined => {
   const since = Date.parse(event.receivedAt ?? event.timestamp ?? '')

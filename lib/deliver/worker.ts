@@ -87,7 +87,24 @@ const latencyMs = (event: SegmentEvent): number | undefined => {
   return Number.isFinite(since) ? Math.max(0, Date.now() - since) : undefined
 }
 
-const parseRecord = (record: SQSRecord): { event: SegmentEvent; ids: Identities } | { error: string } => {
+type ParsedRecord = { readonly event: SegmentEvent; readonly ids: Identities } | { readonly error: string }
+
+/**
+ * Each record's body is parsed and validated once per invocation: grouping (standard queues),
+ * delivery and the log line all read the same result.
+ */
+const parsedRecords = new WeakMap<SQSRecord, ParsedRecord>()
+
+const parseRecord = (record: SQSRecord): ParsedRecord => {
+  let parsed = parsedRecords.get(record)
+  if (parsed === undefined) {
+    parsed = parseRecordBody(record)
+    parsedRecords.set(record, parsed)
+  }
+  return parsed
+}
+
+const parseRecordBody = (record: SQSRecord): ParsedRecord => {
   let value: unknown
   try {
     value = JSON.parse(record.body)

@@ -1,0 +1,65 @@
+import type { AddressInfo } from 'node:net'
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import dynalite from 'dynalite'
+import { MEMBERSHIP_TABLE_KEYS } from '../deliver/membership-ledger.ts'
+import { LOOPBACK } from './loopback.ts'
+
+/**
+ * The embedded DynamoDB for `npm start` and the tests: dynalite in process, in memory, speaking
+ * DynamoDB's JSON protocol and refusing what DynamoDB refuses (key sizes, table names, condition
+ * and batch rules), with the membership ledger's table created as serverless.yml declares it.
+ * TTL is not emulated: expiry matters only after weeks, and the table lives as long as the process.
+ * https://github.com/architect/dynalite
+ */
+
+export interface LocalDynamoDb {
+  /** The endpoint to give the SDK (AWS_ENDPOINT_URL_DYNAMODB). */
+  readonly endpoint: string
+  /** The membership ledger's table (AUDIENCE_TABLE_NAME). */
+  readonly tableName: string
+  readonly stop: () => Promise<void>
+}
+
+export interface LocalDynamoDbOptions {
+  /** 0 (the default) picks a free port: nothing outside the process needs to reach it. */
+  readonly port?: number
+  readonly tableName?: string
+}
+
+export const LOCAL_MEMBERSHIP_TABLE = 'segment-courier-relay-memberships'
+
+export const startLocalDynamoDb = async (options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> => {
+  // createTableMs: 0, a new table is ACTIVE at once (DynamoDB takes seconds; nothing here waits on it).
+  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, LOOPBACK, () => resolve())
+  })
+  const endpoint = `http://${LOOPBACK}:${(server.address() as AddressInfo).port}`
+  const tableName = options.tableName ?? LOCAL_MEMBERSHIP_TABLE
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  })
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: 'PAY_PER_REQUEST',
+        ...MEMBERSHIP_TABLE_KEYS,
+      }),
+    )
+  } finally {
+    client.destroy()
+  }
+  return {
+    endpoint,
+    tableName,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -38,6 +38,8 @@ export interface Config {
     readonly dlqUrl: string
     /** AUDIENCE_QUEUE_URL: where deliver puts audience events for the list sync; required by deliver with audienceLists. */
     readonly audienceUrl: string | undefined
+    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger (DynamoDB); required by the list sync. */
+    readonly audienceTable: string | undefined
     /** A FIFO events queue (its URL ends in `.fifo`): messages carry group and deduplication ids. */
     readonly fifo: boolean
     readonly batchMaxBytes: number
@@ -242,6 +244,22 @@ const stage = (env: Env): string => {
   return raw
 }
 
+/**
+ * A DynamoDB table name: 3-255 characters of letters, digits, '_', '-' and '.'.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
+ */
+const tableName = (env: Env, name: string): string | undefined => {
+  const raw = present(env, name)
+  if (raw === undefined) return undefined
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(raw)) {
+    throw new ConfigError(
+      name,
+      `must be a DynamoDB table name (3-255 letters, digits, '_', '-' or '.'), got "${raw}"`,
+    )
+  }
+  return raw
+}
+
 const required = (env: Env, name: string, purpose: string): string => {
   const raw = url(env, name)
   if (raw === undefined) throw new ConfigError(name, `is required (${purpose})`)
@@ -287,6 +305,7 @@ export const parseConfig = (env: Env): Config => {
     queue: {
       ...queueUrls(env),
       audienceUrl: url(env, 'AUDIENCE_QUEUE_URL'),
+      audienceTable: tableName(env, 'AUDIENCE_TABLE_NAME'),
       batchMaxBytes: integer(
         env,
         'SQS_BATCH_MAX_BYTES',
@@ -536,6 +555,7 @@ export const SETTING_NAMES = [
   'QUEUE_URL',
   'DLQ_URL',
   'AUDIENCE_QUEUE_URL',
+  'AUDIENCE_TABLE_NAME',
   'SQS_BATCH_MAX_BYTES',
   'RETRY_BASE_SECONDS',
   'RETRY_MAX_SECONDS',

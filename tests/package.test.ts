@@ -19,6 +19,7 @@ import {
 } from '../lib/cli/preflight.ts'
 import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
 import { AUDIENCE_SYNC_INSTANCES } from '../lib/deliver/audience-sync.ts'
+import { MEMBERSHIP_TABLE_KEYS, MEMBERSHIP_TTL_ATTRIBUTE } from '../lib/deliver/membership-ledger.ts'
 import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import {
@@ -271,6 +272,33 @@ describe('the packaged CloudFormation template', () => {
     expect(refs(send.map((s) => s.Resource))).not.toMatch(/EventsQueue|AudienceQueue/)
     const deliverSends = statementsOf('DeliverRole').filter((s) => actions(s).includes('sqs:SendMessage'))
     expect(refs(deliverSends.map((s) => s.Resource))).toContain('AudienceQueue')
+  })
+
+  it('gives the list sync its membership ledger: the table the code and npm start use, reachable by the list sync only', () => {
+    const table = propertiesOf(template, 'MembershipTable')
+    const sync = template.Resources.AudiencesLambdaFunction?.Properties as {
+      Environment: { Variables: Record<string, unknown> }
+    }
+
+    // The keys the ledger reads and writes, and the TTL it sets (lib/deliver/membership-ledger.ts).
+    expect(table.KeySchema).toEqual(MEMBERSHIP_TABLE_KEYS.KeySchema)
+    expect(table.AttributeDefinitions).toEqual(MEMBERSHIP_TABLE_KEYS.AttributeDefinitions)
+    expect(table.TimeToLiveSpecification).toEqual({ AttributeName: MEMBERSHIP_TTL_ATTRIBUTE, Enabled: true })
+    expect(table.BillingMode).toBe('PAY_PER_REQUEST')
+    expect(sync.Environment.Variables.AUDIENCE_TABLE_NAME).toEqual({ Ref: 'MembershipTable' })
+    const dynamodb = statementsOf('AudienceRole').filter((s) =>
+      actions(s).some((a) => a.startsWith('dynamodb:')),
+    )
+    expect(dynamodb.flatMap(actions).sort()).toEqual([
+      'dynamodb:BatchGetItem',
+      'dynamodb:BatchWriteItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:UpdateItem',
+    ])
+    expect(dynamodb.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
+    for (const role of ['IngestRole', 'DeliverRole']) {
+      expect(refs(statementsOf(role))).not.toContain('dynamodb:')
+    }
   })
 
   it('holds no secret value, only SSM parameter names that CloudFormation checks exist', async () => {

@@ -7,21 +7,17 @@ import type { Random } from '../backoff.ts'
 import { type Config, parseConfig } from '../config.ts'
 import type { CourierClient } from '../courier/client.ts'
 import { ConfigError } from '../errors/config-error.ts'
-import { createSqsClient } from '../queue/sqs-client.ts'
+import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { createLogger } from '../telemetry.ts'
-import {
-  type AppliedChanges,
-  AUDIENCE_SYNC_INSTANCES,
-  createAppliedChanges,
-  syncAudiences,
-} from './audience-sync.ts'
+import { AUDIENCE_SYNC_INSTANCES, syncAudiences } from './audience-sync.ts'
 import { courierFrom } from './handler.ts'
+import { createDynamoDbClient, createMembershipLedger, type MembershipLedger } from './membership-ledger.ts'
 import { createPacers, type PacerFor } from './pacer.ts'
 
 /**
  * Assembles the audience list sync Lambda (lib/deliver/audience-sync.ts): configuration validated
- * once at cold start; one Courier client, one list-write pacer and one memory of applied changes
- * per instance. `npm start` and the tests call this same handler.
+ * once at cold start; one Courier client, one list-write pacer, one bounded SQS client and one
+ * DynamoDB client for the membership ledger per instance. `npm start` and the tests call this same handler.
  */
 
 export interface AudienceSyncHandlerOptions {
@@ -30,7 +26,8 @@ export interface AudienceSyncHandlerOptions {
   readonly courier?: CourierClient
   readonly logger?: Logger
   readonly pacerFor?: PacerFor
-  readonly applied?: AppliedChanges
+  readonly ledger?: MembershipLedger
+  readonly sqsTimeouts?: SqsTimeouts
   readonly random?: Random
 }
 
@@ -51,14 +48,23 @@ export const createAudienceSyncHandler = (options: AudienceSyncHandlerOptions = 
   if (config.queue.audienceUrl === undefined) {
     throw new ConfigError('AUDIENCE_QUEUE_URL', 'is required by the audience list sync (the queue it drains)')
   }
+  const table = config.queue.audienceTable
+  if (table === undefined && options.ledger === undefined) {
+    throw new ConfigError(
+      'AUDIENCE_TABLE_NAME',
+      'is required by the audience list sync (the DynamoDB table of the membership ledger)',
+    )
+  }
   const logger = options.logger ?? createLogger('audiences')
   const deps = {
     config,
     logger,
-    sqs: options.sqs ?? createSqsClient(),
+    // Bounded calls: the list sync keeps back enough of each invocation for them (listSyncMarginMs).
+    sqs: options.sqs ?? createSqsClient({}, options.sqsTimeouts ?? SQS_TIMEOUTS),
+    ...(options.sqsTimeouts === undefined ? {} : { sqsTimeouts: options.sqsTimeouts }),
     courier: options.courier ?? courierFrom(config),
     pacerFor: options.pacerFor ?? listWritePacerFor(),
-    applied: options.applied ?? createAppliedChanges(),
+    ledger: options.ledger ?? createMembershipLedger(createDynamoDbClient(), table as string),
     random: options.random ?? Math.random,
   }
   return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>

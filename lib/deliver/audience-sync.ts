@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
-import type { Random } from '../backoff.ts'
+import { type Random, retryDelaySeconds } from '../backoff.ts'
 import type { Config } from '../config.ts'
 import {
   type AudienceChange,
@@ -10,17 +10,21 @@ import {
   LIST_SUBSCRIBE_MAX_RECIPIENTS,
   membershipKey,
 } from '../courier/audience.ts'
-import type { CourierClient } from '../courier/client.ts'
+import type { CourierClient, SendResult } from '../courier/client.ts'
 import { readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, pathSegment } from '../courier/routing.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
+import { QUEUE_SETTINGS } from '../queue/settings.ts'
+import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-client.ts'
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
-import { receiveCountOf } from './expiry.ts'
-import type { PacerFor } from './pacer.ts'
+import { giveUpReason, receiveCountOf } from './expiry.ts'
+import { LEDGER_TIMEOUTS, type MembershipLedger } from './membership-ledger.ts'
+import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
+import { finishMarginMs } from './worker.ts'
 
 /**
  * The audience list sync: Engage audience membership → Courier lists, in bulk, off every user's
@@ -45,11 +49,14 @@ import { type Decision, decide } from './retry-policy.ts'
  *    function's instances), never the one of the other endpoint classes.
  * 3. "The later Segment event wins", with at-least-once delivery and any arrival order: changes
  *    for one member of one list are compared by the event's `timestamp`, inside a batch and
- *    against the latest change this instance applied (`AppliedChanges`). An older change that
- *    arrives after a newer one was applied is dropped, never written. Limit, stated rather than
- *    hidden: that memory is per warm instance (at most AUDIENCE_SYNC_INSTANCES of them), so a
- *    pair split across two instances, or across a cold start, falls back to arrival order. The
- *    20 s gathering window puts the pairs Segment sends close together into one batch.
+ *    against the latest change applied by any instance, ever, kept in a DynamoDB table (the
+ *    membership ledger, lib/deliver/membership-ledger.ts). Each list's write runs under that
+ *    list's lease: read the members' times, drop the changes a later event already set, write
+ *    the rest to Courier, record the times of those Courier took. An older change that arrives
+ *    after a newer one was applied is dropped, never written, whichever instance applied the
+ *    newer one and however long ago (35 days).
+ * 4. A record that keeps failing is dead-lettered with its reason after MAX_EVENT_AGE_SECONDS
+ *    or on its last allowed receive, as deliver does (lib/deliver/expiry.ts).
  *
  * The audience queue carries the Segment event unchanged, so a record given up on lands in the
  * DLQ as a normal event with its reason, and `npm run redrive` replays it through deliver, which
@@ -59,28 +66,22 @@ import { type Decision, decide } from './retry-policy.ts'
 /** Instances the list sync runs at most (the event source's MaximumConcurrency, its minimum): Courier's list budget is split over them. */
 export const AUDIENCE_SYNC_INSTANCES = 2
 
-/** Kept back from the invocation deadline to set visibilities and answer. */
-const FINISH_MARGIN_MS = 1_500
+/**
+ * Kept back from the invocation's end: the membership ledger's last two calls (recording a write
+ * Courier took, then releasing the list's lease), then what deliver keeps to finish (the dead
+ * letters and visibilities, lib/deliver/worker.ts finishMarginMs), each call bounded
+ * (lib/queue/sqs-client.ts). A slow SQS or DynamoDB then costs retries, never a timed-out
+ * invocation whose whole batch comes back.
+ */
+export const listSyncMarginMs = (
+  sqsTimeouts: SqsTimeouts = SQS_TIMEOUTS,
+  ledgerTimeouts: SqsTimeouts = LEDGER_TIMEOUTS,
+): number => finishMarginMs(sqsTimeouts) + 2 * sqsCallBudgetMs(ledgerTimeouts)
+
 /** Records whose write was not attempted before the deadline come back almost at once. */
 const UNSTARTED_DELAY_SECONDS = 1
-
-/** The latest change applied per member of a list in this instance, bounded (oldest entries forgotten first). */
-export interface AppliedChanges {
-  get(key: string): number | undefined
-  set(key: string, at: number): void
-}
-
-export const createAppliedChanges = (max = 200_000): AppliedChanges => {
-  const applied = new Map<string, number>()
-  return {
-    get: (key) => applied.get(key),
-    set: (key, at) => {
-      applied.delete(key)
-      applied.set(key, Math.max(at, applied.get(key) ?? at))
-      if (applied.size > max) applied.delete(applied.keys().next().value as string)
-    },
-  }
-}
+/** Records of a list another instance is writing come back once it is likely done. */
+const LIST_BUSY_DELAY_SECONDS = 5
 
 export interface AudienceSyncDeps {
   readonly config: Config
@@ -88,7 +89,10 @@ export interface AudienceSyncDeps {
   readonly courier: CourierClient
   readonly logger: Logger
   readonly pacerFor: PacerFor
-  readonly applied: AppliedChanges
+  readonly ledger: MembershipLedger
+  readonly sqsTimeouts?: SqsTimeouts
+  /** The queue's maxReceiveCount (default QUEUE_SETTINGS.maxReceiveCount). */
+  readonly maxReceiveCount?: number
   readonly random?: Random
 }
 
@@ -118,7 +122,8 @@ export const syncAudiences = async (
   context: Context,
 ): Promise<SQSBatchResponse> => {
   const invokedAt = Date.now()
-  const deadline = invokedAt + context.getRemainingTimeInMillis() - FINISH_MARGIN_MS
+  const invocationEnd = invokedAt + context.getRemainingTimeInMillis()
+  const deadline = invocationEnd - listSyncMarginMs(deps.sqsTimeouts)
   const fates = new Map<SQSRecord, RecordFate>()
   const memberships = new Map<string, Membership>()
 
@@ -128,13 +133,8 @@ export const syncAudiences = async (
       fates.set(record, { decision: { action: 'dead-letter', reason: change, status: 0 } })
       continue
     }
+    // Inside a batch the later event wins at once; against earlier batches, the ledger decides.
     const key = membershipKey(change)
-    const applied = deps.applied.get(key)
-    if (applied !== undefined && change.at < applied) {
-      // A later event for this member of this list was already written: this one lost.
-      fates.set(record, { decision: { action: 'delete' }, reason: 'superseded by a later event' })
-      continue
-    }
     const membership = memberships.get(key)
     if (membership === undefined) memberships.set(key, { change, records: [record] })
     else {
@@ -155,33 +155,19 @@ export const syncAudiences = async (
   let holdBackSeconds: number | undefined
   const settle = (group: readonly Membership[], fate: RecordFate) => {
     for (const membership of group) {
-      if (fate.decision.action === 'delete') {
-        deps.applied.set(membershipKey(membership.change), membership.change.at)
-      }
       for (const record of membership.records) fates.set(record, fate)
     }
   }
-  const write = async (group: readonly Membership[], request: CourierRequest, pace: boolean) => {
-    if (holdBackSeconds !== undefined) {
-      settle(group, {
-        decision: { action: 'retry', delaySeconds: holdBackSeconds, holdBatch: true },
-        reason: 'held back: Courier rate-limited list writes',
-      })
-      return
-    }
-    // List POSTs wait for the lists class's pacer and report Courier's answer to it, so the rate
-    // it keeps (from Courier's published 20 a minute) also learns from a 429.
-    const pacer = pace ? deps.pacerFor('lists') : undefined
-    const slot = await pacer?.acquire()
-    if (Date.now() >= deadline) {
-      settle(group, {
-        decision: { action: 'retry', delaySeconds: UNSTARTED_DELAY_SECONDS, holdBatch: false },
-        reason: 'not attempted before the deadline',
-      })
-      return
-    }
-    const result = await deps.courier.send(request, { deadline })
-    if (pacer !== undefined && slot !== undefined) pacer.report(slot, result.outcome)
+  const retryAll = (group: readonly Membership[], delaySeconds: number, reason: string) =>
+    settle(group, { decision: { action: 'retry', delaySeconds, holdBatch: false }, reason })
+
+  /** Courier's answer to one list write → the fate of the records it carried. */
+  const settleWrite = (
+    group: readonly Membership[],
+    request: CourierRequest,
+    result: SendResult,
+    pacer: Pacer | undefined,
+  ) => {
     // Unsubscribing someone who is not on the list is done.
     const outcome =
       request.method === 'DELETE' && result.status === 404
@@ -209,6 +195,77 @@ export const syncAudiences = async (
         decision.action === 'dead-letter' ? { ...decision, reason: reason ?? decision.reason } : decision,
       ...(reason === undefined ? {} : { reason }),
     })
+    return decision.action === 'delete'
+  }
+
+  /**
+   * Holding the list's lease: drops the members a later event already set (the ledger's times),
+   * lets `apply` write the others to Courier, and records those Courier took. Records of a list
+   * another instance holds past the deadline, or of a ledger that cannot be reached, come back.
+   */
+  const underLease = async (
+    listId: string,
+    group: readonly Membership[],
+    apply: (fresh: readonly Membership[]) => Promise<readonly Membership[]>,
+  ) => {
+    try {
+      const leased = await deps.ledger.withList(
+        listId,
+        { waitUntil: deadline, holdUntil: invocationEnd },
+        async () => {
+          const applied = await deps.ledger.lastApplied(
+            listId,
+            group.map((m) => m.change.recipientId),
+          )
+          const fresh: Membership[] = []
+          const stale: Membership[] = []
+          for (const membership of group) {
+            const at = applied.get(membership.change.recipientId)
+            // Strictly later: the same time again is this change retried (or a tie, the one seen last wins).
+            ;(at !== undefined && at > membership.change.at ? stale : fresh).push(membership)
+          }
+          // A later event for this member of this list was already written: this one lost.
+          settle(stale, { decision: { action: 'delete' }, reason: 'superseded by a later event' })
+          if (fresh.length === 0) return
+          const done = await apply(fresh)
+          await deps.ledger.recordApplied(
+            listId,
+            done.map(({ change }) => ({
+              member: change.recipientId,
+              at: change.at,
+              subscribed: change.subscribed,
+              messageId: change.messageId,
+            })),
+          )
+        },
+      )
+      if (!leased.acquired) {
+        retryAll(
+          group,
+          LIST_BUSY_DELAY_SECONDS,
+          'list busy: another instance of the list sync was writing it',
+        )
+      }
+    } catch (error) {
+      // Courier may have taken the write: it is repeated on the retry, which is harmless.
+      const receives = Math.max(...group.flatMap((m) => m.records.map(receiveCountOf)))
+      const reason = `membership ledger: ${error instanceof Error ? error.message : String(error)}`
+      deps.logger.warn('membership ledger failed; the records are retried', { listId, error: error as Error })
+      retryAll(
+        group,
+        retryDelaySeconds(receives, deps.config.retry.baseSeconds, deps.config.retry.maxSeconds, deps.random),
+        reason,
+      )
+    }
+  }
+
+  const heldBack = (group: readonly Membership[]) => {
+    if (holdBackSeconds === undefined) return false
+    settle(group, {
+      decision: { action: 'retry', delaySeconds: holdBackSeconds, holdBatch: true },
+      reason: 'held back: Courier rate-limited list writes',
+    })
+    return true
   }
 
   for (const [listId, plan] of lists) {
@@ -216,28 +273,63 @@ export const syncAudiences = async (
     const path = `/lists/${encodeURIComponent(listId)}/subscriptions`
     for (let i = 0; i < plan.subscribe.length; i += LIST_SUBSCRIBE_MAX_RECIPIENTS) {
       const chunk = plan.subscribe.slice(i, i + LIST_SUBSCRIBE_MAX_RECIPIENTS)
-      const recipients = chunk.map((m) => ({ recipientId: m.change.recipientId }))
-      // POST adds without touching other subscriptions and creates a missing list.
-      // https://www.courier.com/docs/reference/lists/post-subscribe
-      await write(chunk, { method: 'POST', path, body: { recipients } }, true)
+      if (heldBack(chunk)) continue
+      // List POSTs wait for the lists class's pacer and report Courier's answer to it, so the rate
+      // it keeps (from Courier's published 20 a minute) also learns from a 429.
+      const pacer = deps.pacerFor('lists')
+      const slot = await pacer.acquire()
+      if (Date.now() >= deadline) {
+        retryAll(chunk, UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
+        continue
+      }
+      await underLease(listId, chunk, async (fresh) => {
+        const recipients = fresh.map((m) => ({ recipientId: m.change.recipientId }))
+        // POST adds without touching other subscriptions and creates a missing list.
+        // https://www.courier.com/docs/reference/lists/post-subscribe
+        const request: CourierRequest = { method: 'POST', path, body: { recipients } }
+        const result = await deps.courier.send(request, { deadline })
+        if (slot !== undefined) pacer.report(slot, result.outcome)
+        return settleWrite(fresh, request, result, pacer) ? fresh : []
+      })
     }
-    // Unsubscribes are one call each and not rate limited: a few at a time.
-    const queue = [...plan.unsubscribe]
-    const worker = async () => {
-      for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-        const member = pathSegment(m.change.recipientId)
-        if (member === undefined) {
-          // '.' or '..' would resolve away (DELETE /lists/{id}/subscriptions/.. is DELETE /lists/{id}).
-          const reason = `member id ${JSON.stringify(m.change.recipientId)} cannot be a path segment: not unsubscribed`
-          settle([m], { decision: { action: 'dead-letter', reason, status: 0 }, reason })
-          continue
-        }
-        await write([m], { method: 'DELETE', path: `${path}/${member}` }, false)
+    const unsubscribe: Membership[] = []
+    for (const m of plan.unsubscribe) {
+      if (pathSegment(m.change.recipientId) !== undefined) unsubscribe.push(m)
+      else {
+        // '.' or '..' would resolve away (DELETE /lists/{id}/subscriptions/.. is DELETE /lists/{id}).
+        const reason = `member id ${JSON.stringify(m.change.recipientId)} cannot be a path segment: not unsubscribed`
+        settle([m], { decision: { action: 'dead-letter', reason, status: 0 }, reason })
       }
     }
-    await Promise.all(
-      Array.from({ length: Math.min(deps.config.delivery.concurrency, queue.length) }, worker),
-    )
+    if (unsubscribe.length === 0 || heldBack(unsubscribe)) continue
+    if (Date.now() >= deadline) {
+      retryAll(unsubscribe, UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
+      continue
+    }
+    // Unsubscribes are one call each and not rate limited: a few at a time, under one lease.
+    await underLease(listId, unsubscribe, async (fresh) => {
+      const queue = [...fresh]
+      const done: Membership[] = []
+      const worker = async () => {
+        for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+          if (heldBack([m])) continue
+          if (Date.now() >= deadline) {
+            retryAll([m], UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
+            continue
+          }
+          const request: CourierRequest = {
+            method: 'DELETE',
+            path: `${path}/${pathSegment(m.change.recipientId) as string}`,
+          }
+          if (settleWrite([m], request, await deps.courier.send(request, { deadline }), undefined))
+            done.push(m)
+        }
+      }
+      await Promise.all(
+        Array.from({ length: Math.min(deps.config.delivery.concurrency, queue.length) }, worker),
+      )
+      return done
+    })
   }
 
   return finish(deps, event.Records, fates, invokedAt)
@@ -259,6 +351,11 @@ const finish = async (
   invokedAt: number,
 ): Promise<SQSBatchResponse> => {
   const queueUrl = deps.config.queue.audienceUrl as string
+  const limits = {
+    maxEventAgeSeconds: deps.config.retry.maxEventAgeSeconds,
+    maxReceiveCount: deps.maxReceiveCount ?? QUEUE_SETTINGS.maxReceiveCount,
+  }
+  const now = Date.now()
   const changes: VisibilityChange[] = []
   const counts: Record<string, number> = {}
   for (const record of records) {
@@ -266,6 +363,10 @@ const finish = async (
       decision: { action: 'retry', delaySeconds: UNSTARTED_DELAY_SECONDS, holdBatch: false } as const,
     }
     let { decision } = fate
+    if (decision.action === 'retry') {
+      const reason = giveUpReason(record, receiveCountOf(record), limits, fate.reason, now)
+      if (reason !== undefined) decision = { action: 'dead-letter', reason, status: 0 }
+    }
     if (decision.action === 'dead-letter') {
       try {
         const message = deadLetterMessage(

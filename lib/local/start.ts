@@ -3,7 +3,8 @@
  * deployed redrive policy), the ingest function behind http://127.0.0.1:$PORT/segment, a
  * poller that invokes the deliver function as Lambda's SQS event source does, and Courier:
  * the real API when COURIER_AUTH_TOKEN is set, otherwise a local sandbox that shows what it
- * received. COURIER_BASE_URL always wins. The functions are imported from functions/, with the
+ * received. COURIER_BASE_URL always wins. An embedded DynamoDB holds the audience list sync's
+ * membership ledger. The functions are imported from functions/, with the
  * environment the deployed functions get, so local and deployed behaviour cannot drift.
  *
  * Every setting is validated before anything listens: a mistake ends the process with status 2
@@ -184,6 +185,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
     { createSqsClient },
     { buildTestEvent, curlCommand },
     { startCourierSandbox },
+    { startLocalDynamoDb },
     { startLocalQueues },
     { startLocalServer },
     { startPoller },
@@ -192,6 +194,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
     import('../queue/sqs-client.ts'),
     import('../segment/test-event.ts'),
     import('./courier-sandbox.ts'),
+    import('./dynamodb.ts'),
     import('./queues.ts'),
     import('./server.ts'),
     import('./sqs-poller.ts'),
@@ -205,6 +208,9 @@ const main = async (env: NodeJS.ProcessEnv) => {
       visibilityTimeoutSeconds: local.visibilityTimeoutSeconds,
     }),
   )
+
+  // The list sync's membership ledger, on a port of its own choosing: nothing outside needs it.
+  const dynamodb = await startLocalDynamoDb()
 
   let sandbox: CourierSandbox | undefined
   let courierLabel: string
@@ -228,6 +234,8 @@ const main = async (env: NodeJS.ProcessEnv) => {
     DLQ_URL: queues.dlqUrl,
     AUDIENCE_QUEUE_URL: queues.audienceQueueUrl,
     AWS_ENDPOINT_URL_SQS: queues.endpoint,
+    AUDIENCE_TABLE_NAME: dynamodb.tableName,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
     AWS_REGION: env.AWS_REGION ?? 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
@@ -285,6 +293,7 @@ segment-courier-relay is running locally
   Segment webhook   POST ${server.url}
   Courier           ${courierLabel}${sandbox ? `\n  Sandbox controls  ${sandbox.url}/_sandbox/received · ${sandbox.url}/_sandbox/state · POST ${sandbox.url}/_sandbox/faults` : ''}
   Embedded SQS      ${queues.endpoint}  (${local.queueType} queue ${queues.queueUrl.split('/').pop()}, DLQ ${queues.dlqUrl.split('/').pop()}, in memory)
+  Embedded DynamoDB ${dynamodb.endpoint}  (the list sync's membership ledger, table ${dynamodb.tableName}, in memory)
   Inspect the DLQ   npm run dlq -- --local        Redrive it   npm run redrive -- --local
 ${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
 Send a ${secret ? 'signed ' : ''}test event (or run \`npm run send-test-event\` in another terminal):
@@ -307,6 +316,7 @@ Ctrl-C stops everything; the queues live in memory, so events still queued are d
       console.log(`dropped with the in-memory queues: ${queued} queued, ${deadLettered} in the DLQ`)
     }
     await sandbox?.stop()
+    await dynamodb.stop()
     await queues.stop()
     process.exit(0)
   }

@@ -1,3 +1,4 @@
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import {
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
@@ -7,14 +8,19 @@ import type { SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/deliver/audience-handler.ts'
-import { AUDIENCE_SYNC_INSTANCES, createAppliedChanges } from '../../lib/deliver/audience-sync.ts'
+import { AUDIENCE_SYNC_INSTANCES, listSyncMarginMs } from '../../lib/deliver/audience-sync.ts'
+import {
+  createDynamoDbClient,
+  createMembershipLedger,
+  MEMBERSHIP_TABLE_KEYS,
+} from '../../lib/deliver/membership-ledger.ts'
 import { createPacer, type PacerFor, unpaced } from '../../lib/deliver/pacer.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import { type CourierReference, courierReference } from '../support/courier-reference.ts'
 import { audienceIdentify, audienceTrack, type EventFixture, identify, track } from '../support/fixtures.ts'
-import { type HttpStub, startHttpStub } from '../support/http-stub.ts'
+import { type HttpStub, type StubHandler, startHttpStub } from '../support/http-stub.ts'
 import { clearQueues, peek } from '../support/queues.ts'
 import {
   enqueueEvents,
@@ -34,6 +40,7 @@ import {
 let courier: HttpStub
 let relay: TestRelay
 let reference: CourierReference
+let table = 0
 
 beforeAll(async () => {
   courier = await startHttpStub()
@@ -43,12 +50,31 @@ afterAll(async () => {
   await relay.stop()
   await courier.stop()
 })
-beforeEach(() => {
+beforeEach(async () => {
   reference = courierReference()
   courier.reset()
   courier.handle(reference.handler)
   clearQueues(relay.queues)
+  // A fresh membership ledger per test: a table of its own in the embedded DynamoDB.
+  table += 1
+  ledgerTable = await createLedgerTable(`memberships-${table}`)
 })
+
+let ledgerTable: string
+const createLedgerTable = async (name: string) => {
+  const client = new DynamoDBClient({
+    endpoint: relay.dynamodb.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+  })
+  await client.send(
+    new CreateTableCommand({ TableName: name, BillingMode: 'PAY_PER_REQUEST', ...MEMBERSHIP_TABLE_KEYS }),
+  )
+  client.destroy()
+  return name
+}
+/** One list sync instance's membership ledger: its own client on the test's table, as each Lambda instance has. */
+const instanceLedger = () => relay.ledger(ledgerTable)
 
 const LIST = 'order_completed_last_30days-aud_1'
 const at = (second: number) => `2026-11-28T12:00:${String(second).padStart(2, '0')}.000Z`
@@ -63,6 +89,7 @@ const syncHandler = (overrides: Parameters<typeof createAudienceSyncHandler>[0] 
     sqs: relay.queues.sqs,
     logger: createLogger('audiences-test'),
     pacerFor: fastLists,
+    ledger: instanceLedger(),
     ...overrides,
   })
 
@@ -99,8 +126,26 @@ const audienceRecords = async (max = 100): Promise<SQSRecord[]> => {
 }
 
 /** One invocation, then what the event source does: delete every record not reported as failed. */
-const sync = async (handler: ReturnType<typeof syncHandler>, records: SQSRecord[]) => {
-  const response = await handler({ Records: records }, createLambdaContext('audiences', 60_000))
+const sync = (handler: ReturnType<typeof syncHandler>, records: SQSRecord[]) =>
+  syncWithin(handler, records, 60_000)
+
+const subscribed = () => [...reference.state.subscriptions].sort()
+
+/** Courier answering `method` requests `ms` late: their effect lands when the answer goes. */
+const delayed =
+  (method: string, ms: number): StubHandler =>
+  (request, response, raw) => {
+    if (request.method === method) setTimeout(() => reference.handler(request, response, raw), ms)
+    else reference.handler(request, response, raw)
+  }
+
+/** One invocation of `remainingMs`, then what the event source does: delete every record not reported as failed. */
+const syncWithin = async (
+  handler: ReturnType<typeof syncHandler>,
+  records: SQSRecord[],
+  remainingMs: number,
+) => {
+  const response = await handler({ Records: records }, createLambdaContext('audiences', remainingMs))
   const done = recordsToDelete(records, response)
   for (let i = 0; i < done.length; i += 10) {
     await relay.queues.sqs.send(
@@ -112,8 +157,6 @@ const sync = async (handler: ReturnType<typeof syncHandler>, records: SQSRecord[
   }
   return response
 }
-
-const subscribed = () => [...reference.state.subscriptions].sort()
 
 describe('deliver hands audience events to the list sync, off the user’s ordered path', () => {
   it('sends the audience event to /inbound/segment for the profile and puts it on the audience queue', async () => {
@@ -206,15 +249,15 @@ describe('the list sync', () => {
     expect(courier.requests.some((r) => r.method === 'POST')).toBe(false)
   })
 
-  it('lets the later Segment event win when the older one arrives in a later batch', async () => {
-    // Prepare: one instance (its memory of applied changes); the enter is newer than the exit
-    const handler = syncHandler({ applied: createAppliedChanges() })
+  it('lets the later Segment event win when the older one arrives in a later batch, at another instance', async () => {
+    // Prepare: instance A applies the enter (12:00:09); the older exit (12:00:02) reaches
+    // instance B later, which has never seen this member (a cold start)
     await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(9) })])
-    await sync(handler, await audienceRecords())
+    await sync(syncHandler(), await audienceRecords())
     await toAudienceQueue([audienceTrack({ inAudience: false, userId: 'u-1', timestamp: at(2) })])
 
     // Act
-    const late = await sync(handler, await audienceRecords())
+    const late = await sync(syncHandler(), await audienceRecords())
 
     // Assess: the stale exit is done without a write; the member stays
     expect(late.batchItemFailures).toEqual([])
@@ -223,15 +266,108 @@ describe('the list sync', () => {
     expect(audienceQueue()).toHaveLength(0)
   })
 
-  it('applies an exit that really is later, in a later batch', async () => {
-    const handler = syncHandler({ applied: createAppliedChanges() })
+  it('applies an exit that really is later, at another instance', async () => {
     await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(1) })])
-    await sync(handler, await audienceRecords())
+    await sync(syncHandler(), await audienceRecords())
     await toAudienceQueue([audienceTrack({ inAudience: false, userId: 'u-1', timestamp: at(2) })])
 
-    await sync(handler, await audienceRecords())
+    await sync(syncHandler(), await audienceRecords())
 
     expect(subscribed()).toEqual([])
+  })
+
+  it('lets the later event win when two instances write one list at once (the older write lands last without the lease)', async () => {
+    // Prepare: Courier takes 400 ms to answer the older enter's POST; meanwhile another instance
+    // holds the later exit of the same member
+    courier.handle(delayed('POST', 400))
+    await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(1) })])
+    const enterRecords = await audienceRecords()
+    await toAudienceQueue([audienceTrack({ inAudience: false, userId: 'u-1', timestamp: at(5) })])
+    const exitRecords = await audienceRecords()
+
+    // Act: instance A starts its POST; instance B runs while it is in flight
+    const a = sync(syncHandler(), enterRecords)
+    await until(() => courier.requests.some((r) => r.method === 'POST'), 5_000, 'the enter POST started')
+    const b = sync(syncHandler(), exitRecords)
+    const [first, second] = await Promise.all([a, b])
+
+    // Assess: B waited for A's write, then removed the member: the later event won
+    expect(first.batchItemFailures).toEqual([])
+    expect(second.batchItemFailures).toEqual([])
+    expect(subscribed()).toEqual([])
+    expect(courier.requests.map((r) => r.method)).toEqual(['POST', 'DELETE'])
+  })
+
+  it('retries the records of a list another instance holds past the deadline, and keeps them queued', async () => {
+    // Prepare: another instance holds the list's lease for longer than this invocation may wait
+    let release = () => {}
+    const holder = instanceLedger().withList(
+      LIST,
+      { waitUntil: Date.now() + 1_000, holdUntil: Date.now() + 60_000 },
+      () =>
+        new Promise<void>((resolve) => {
+          release = resolve
+        }),
+    )
+    await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1' })])
+
+    // Act: an invocation with 1.5 s to spare after its finishing margin
+    const response = await syncWithin(syncHandler(), await audienceRecords(), listSyncMarginMs() + 1_500)
+    release()
+    await holder
+
+    // Assess
+    expect(response.batchItemFailures).toHaveLength(1)
+    expect(courier.requests).toEqual([])
+    expect(audienceQueue()).toHaveLength(1)
+  })
+
+  it('retries, never drops, when the membership ledger cannot be reached', async () => {
+    // Prepare: a ledger whose DynamoDB is down (nothing listens on the port)
+    const down = createMembershipLedger(
+      createDynamoDbClient({
+        endpoint: 'http://127.0.0.1:9',
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      }),
+      ledgerTable,
+    )
+    await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1' })])
+
+    // Act
+    const response = await sync(syncHandler({ ledger: down }), await audienceRecords())
+
+    // Assess: nothing written, the record is back on the queue
+    expect(response.batchItemFailures).toHaveLength(1)
+    expect(courier.requests).toEqual([])
+    expect(audienceQueue()).toHaveLength(1)
+    expect(peek(relay.queues, relay.queues.dlqUrl)).toHaveLength(0)
+  })
+
+  it('dead-letters a list change still failing after MAX_EVENT_AGE_SECONDS, with the reason', async () => {
+    // Prepare: Courier fails the write; SQS took the record 3 days ago (MAX_EVENT_AGE_SECONDS is 2 days here)
+    reference.failNext('POST', `/lists/${LIST}/subscriptions`, 503)
+    await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1' })])
+    const records = (await audienceRecords()).map((record) => ({
+      ...record,
+      attributes: { ...record.attributes, SentTimestamp: String(Date.now() - 3 * 86_400_000) },
+    }))
+
+    // Act
+    const response = await sync(
+      syncHandler({ config: parseConfig({ ...relay.env, MAX_EVENT_AGE_SECONDS: String(2 * 86_400) }) }),
+      records,
+    )
+
+    // Assess: off the audience queue, in the DLQ with why
+    expect(response.batchItemFailures).toEqual([])
+    expect(audienceQueue()).toHaveLength(0)
+    const dead = peek(relay.queues, relay.queues.dlqUrl)
+    expect(dead).toHaveLength(1)
+    expect(dead[0]?.messageAttributes.reason?.StringValue).toMatch(
+      /^expired after 3\.0 days of retries.*last: .*503/,
+    )
+    expect(dead[0]?.messageAttributes.stage?.StringValue).toBe('audience-sync')
   })
 
   it('syncs an initial audience of 10,000 members in 10 list writes, within Courier’s 20 a minute, none refused', {

@@ -55,6 +55,7 @@ const syncAll = async () => {
     sqs: relay.queues.sqs,
     logger: createLogger('audiences-test'),
     pacerFor: fastLists,
+    ledger: relay.ledger(),
   })
   const { Messages = [] } = await relay.queues.sqs.send(
     new ReceiveMessageCommand({

@@ -160,7 +160,7 @@ const outward = Object.values(networkInterfaces())
   .map((address) => address?.address as string)
 
 it.skipIf(outward.length === 0)(
-  'listens on loopback only: the webhook, the sandbox and the embedded SQS refuse the network',
+  'listens on loopback only: the webhook, the sandbox, the embedded SQS and DynamoDB refuse the network',
   async () => {
     // Prepare
     await waitFor(/Ctrl-C stops everything/)
@@ -174,8 +174,8 @@ it.skipIf(outward.length === 0)(
     )
 
     // Assess
-    expect(listeners).toHaveLength(3)
-    expect(onLoopback).toEqual([true, true, true])
+    expect(listeners).toHaveLength(4)
+    expect(onLoopback).toEqual([true, true, true, true])
     expect(onNetwork.every((accepted) => !accepted)).toBe(true)
   },
 )

@@ -8,8 +8,14 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
+import {
+  createDynamoDbClient,
+  createMembershipLedger,
+  type MembershipLedger,
+} from '../../lib/deliver/membership-ledger.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
+import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { eventDeduplicationId, messageGroupId } from '../../lib/queue/message-group.ts'
@@ -48,6 +54,10 @@ export const TEST_SQS_TIMEOUTS: SqsTimeouts = {
 export interface TestRelay {
   readonly queues: TestQueues
   readonly sandbox: CourierSandbox
+  /** The embedded DynamoDB holding the list sync's membership ledger (AUDIENCE_TABLE_NAME in env). */
+  readonly dynamodb: LocalDynamoDb
+  /** A list sync instance's membership ledger: its own client on `table` (default: env's), as each Lambda instance has. */
+  readonly ledger: (table?: string) => MembershipLedger
   readonly env: Record<string, string>
   readonly deliver: (options?: DeliverHandlerOptions) => ReturnType<typeof createDeliverHandler>
   readonly stop: () => Promise<void>
@@ -59,11 +69,13 @@ export const startTestRelay = async (
 ): Promise<TestRelay> => {
   const queues = await startTestQueues(queueOptions)
   const sandbox = await startCourierSandbox({ authToken: SANDBOX_TOKEN })
+  const dynamodb = await startLocalDynamoDb()
   const deliverSqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' }, TEST_SQS_TIMEOUTS)
   const fullEnv = {
     QUEUE_URL: queues.queueUrl,
     DLQ_URL: queues.dlqUrl,
     AUDIENCE_QUEUE_URL: queues.audienceQueueUrl,
+    AUDIENCE_TABLE_NAME: dynamodb.tableName,
     COURIER_BASE_URL: sandbox.url,
     COURIER_AUTH_TOKEN: SANDBOX_TOKEN,
     ...FAST_RETRIES,
@@ -72,6 +84,16 @@ export const startTestRelay = async (
   return {
     queues,
     sandbox,
+    dynamodb,
+    ledger: (table = dynamodb.tableName) =>
+      createMembershipLedger(
+        createDynamoDbClient({
+          endpoint: dynamodb.endpoint,
+          region: 'us-east-1',
+          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+        }),
+        table,
+      ),
     env: fullEnv,
     deliver: (options = {}) =>
       createDeliverHandler({
@@ -84,6 +106,7 @@ export const startTestRelay = async (
     stop: async () => {
       deliverSqs.destroy()
       await sandbox.stop()
+      await dynamodb.stop()
       await queues.stop()
     },
   }

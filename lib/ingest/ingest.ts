@@ -16,7 +16,10 @@ import { addMetric, idsForLog } from '../telemetry.ts'
 /**
  * The ingest path after authentication: read Segment's body, validate every event, and put
  * the valid ones on the events queue and the invalid ones, with their reasons, on the DLQ,
- * all before Segment's ~5 s timeout. Only a request whose every event is safely stored gets
+ * all before Segment stops waiting: 5 s for classic Webhooks
+ * (https://segment.com/docs/connections/destinations/catalog/webhooks/#webhooks-timeouts), 10 s
+ * for Webhooks (Actions) (segmentio/action-destinations `packages/core/src/request-client.ts`,
+ * DEFAULT_REQUEST_TIMEOUT). Only a request whose every event is safely stored gets
  * a 200; otherwise 503 makes Segment retry it (duplicates are safe: Courier dedupes on messageId,
  * and a FIFO queue drops a repeat within 5 minutes itself).
  *

@@ -5,10 +5,13 @@ import { sign } from './signature.ts'
  * `npm run send-test-event -- --url <u> [--secret <s>] [--token <t>] [--type T] [--user-id <id>] [--batch N]`:
  * posts a Segment-shaped event exactly as Segment's webhook does, and prints the answer.
  *
- * Segment sends `Content-Type: application/json`, `User-Agent: Segment.io/1.0`, the body as
+ * Segment sends `Content-Type: application/json`, `User-Agent: Segment.io/1.0` (classic
+ * Webhooks, every example request of its docs; Webhooks (Actions) sends `Segment (Actions)`,
+ * segmentio/action-destinations `packages/core/src/create-request-client.ts`), the body as
  * `JSON.stringify(event)` and, with a shared secret, `X-Signature` = hex HMAC-SHA1 of that text.
  * Webhooks (Actions) with batching sends a JSON array and signs only `JSON.stringify(body[0])`.
  * https://segment.com/docs/connections/destinations/catalog/webhooks/#authentication
+ * The relay reads no User-Agent; the test event sends the classic one.
  *
  * `curlCommand` builds the same request as a command line to paste (`npm start` prints one).
  */

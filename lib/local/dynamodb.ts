@@ -1,7 +1,12 @@
 import type { AddressInfo } from 'node:net'
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb'
 import dynalite from 'dynalite'
-import { MEMBERSHIP_TABLE_KEYS } from '../deliver/membership-ledger.ts'
+import {
+  createDynamoDbClient,
+  createMembershipLedger,
+  MEMBERSHIP_TABLE_KEYS,
+  type MembershipLedger,
+} from '../deliver/membership-ledger.ts'
 import { LOOPBACK } from './loopback.ts'
 
 /**
@@ -17,6 +22,10 @@ export interface LocalDynamoDb {
   readonly endpoint: string
   /** The membership ledger's table (AUDIENCE_TABLE_NAME). */
   readonly tableName: string
+  /** Creates another table like the ledger's (a test's own, empty). */
+  readonly createTable: (name: string) => Promise<void>
+  /** A list sync instance's ledger on `table` (default tableName): its own client, as each Lambda instance has. */
+  readonly ledger: (table?: string) => MembershipLedger
   readonly stop: () => Promise<void>
 }
 
@@ -37,25 +46,28 @@ export const startLocalDynamoDb = async (options: LocalDynamoDbOptions = {}): Pr
   })
   const endpoint = `http://${LOOPBACK}:${(server.address() as AddressInfo).port}`
   const tableName = options.tableName ?? LOCAL_MEMBERSHIP_TABLE
-  const client = new DynamoDBClient({
-    endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  })
-  try {
-    await client.send(
-      new CreateTableCommand({
-        TableName: tableName,
-        BillingMode: 'PAY_PER_REQUEST',
-        ...MEMBERSHIP_TABLE_KEYS,
-      }),
-    )
-  } finally {
-    client.destroy()
+  const client = () =>
+    createDynamoDbClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    })
+  const createTable = async (name: string) => {
+    const admin = client()
+    try {
+      await admin.send(
+        new CreateTableCommand({ TableName: name, BillingMode: 'PAY_PER_REQUEST', ...MEMBERSHIP_TABLE_KEYS }),
+      )
+    } finally {
+      admin.destroy()
+    }
   }
+  await createTable(tableName)
   return {
     endpoint,
     tableName,
+    createTable,
+    ledger: (table = tableName) => createMembershipLedger(client(), table),
     stop: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections?.()

@@ -651,19 +651,7 @@ sandbox.reset()
 const AUDIENCE_LIST = 'new_audience-aud_bench'
 // The list sync's membership ledger in the embedded DynamoDB, one client per instance as in Lambda.
 const { startLocalDynamoDb } = await import('../../lib/local/dynamodb.ts')
-const { createDynamoDbClient, createMembershipLedger } = await import(
-  '../../lib/deliver/membership-ledger.ts'
-)
 const dynamodb = await startLocalDynamoDb()
-const benchLedger = () =>
-  createMembershipLedger(
-    createDynamoDbClient({
-      endpoint: dynamodb.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-    dynamodb.tableName,
-  )
 const audienceMembers = Array.from({ length: 10_000 }, (_, i) =>
   identify({
     userId: `member-${i}`,
@@ -691,7 +679,7 @@ const listSync = startPoller({
   queueArn: queues.audienceQueueArn,
   // As deployed: AUDIENCE_SYNC_INSTANCES instances, batches of 1,000 gathered for up to 20 s.
   handler: Array.from({ length: AUDIENCE_SYNC_INSTANCES }, () =>
-    createAudienceSyncHandler({ config: parseConfig(env), logger, ledger: benchLedger() }),
+    createAudienceSyncHandler({ config: parseConfig(env), logger, ledger: dynamodb.ledger() }),
   ),
   maxConcurrency: AUDIENCE_SYNC_INSTANCES,
   batchSize: 1_000,

@@ -1,4 +1,3 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import {
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
@@ -9,11 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/deliver/audience-handler.ts'
 import { AUDIENCE_SYNC_INSTANCES, listSyncMarginMs } from '../../lib/deliver/audience-sync.ts'
-import {
-  createDynamoDbClient,
-  createMembershipLedger,
-  MEMBERSHIP_TABLE_KEYS,
-} from '../../lib/deliver/membership-ledger.ts'
+import { createDynamoDbClient, createMembershipLedger } from '../../lib/deliver/membership-ledger.ts'
 import { createPacer, type PacerFor, unpaced } from '../../lib/deliver/pacer.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
@@ -57,22 +52,11 @@ beforeEach(async () => {
   clearQueues(relay.queues)
   // A fresh membership ledger per test: a table of its own in the embedded DynamoDB.
   table += 1
-  ledgerTable = await createLedgerTable(`memberships-${table}`)
+  ledgerTable = `memberships-${table}`
+  await relay.dynamodb.createTable(ledgerTable)
 })
 
 let ledgerTable: string
-const createLedgerTable = async (name: string) => {
-  const client = new DynamoDBClient({
-    endpoint: relay.dynamodb.endpoint,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  })
-  await client.send(
-    new CreateTableCommand({ TableName: name, BillingMode: 'PAY_PER_REQUEST', ...MEMBERSHIP_TABLE_KEYS }),
-  )
-  client.destroy()
-  return name
-}
 /** One list sync instance's membership ledger: its own client on the test's table, as each Lambda instance has. */
 const instanceLedger = () => relay.ledger(ledgerTable)
 

@@ -1,9 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  createDynamoDbClient,
-  createMembershipLedger,
-  type MembershipLedger,
-} from '../../lib/deliver/membership-ledger.ts'
+import type { MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
 
 /**
@@ -20,15 +16,7 @@ beforeAll(async () => {
 afterAll(() => dynamodb.stop())
 
 /** One instance's ledger: its own client, as each Lambda instance has. */
-const instance = (): MembershipLedger =>
-  createMembershipLedger(
-    createDynamoDbClient({
-      endpoint: dynamodb.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    }),
-    dynamodb.tableName,
-  )
+const instance = (): MembershipLedger => dynamodb.ledger()
 
 /** A list id no other test uses. */
 const freshList = () => `audience_${++list}-aud_ledger`

@@ -8,11 +8,7 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
-import {
-  createDynamoDbClient,
-  createMembershipLedger,
-  type MembershipLedger,
-} from '../../lib/deliver/membership-ledger.ts'
+import type { MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
@@ -85,15 +81,7 @@ export const startTestRelay = async (
     queues,
     sandbox,
     dynamodb,
-    ledger: (table = dynamodb.tableName) =>
-      createMembershipLedger(
-        createDynamoDbClient({
-          endpoint: dynamodb.endpoint,
-          region: 'us-east-1',
-          credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-        }),
-        table,
-      ),
+    ledger: dynamodb.ledger,
     env: fullEnv,
     deliver: (options = {}) =>
       createDeliverHandler({

@@ -291,7 +291,6 @@ describe('the packaged CloudFormation template', () => {
     )
     expect(dynamodb.flatMap(actions).sort()).toEqual([
       'dynamodb:BatchGetItem',
-      'dynamodb:BatchWriteItem',
       'dynamodb:DeleteItem',
       'dynamodb:UpdateItem',
     ])

@@ -70,9 +70,18 @@ export const audienceChangeOf = (event: SegmentEvent): AudienceChange | undefine
 export const membershipKey = (change: Pick<AudienceChange, 'listId' | 'recipientId'>): string =>
   `${change.listId}\u0000${change.recipientId}`
 
-/** Whether `next` supersedes `current`: a later event wins; at the same time, the one seen last. */
-export const isLater = (next: AudienceChange, current: AudienceChange | undefined): boolean =>
-  current === undefined || next.at >= current.at
+/** Where a change stands in time: the Segment event's time, then its messageId to break a tie. */
+export type ChangeOrder = Pick<AudienceChange, 'at' | 'messageId'>
+
+/**
+ * Pure: whether `next` supersedes `current`: the later Segment event wins; at the same
+ * millisecond the greater messageId, so every instance decides a tie the same way whatever the
+ * arrival order; the same change again (a retry) supersedes itself.
+ */
+export const isLater = (next: ChangeOrder, current: ChangeOrder | undefined): boolean =>
+  current === undefined ||
+  next.at > current.at ||
+  (next.at === current.at && next.messageId >= current.messageId)
 
 /**
  * Courier documents no maximum for the recipients of `POST /lists/{list_id}/subscriptions`

@@ -2,15 +2,13 @@ import { createHash, randomUUID } from 'node:crypto'
 import {
   type AttributeDefinition,
   BatchGetItemCommand,
-  BatchWriteItemCommand,
-  type BatchWriteItemCommandOutput,
   DeleteItemCommand,
   DynamoDBClient,
   type DynamoDBClientConfig,
   type KeySchemaElement,
   UpdateItemCommand,
-  type WriteRequest,
 } from '@aws-sdk/client-dynamodb'
+import type { ChangeOrder } from '../courier/audience.ts'
 import type { SqsTimeouts } from '../queue/sqs-client.ts'
 
 /**
@@ -37,10 +35,12 @@ import type { SqsTimeouts } from '../queue/sqs-client.ts'
  * a member's time is kept MEMORY_DAYS, longer than an event can live in the queue and then the DLQ
  * (14 days each at most) before it is replayed.
  *
- * Reads are strongly consistent (BatchGetItem `ConsistentRead`, at most 100 keys a call) and
- * times are recorded with BatchWriteItem (at most 25 puts a call; `UnprocessedItems` are sent
- * again). https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
- * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
+ * Reads are strongly consistent (BatchGetItem `ConsistentRead`, at most 100 keys a call;
+ * `UnprocessedKeys` asked again). A time is recorded by a conditional UpdateItem per member that
+ * only ever moves it forward (`at`, then `messageId` on a tie), so even a holder whose lease
+ * lapsed mid-write, or a retry that comes late, can never put an older time over a newer one.
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
+ * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html
  */
 
 /** The table's keys, as serverless.yml declares them and `npm start` creates them. */
@@ -67,7 +67,6 @@ export const MEMORY_DAYS = 35
 const PARTITION_KEY_MAX_BYTES = 2_048
 const SORT_KEY_MAX_BYTES = 1_024
 const BATCH_GET_MAX_KEYS = 100
-const BATCH_WRITE_MAX_ITEMS = 25
 const LEASE_KEY = 'lease'
 
 /** A change the list sync applied: one member of one list, at the Segment event's time. */
@@ -97,13 +96,22 @@ export interface MembershipLedger {
     lease: ListLease,
     work: () => Promise<T>,
   ) => Promise<{ readonly acquired: true; readonly value: T } | { readonly acquired: false }>
-  /** The latest applied time per member (epoch ms); members never applied are absent. Consistent reads. */
-  readonly lastApplied: (listId: string, members: readonly string[]) => Promise<Map<string, number>>
   /**
-   * Records changes Courier took (the latest per member wins within the call). Called holding the
-   * list's lease, after lastApplied dropped the older changes: each put replaces the member's item.
+   * The latest applied change per member (its time, epoch ms, and messageId); members never
+   * applied are absent. Consistent reads. Rejects with DynamoDB's error.
    */
-  readonly recordApplied: (listId: string, changes: readonly AppliedMembership[]) => Promise<void>
+  readonly lastApplied: (listId: string, members: readonly string[]) => Promise<Map<string, ChangeOrder>>
+  /**
+   * Records changes Courier took, each only over an older one (a newer one recorded meanwhile
+   * stays). Starts no call after `deadline` (epoch ms): rejects when some change is left
+   * unrecorded then, or with DynamoDB's error; the caller retries those records (repeating the
+   * Courier write is harmless).
+   */
+  readonly recordApplied: (
+    listId: string,
+    changes: readonly AppliedMembership[],
+    deadline: number,
+  ) => Promise<void>
 }
 
 const keyText = (value: string, maxBytes: number): string =>
@@ -132,8 +140,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Waits between lease attempts: short, since a holder keeps it for one Courier call. */
 const LEASE_POLL_MS = { first: 100, max: 1_000 }
-/** BatchWriteItem's unprocessed items are sent again, with a growing wait, this many times. */
-const UNPROCESSED_ATTEMPTS = 8
+/** BatchGetItem's unprocessed keys are asked again, after 100 then 200 ms, at most this many times. */
+const UNPROCESSED_ATTEMPTS = 3
+/** Conditional updates in flight at once while recording. */
+const RECORD_CONCURRENCY = 25
 
 /**
  * How long one DynamoDB call may take: bounded as the SQS calls are (lib/queue/sqs-client.ts, the
@@ -229,13 +239,14 @@ export const createMembershipLedger = (
     },
 
     lastApplied: async (listId, members) => {
-      const applied = new Map<string, number>()
+      const applied = new Map<string, ChangeOrder>()
       const byKey = new Map<string, string>()
       for (const member of members) byKey.set(memberKey(listId, member).member.S, member)
+      const list = memberKey(listId, '').list
       await Promise.all(
         chunks([...byKey.keys()], BATCH_GET_MAX_KEYS).map(async (keys) => {
           let pending: Record<string, { S: string }>[] = keys.map((member) => ({
-            list: memberKey(listId, '').list,
+            list,
             member: { S: member },
           }))
           for (let attempt = 0; pending.length > 0; attempt++) {
@@ -248,7 +259,8 @@ export const createMembershipLedger = (
                   [tableName]: {
                     Keys: pending,
                     ConsistentRead: true,
-                    ProjectionExpression: '#member, #at',
+                    // `member` is one of DynamoDB's reserved words.
+                    ProjectionExpression: '#member, #at, messageId',
                     ExpressionAttributeNames: { '#member': 'member', '#at': 'at' },
                   },
                 },
@@ -257,7 +269,9 @@ export const createMembershipLedger = (
             for (const item of result.Responses?.[tableName] ?? []) {
               const member = byKey.get(item.member?.S ?? '')
               const at = Number(item.at?.N)
-              if (member !== undefined && Number.isFinite(at)) applied.set(member, at)
+              if (member !== undefined && Number.isFinite(at)) {
+                applied.set(member, { at, messageId: item.messageId?.S ?? '' })
+              }
             }
             pending = (result.UnprocessedKeys?.[tableName]?.Keys ?? []) as typeof pending
           }
@@ -266,40 +280,47 @@ export const createMembershipLedger = (
       return applied
     },
 
-    recordApplied: async (listId, changes) => {
-      // One item per member: the latest change of a batch (BatchWriteItem refuses two puts of one key).
-      const latest = new Map<string, AppliedMembership>()
-      for (const change of changes) {
-        const key = memberKey(listId, change.member).member.S
-        const known = latest.get(key)
-        if (known === undefined || change.at >= known.at) latest.set(key, change)
-      }
+    recordApplied: async (listId, changes, deadline) => {
       const expiresAt = String(Math.ceil(now() / 1_000) + MEMORY_DAYS * 86_400)
-      const requests: WriteRequest[] = [...latest.values()].map((change) => ({
-        PutRequest: {
-          Item: {
-            ...memberKey(listId, change.member),
-            at: { N: String(change.at) },
-            subscribed: { BOOL: change.subscribed },
-            messageId: { S: change.messageId },
-            [MEMBERSHIP_TTL_ATTRIBUTE]: { N: expiresAt },
-          },
-        },
-      }))
-      await Promise.all(
-        chunks(requests, BATCH_WRITE_MAX_ITEMS).map(async (chunk) => {
-          let pending = chunk
-          for (let attempt = 0; pending.length > 0; attempt++) {
-            if (attempt >= UNPROCESSED_ATTEMPTS)
-              throw new Error('DynamoDB left items unprocessed (BatchWriteItem)')
-            if (attempt > 0) await sleep(50 * 2 ** attempt)
-            const result: BatchWriteItemCommandOutput = await client.send(
-              new BatchWriteItemCommand({ RequestItems: { [tableName]: pending } }),
-            )
-            pending = result.UnprocessedItems?.[tableName] ?? []
+      const queue = [...changes]
+      let unrecorded = 0
+      const record = async (change: AppliedMembership) => {
+        try {
+          await client.send(
+            new UpdateItemCommand({
+              TableName: tableName,
+              Key: memberKey(listId, change.member),
+              UpdateExpression:
+                'SET #at = :at, messageId = :messageId, subscribed = :subscribed, #ttl = :ttl',
+              // Only forward: never an older change over a newer one (the order of isLater).
+              ConditionExpression:
+                'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND messageId <= :messageId)',
+              ExpressionAttributeNames: { '#at': 'at', '#ttl': MEMBERSHIP_TTL_ATTRIBUTE },
+              ExpressionAttributeValues: {
+                ':at': { N: String(change.at) },
+                ':messageId': { S: change.messageId },
+                ':subscribed': { BOOL: change.subscribed },
+                ':ttl': { N: expiresAt },
+              },
+            }),
+          )
+        } catch (error) {
+          // A newer change is recorded already: it stands.
+          if (!isConditionFailed(error)) throw error
+        }
+      }
+      const worker = async () => {
+        for (let change = queue.shift(); change !== undefined; change = queue.shift()) {
+          if (now() >= deadline) {
+            unrecorded += 1 + queue.length
+            queue.length = 0
+            return
           }
-        }),
-      )
+          await record(change)
+        }
+      }
+      await Promise.all(Array.from({ length: Math.min(RECORD_CONCURRENCY, queue.length) }, worker))
+      if (unrecorded > 0) throw new Error(`${unrecorded} applied changes not recorded before the deadline`)
     },
   }
 }

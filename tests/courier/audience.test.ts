@@ -73,6 +73,9 @@ describe("audienceChangeOf: Engage audiences as Courier's Actions destination ma
     expect(isLater(late, early)).toBe(true)
     expect(isLater(early, late)).toBe(false)
     expect(isLater(early, { ...early })).toBe(true)
+    // A tie is broken by messageId, the same way in every instance whatever the arrival order.
+    expect(isLater({ at: 1, messageId: 'b' }, { at: 1, messageId: 'a' })).toBe(true)
+    expect(isLater({ at: 1, messageId: 'a' }, { at: 1, messageId: 'b' })).toBe(false)
     expect(membershipKey(early)).toBe(membershipKey(late))
   })
 })

@@ -18,6 +18,9 @@ afterAll(() => dynamodb.stop())
 /** One instance's ledger: its own client, as each Lambda instance has. */
 const instance = (): MembershipLedger => dynamodb.ledger()
 
+/** A recording deadline that is never reached in a test. */
+const soon = () => Date.now() + 60_000
+
 /** A list id no other test uses. */
 const freshList = () => `audience_${++list}-aud_ledger`
 
@@ -127,6 +130,7 @@ describe('the members’ latest applied times', () => {
     await instance().recordApplied(
       listId,
       members.map((member, i) => ({ member, at: 1_000 + i, subscribed: true, messageId: `m-${i}` })),
+      soon(),
     )
 
     // Act
@@ -134,20 +138,75 @@ describe('the members’ latest applied times', () => {
 
     // Assess
     expect(applied.size).toBe(1_000)
-    expect(applied.get('member-0')).toBe(1_000)
-    expect(applied.get('member-999')).toBe(1_999)
+    expect(applied.get('member-0')).toEqual({ at: 1_000, messageId: 'm-0' })
+    expect(applied.get('member-999')).toEqual({ at: 1_999, messageId: 'm-999' })
     expect(applied.has('never-seen')).toBe(false)
   })
 
   it('keeps the latest of one member’s changes recorded in one call', async () => {
     const listId = freshList()
 
-    await instance().recordApplied(listId, [
-      { member: 'u-1', at: 5, subscribed: false, messageId: 'exit' },
-      { member: 'u-1', at: 3, subscribed: true, messageId: 'enter' },
-    ])
+    await instance().recordApplied(
+      listId,
+      [
+        { member: 'u-1', at: 5, subscribed: false, messageId: 'exit' },
+        { member: 'u-1', at: 3, subscribed: true, messageId: 'enter' },
+      ],
+      soon(),
+    )
 
-    expect((await instance().lastApplied(listId, ['u-1'])).get('u-1')).toBe(5)
+    expect((await instance().lastApplied(listId, ['u-1'])).get('u-1')?.at).toBe(5)
+  })
+
+  it('never moves a member’s time backwards: an older change recorded late leaves the newer one', async () => {
+    // Prepare: the exit at t=9,000 is recorded; then an instance whose lease lapsed mid-write, or a
+    // late retry, records the older enter at t=2,000
+    const listId = freshList()
+    await instance().recordApplied(
+      listId,
+      [{ member: 'u-1', at: 9_000, subscribed: false, messageId: 'exit' }],
+      soon(),
+    )
+
+    // Act
+    await instance().recordApplied(
+      listId,
+      [{ member: 'u-1', at: 2_000, subscribed: true, messageId: 'enter' }],
+      soon(),
+    )
+
+    // Assess
+    expect((await instance().lastApplied(listId, ['u-1'])).get('u-1')).toEqual({
+      at: 9_000,
+      messageId: 'exit',
+    })
+  })
+
+  it('breaks a tie by messageId, the same way whichever instance records first', async () => {
+    const [one, two] = [freshList(), freshList()]
+    const a = { member: 'u-1', at: 5, subscribed: true, messageId: 'a' }
+    const b = { member: 'u-1', at: 5, subscribed: false, messageId: 'b' }
+
+    await instance().recordApplied(one, [a], soon())
+    await instance().recordApplied(one, [b], soon())
+    await instance().recordApplied(two, [b], soon())
+    await instance().recordApplied(two, [a], soon())
+
+    expect((await instance().lastApplied(one, ['u-1'])).get('u-1')?.messageId).toBe('b')
+    expect((await instance().lastApplied(two, ['u-1'])).get('u-1')?.messageId).toBe('b')
+  })
+
+  it('starts no write after its deadline and says how many it left unrecorded', async () => {
+    const listId = freshList()
+
+    await expect(
+      instance().recordApplied(
+        listId,
+        [{ member: 'u-1', at: 1, subscribed: true, messageId: 'm' }],
+        Date.now() - 1,
+      ),
+    ).rejects.toThrow('1 applied changes not recorded before the deadline')
+    expect((await instance().lastApplied(listId, ['u-1'])).size).toBe(0)
   })
 
   it('stores ids longer than DynamoDB’s key limits (1,024 bytes for the member) apart from each other', async () => {
@@ -157,13 +216,17 @@ describe('the members’ latest applied times', () => {
     const [a, b] = [`${long}a`, `${long}b`]
 
     // Act
-    await instance().recordApplied(listId, [
-      { member: a, at: 1, subscribed: true, messageId: 'a' },
-      { member: b, at: 2, subscribed: true, messageId: 'b' },
-    ])
+    await instance().recordApplied(
+      listId,
+      [
+        { member: a, at: 1, subscribed: true, messageId: 'a' },
+        { member: b, at: 2, subscribed: true, messageId: 'b' },
+      ],
+      soon(),
+    )
     const applied = await instance().lastApplied(listId, [a, b])
 
     // Assess
-    expect([applied.get(a), applied.get(b)]).toEqual([1, 2])
+    expect([applied.get(a)?.at, applied.get(b)?.at]).toEqual([1, 2])
   })
 })

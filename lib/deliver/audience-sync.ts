@@ -21,7 +21,7 @@ import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
 import { giveUpReason, receiveCountOf } from './expiry.ts'
-import { LEDGER_TIMEOUTS, type MembershipLedger } from './membership-ledger.ts'
+import { LEDGER_TIMEOUTS, MEMORY_DAYS, type MembershipLedger } from './membership-ledger.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 import { finishMarginMs } from './worker.ts'
@@ -67,16 +67,23 @@ import { finishMarginMs } from './worker.ts'
 export const AUDIENCE_SYNC_INSTANCES = 2
 
 /**
- * Kept back from the invocation's end: the membership ledger's last two calls (recording a write
- * Courier took, then releasing the list's lease), then what deliver keeps to finish (the dead
- * letters and visibilities, lib/deliver/worker.ts finishMarginMs), each call bounded
- * (lib/queue/sqs-client.ts). A slow SQS or DynamoDB then costs retries, never a timed-out
- * invocation whose whole batch comes back.
+ * Kept back from the invocation's end after the last Courier write may start: recording what
+ * Courier took (calls started up to one ledger call before the release), releasing the list's
+ * lease, then what deliver keeps to finish (the dead letters and visibilities,
+ * lib/deliver/worker.ts finishMarginMs), each call bounded (lib/queue/sqs-client.ts). A slow SQS
+ * or DynamoDB then costs retries, never a timed-out invocation whose whole batch comes back.
  */
 export const listSyncMarginMs = (
   sqsTimeouts: SqsTimeouts = SQS_TIMEOUTS,
   ledgerTimeouts: SqsTimeouts = LEDGER_TIMEOUTS,
-): number => finishMarginMs(sqsTimeouts) + 2 * sqsCallBudgetMs(ledgerTimeouts)
+): number => finishMarginMs(sqsTimeouts) + 3 * sqsCallBudgetMs(ledgerTimeouts)
+
+/**
+ * The longest an instance waits for a list another instance is writing: a holder keeps the lease
+ * for one paced write (a Courier call of at most COURIER_TIMEOUT_MS) or one round of unsubscribes.
+ * Waiting longer would hold up the batch's other lists behind it.
+ */
+const LEASE_WAIT_MS = 30_000
 
 /** Records whose write was not attempted before the deadline come back almost at once. */
 const UNSTARTED_DELAY_SECONDS = 1
@@ -124,6 +131,10 @@ export const syncAudiences = async (
   const invokedAt = Date.now()
   const invocationEnd = invokedAt + context.getRemainingTimeInMillis()
   const deadline = invocationEnd - listSyncMarginMs(deps.sqsTimeouts)
+  // Recording starts no ledger call after this: the last one and the release still fit.
+  const recordBy = invocationEnd - finishMarginMs(deps.sqsTimeouts) - 2 * sqsCallBudgetMs(LEDGER_TIMEOUTS)
+  // Older than the ledger remembers: the change it would have lost to may be forgotten already.
+  const forgottenBefore = invokedAt - MEMORY_DAYS * 86_400_000
   const fates = new Map<SQSRecord, RecordFate>()
   const memberships = new Map<string, Membership>()
 
@@ -131,6 +142,11 @@ export const syncAudiences = async (
     const change = readChange(record)
     if (typeof change === 'string') {
       fates.set(record, { decision: { action: 'dead-letter', reason: change, status: 0 } })
+      continue
+    }
+    if (change.at < forgottenBefore) {
+      const reason = `the event is older than the membership ledger's ${MEMORY_DAYS}-day memory: applying it could undo a later change already forgotten; redrive after checking the member's list`
+      fates.set(record, { decision: { action: 'dead-letter', reason, status: 0 } })
       continue
     }
     // Inside a batch the later event wins at once; against earlier batches, the ledger decides.
@@ -211,7 +227,7 @@ export const syncAudiences = async (
     try {
       const leased = await deps.ledger.withList(
         listId,
-        { waitUntil: deadline, holdUntil: invocationEnd },
+        { waitUntil: Math.min(deadline, Date.now() + LEASE_WAIT_MS), holdUntil: invocationEnd },
         async () => {
           const applied = await deps.ledger.lastApplied(
             listId,
@@ -220,9 +236,9 @@ export const syncAudiences = async (
           const fresh: Membership[] = []
           const stale: Membership[] = []
           for (const membership of group) {
-            const at = applied.get(membership.change.recipientId)
-            // Strictly later: the same time again is this change retried (or a tie, the one seen last wins).
-            ;(at !== undefined && at > membership.change.at ? stale : fresh).push(membership)
+            const last = applied.get(membership.change.recipientId)
+            // The same change again (a retry) is applied again: only a later one supersedes it.
+            ;(last !== undefined && !isLater(membership.change, last) ? stale : fresh).push(membership)
           }
           // A later event for this member of this list was already written: this one lost.
           settle(stale, { decision: { action: 'delete' }, reason: 'superseded by a later event' })
@@ -236,6 +252,7 @@ export const syncAudiences = async (
               subscribed: change.subscribed,
               messageId: change.messageId,
             })),
+            recordBy,
           )
         },
       )

@@ -94,7 +94,8 @@ export const rateParamsFor = (endpointClass: EndpointClass, settings: PacerSetti
     ...CUBIC_DEFAULTS,
     initialRate: Math.min(COLD_START_RPS, ceiling),
     minRate: unit / 2,
-    maxRate: ceiling,
+    // A published limit is a ceiling too: successes under it say nothing about room above it.
+    maxRate: published === undefined ? ceiling : Math.min(ceiling, published),
     knownLimit: known,
     slowStartGain: CUBIC_DEFAULTS.slowStartGain * unit,
     unit,

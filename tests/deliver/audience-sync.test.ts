@@ -8,8 +8,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/deliver/audience-handler.ts'
 import { AUDIENCE_SYNC_INSTANCES, listSyncMarginMs } from '../../lib/deliver/audience-sync.ts'
-import { createDynamoDbClient, createMembershipLedger } from '../../lib/deliver/membership-ledger.ts'
-import { createPacer, type PacerFor, unpaced } from '../../lib/deliver/pacer.ts'
+import {
+  createDynamoDbClient,
+  createMembershipLedger,
+  type MembershipLedger,
+} from '../../lib/deliver/membership-ledger.ts'
+import { createPacer, type PacerFor, rateParamsFor, unpaced } from '../../lib/deliver/pacer.ts'
+import { rateAfter } from '../../lib/deliver/rate-control.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { createLogger } from '../../lib/telemetry.ts'
@@ -328,6 +333,55 @@ describe('the list sync', () => {
     expect(peek(relay.queues, relay.queues.dlqUrl)).toHaveLength(0)
   })
 
+  it('retries a write Courier took but the ledger did not record, and records it on the retry', async () => {
+    // Prepare: the ledger fails once while recording (DynamoDB throttling, say), after Courier took the POST
+    const ledger = instanceLedger()
+    let failures = 1
+    const flaky: MembershipLedger = {
+      ...ledger,
+      recordApplied: async (...args) => {
+        if (failures-- > 0) throw new Error('ProvisionedThroughputExceededException')
+        return ledger.recordApplied(...args)
+      },
+    }
+    await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1', timestamp: at(3) })])
+    const records = await audienceRecords()
+
+    // Act
+    const first = await sync(syncHandler({ ledger: flaky }), records)
+    // The record comes back once its retry delay is over (RETRY_BASE_SECONDS 1 here, with jitter).
+    let retried: SQSRecord[] = []
+    for (const started = Date.now(); retried.length === 0 && Date.now() - started < 10_000; ) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      retried = await audienceRecords()
+    }
+    const again = await sync(syncHandler({ ledger: flaky }), retried)
+
+    // Assess: back on the queue after the first, written again (harmless) and recorded by the second
+    expect(first.batchItemFailures).toHaveLength(1)
+    expect(again.batchItemFailures).toEqual([])
+    expect(courier.requests.filter((r) => r.method === 'POST')).toHaveLength(2)
+    expect(subscribed()).toEqual([`${LIST} u-1`])
+    expect((await instanceLedger().lastApplied(LIST, ['u-1'])).get('u-1')?.at).toBe(Date.parse(at(3)))
+    expect(audienceQueue()).toHaveLength(0)
+  })
+
+  it('dead-letters an audience change older than the ledger’s 35-day memory instead of applying it', async () => {
+    // Prepare: an enter from 40 days ago (redriven late, say)
+    const old = new Date(Date.now() - 40 * 86_400_000).toISOString()
+    await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1', timestamp: old })])
+
+    // Act
+    const response = await sync(syncHandler(), await audienceRecords())
+
+    // Assess: nothing written; in the DLQ with why
+    expect(response.batchItemFailures).toEqual([])
+    expect(courier.requests).toEqual([])
+    expect(peek(relay.queues, relay.queues.dlqUrl)[0]?.messageAttributes.reason?.StringValue).toMatch(
+      /older than the membership ledger's 35-day memory/,
+    )
+  })
+
   it('dead-letters a list change still failing after MAX_EVENT_AGE_SECONDS, with the reason', async () => {
     // Prepare: Courier fails the write; SQS took the record 3 days ago (MAX_EVENT_AGE_SECONDS is 2 days here)
     reference.failNext('POST', `/lists/${LIST}/subscriptions`, 503)
@@ -433,5 +487,22 @@ describe('the list sync’s pacing', () => {
     const lists = listWritePacerFor()('lists')
 
     expect(lists.ratePerSecond()).toBeCloseTo(20 / 60 / AUDIENCE_SYNC_INSTANCES, 6)
+  })
+
+  it('never climbs above Courier’s published 20 a minute, however many writes Courier takes', () => {
+    // Prepare: 200 list writes, each waiting for its slot and each taken by Courier
+    const params = rateParamsFor('lists', { maxRps: undefined, instances: AUDIENCE_SYNC_INSTANCES })
+    const answers = Array.from({ length: 200 }, (_, i) => ({
+      kind: 'success' as const,
+      sentAt: i * 6_000,
+      at: i * 6_000 + 100,
+      saturated: true,
+    }))
+
+    // Act
+    const rates = rateAfter(answers, params)
+
+    // Assess
+    expect(Math.max(...rates)).toBeCloseTo(20 / 60 / AUDIENCE_SYNC_INSTANCES, 6)
   })
 })

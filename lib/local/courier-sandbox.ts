@@ -209,6 +209,7 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
       try {
         body = text === '' ? undefined : JSON.parse(text)
       } catch {
+        // Courier's answer to a body that is not JSON is not published: a 400, in its error shape.
         answer = courierError(400, 'Unexpected token in JSON', 'invalid_request_error')
       }
     }

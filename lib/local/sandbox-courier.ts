@@ -36,8 +36,9 @@ const invalid = (message: string, status = 400) => courierError(status, message,
 const notFound = (what: string) => invalid(`${what} not found`, 404)
 
 /**
- * Schema errors read as Courier's inbound endpoint words them (an AJV error list in `message`),
- * as the sandbox has answered since its first version.
+ * Schema errors: an error list in `message`. Courier does not publish the wording of
+ * `/inbound/segment`'s schema errors; this is the sandbox's own, and the relay reads only the
+ * status and `type` (a 400 is dead-lettered whatever it says).
  */
 const schemaError = (property: string, problem = `must have required property '${property}'`) =>
   invalid(
@@ -194,8 +195,9 @@ const idOf = (value: unknown): string | undefined =>
 
 /**
  * POST /inbound/segment takes the raw Segment event and answers 202 `{messageId}` (design.md,
- * "What Courier accepts"). A messageId it already accepted gets **409 Conflict**: Courier's
- * reference for its inbound endpoint says of messageId "A required unique identifier that will be
+ * "What Courier accepts"). A messageId it already accepted gets **409 Conflict**. For
+ * /inbound/segment itself this is not published: it is what Courier documents for its Track Event
+ * endpoint (POST /inbound/courier), whose reference says of messageId "A required unique identifier that will be
  * used to de-duplicate requests. If not unique, will respond with 409 Conflict status"
  * (https://www.courier.com/docs/reference/inbound/courier-track-event, courier-node
  * src/resources/inbound.ts). design.md's "a repeat gets the first answer back" is the behaviour of
@@ -341,7 +343,11 @@ const putTenant: Handler = (state, { params: [id = ''], body }) => {
   return { status: 200, body: tenant }
 }
 
-/** DELETE /tenants/{id}: 204. The members' workspace profiles are separate resources. */
+/**
+ * DELETE /tenants/{id}: 204. The members' workspace profiles are separate resources. That the
+ * tenant's memberships go with it is not published; the sandbox assumes it (nothing in the relay
+ * depends on it).
+ */
 const deleteTenant: Handler = (state, { params: [id = ''] }) => {
   state.tenants.delete(id)
   for (const tenants of state.memberships.values()) tenants.delete(id)
@@ -604,4 +610,5 @@ export const answerRoute = (
   settings: RouteSettings,
 ): SandboxAnswer => found.handler(state, { ...request, params: found.params }, settings)
 
+/** A route Courier does not have: 404; its body is not published, so the sandbox's own wording. */
 export const routeNotFound = (): SandboxAnswer => invalid('Not Found', 404)

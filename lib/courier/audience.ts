@@ -66,6 +66,22 @@ export const audienceChangeOf = (event: SegmentEvent): AudienceChange | undefine
   }
 }
 
+/**
+ * A Segment user deletion as the list sync sees it: the person (`userId`: Segment's deletion
+ * notification names it, and the relay deletes only by it) and when. Undefined for any other event.
+ */
+export interface AudienceDeletion {
+  readonly recipientId: string
+  readonly at: number
+  readonly messageId: string
+}
+
+export const deletionOf = (event: SegmentEvent): AudienceDeletion | undefined => {
+  const recipientId = idText(event.userId)
+  if (event.type !== 'delete' || recipientId === undefined) return undefined
+  return { recipientId, at: timeOf(event), messageId: event.messageId }
+}
+
 /** A member of a list: the key the later change wins on. */
 export const membershipKey = (change: Pick<AudienceChange, 'listId' | 'recipientId'>): string =>
   `${change.listId}\u0000${change.recipientId}`

@@ -5,12 +5,16 @@ import { type Random, retryDelaySeconds } from '../backoff.ts'
 import type { Config } from '../config.ts'
 import {
   type AudienceChange,
+  type AudienceDeletion,
   audienceChangeOf,
+  type ChangeOrder,
+  deletionOf,
   isLater,
   LIST_SUBSCRIBE_MAX_RECIPIENTS,
   membershipKey,
 } from '../courier/audience.ts'
 import type { CourierClient, SendResult } from '../courier/client.ts'
+import { endpointClassOf } from '../courier/endpoint-class.ts'
 import { readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, pathSegment } from '../courier/routing.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
@@ -21,7 +25,7 @@ import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
 import { giveUpReason, receiveCountOf } from './expiry.ts'
-import { LEDGER_TIMEOUTS, MEMORY_DAYS, type MembershipLedger } from './membership-ledger.ts'
+import { DELETED_PEOPLE, LEDGER_TIMEOUTS, MEMORY_DAYS, type MembershipLedger } from './membership-ledger.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 import { finishMarginMs } from './worker.ts'
@@ -109,9 +113,21 @@ interface Membership {
   readonly records: SQSRecord[]
 }
 
+/** One deleted person, with every record of their deletion in this batch. */
+interface Deletion {
+  deletion: AudienceDeletion
+  readonly records: SQSRecord[]
+}
+
+/** Records that share one fate: a membership's, a deletion's. */
+type Carrier = { readonly records: readonly SQSRecord[] }
+
 type RecordFate = { readonly decision: Decision; readonly reason?: string }
 
-const readChange = (record: SQSRecord): AudienceChange | string => {
+/** What a record asks of the list sync: a membership change, a deletion, or why it cannot be read. */
+type Read = { readonly change: AudienceChange } | { readonly deletion: AudienceDeletion } | string
+
+const readRecord = (record: SQSRecord): Read => {
   let value: unknown
   try {
     value = JSON.parse(record.body)
@@ -120,7 +136,10 @@ const readChange = (record: SQSRecord): AudienceChange | string => {
   }
   const validation = validateEvent(value)
   if (!validation.ok) return `not a valid Segment event: ${validation.error}`
-  return audienceChangeOf(validation.event) ?? 'not an Engage audience event'
+  const change = audienceChangeOf(validation.event)
+  if (change !== undefined) return { change }
+  const deletion = deletionOf(validation.event)
+  return deletion === undefined ? 'not an Engage audience event' : { deletion }
 }
 
 export const syncAudiences = async (
@@ -137,13 +156,25 @@ export const syncAudiences = async (
   const forgottenBefore = invokedAt - MEMORY_DAYS * 86_400_000
   const fates = new Map<SQSRecord, RecordFate>()
   const memberships = new Map<string, Membership>()
+  const deletions = new Map<string, Deletion>()
 
   for (const record of event.Records) {
-    const change = readChange(record)
-    if (typeof change === 'string') {
-      fates.set(record, { decision: { action: 'dead-letter', reason: change, status: 0 } })
+    const read = readRecord(record)
+    if (typeof read === 'string') {
+      fates.set(record, { decision: { action: 'dead-letter', reason: read, status: 0 } })
       continue
     }
+    if ('deletion' in read) {
+      const known = deletions.get(read.deletion.recipientId)
+      if (known === undefined)
+        deletions.set(read.deletion.recipientId, { deletion: read.deletion, records: [record] })
+      else {
+        known.records.push(record)
+        if (isLater(read.deletion, known.deletion)) known.deletion = read.deletion
+      }
+      continue
+    }
+    const { change } = read
     if (change.at < forgottenBefore) {
       const reason = `the event is older than the membership ledger's ${MEMORY_DAYS}-day memory: applying it could undo a later change already forgotten; redrive after checking the member's list`
       fates.set(record, { decision: { action: 'dead-letter', reason, status: 0 } })
@@ -169,17 +200,17 @@ export const syncAudiences = async (
   }
 
   let holdBackSeconds: number | undefined
-  const settle = (group: readonly Membership[], fate: RecordFate) => {
+  const settle = (group: readonly Carrier[], fate: RecordFate) => {
     for (const membership of group) {
       for (const record of membership.records) fates.set(record, fate)
     }
   }
-  const retryAll = (group: readonly Membership[], delaySeconds: number, reason: string) =>
+  const retryAll = (group: readonly Carrier[], delaySeconds: number, reason: string) =>
     settle(group, { decision: { action: 'retry', delaySeconds, holdBatch: false }, reason })
 
   /** Courier's answer to one list write → the fate of the records it carried. */
   const settleWrite = (
-    group: readonly Membership[],
+    group: readonly Carrier[],
     request: CourierRequest,
     result: SendResult,
     pacer: Pacer | undefined,
@@ -214,13 +245,48 @@ export const syncAudiences = async (
     return decision.action === 'delete'
   }
 
+  /** DELETE /lists/{id}/subscriptions/{member} for each, a few at a time; resolves those Courier took. */
+  const unsubscribeEach = async (listPath: string, members: readonly Membership[]) => {
+    const queue = [...members]
+    const done: Membership[] = []
+    const worker = async () => {
+      for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
+        if (heldBack([m])) continue
+        if (Date.now() >= deadline) {
+          retryAll([m], UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
+          continue
+        }
+        const request: CourierRequest = {
+          method: 'DELETE',
+          path: `${listPath}/${pathSegment(m.change.recipientId) as string}`,
+        }
+        if (settleWrite([m], request, await deps.courier.send(request, { deadline }), undefined)) done.push(m)
+      }
+    }
+    await Promise.all(
+      Array.from({ length: Math.min(deps.config.delivery.concurrency, queue.length) }, worker),
+    )
+    return done
+  }
+
+  /** Whether a deletion of this member, later than the change, is in the ledger. */
+  const deletedAfter = (deleted: ReadonlyMap<string, ChangeOrder>, m: Membership) => {
+    const deletion = deleted.get(m.change.recipientId)
+    return deletion !== undefined && !isLater(m.change, deletion)
+  }
+
   /**
-   * Holding the list's lease: drops the members a later event already set (the ledger's times),
-   * lets `apply` write the others to Courier, and records those Courier took. Records of a list
-   * another instance holds past the deadline, or of a ledger that cannot be reached, come back.
+   * Holding the list's lease: drops the members a later event already set (the ledger's times) or
+   * a later deletion removed, lets `apply` write the others to Courier, and records those Courier
+   * took. A deletion that lands while a subscribe is in flight is seen after it (the deletion is
+   * marked before its own DELETE, the subscribe checked after its POST), and the subscription is
+   * removed again; so is that of an older enter met on a retry, in case an earlier attempt wrote
+   * it. Records of a list another instance holds too long, or of a ledger that cannot be reached,
+   * come back.
    */
   const underLease = async (
     listId: string,
+    listPath: string,
     group: readonly Membership[],
     apply: (fresh: readonly Membership[]) => Promise<readonly Membership[]>,
   ) => {
@@ -229,21 +295,33 @@ export const syncAudiences = async (
         listId,
         { waitUntil: Math.min(deadline, Date.now() + LEASE_WAIT_MS), holdUntil: invocationEnd },
         async () => {
-          const applied = await deps.ledger.lastApplied(
-            listId,
-            group.map((m) => m.change.recipientId),
-          )
+          const members = group.map((m) => m.change.recipientId)
+          const [applied, deleted] = await Promise.all([
+            deps.ledger.lastApplied(listId, members),
+            deps.ledger.lastApplied(DELETED_PEOPLE, members),
+          ])
           const fresh: Membership[] = []
           const stale: Membership[] = []
+          const undo: Membership[] = []
           for (const membership of group) {
             const last = applied.get(membership.change.recipientId)
-            // The same change again (a retry) is applied again: only a later one supersedes it.
-            ;(last !== undefined && !isLater(membership.change, last) ? stale : fresh).push(membership)
+            if (deletedAfter(deleted, membership)) {
+              ;(membership.change.subscribed ? undo : stale).push(membership)
+            } else if (last !== undefined && !isLater(membership.change, last)) {
+              // The same change again (a retry) is applied again: only a later one supersedes it.
+              stale.push(membership)
+            } else fresh.push(membership)
           }
           // A later event for this member of this list was already written: this one lost.
           settle(stale, { decision: { action: 'delete' }, reason: 'superseded by a later event' })
-          if (fresh.length === 0) return
-          const done = await apply(fresh)
+          const done = fresh.length === 0 ? [] : await apply(fresh)
+          if (done.some((m) => m.change.subscribed)) {
+            const deletedNow = await deps.ledger.lastApplied(
+              DELETED_PEOPLE,
+              done.map((m) => m.change.recipientId),
+            )
+            undo.push(...done.filter((m) => deletedAfter(deletedNow, m)))
+          }
           await deps.ledger.recordApplied(
             listId,
             done.map(({ change }) => ({
@@ -254,6 +332,14 @@ export const syncAudiences = async (
             })),
             recordBy,
           )
+          const removable = undo.filter((m) => pathSegment(m.change.recipientId) !== undefined)
+          if (removable.length > 0) {
+            deps.logger.info('removing subscriptions of people deleted after the change', {
+              listId,
+              members: removable.length,
+            })
+            await unsubscribeEach(listPath, removable)
+          }
         },
       )
       if (!leased.acquired) {
@@ -276,7 +362,49 @@ export const syncAudiences = async (
     }
   }
 
-  const heldBack = (group: readonly Membership[]) => {
+  /**
+   * A deleted person: marked in the ledger first, then every list subscription removed
+   * (`DELETE /profiles/{id}/lists`, as deliver did already; a repeat is harmless, 404 is done).
+   * Marking first means a subscribe of an older change that reaches Courier after this DELETE is
+   * seen by its own check and removed (underLease).
+   */
+  const forget = async ({ deletion, records }: Deletion) => {
+    const group = [{ records }]
+    const member = pathSegment(deletion.recipientId)
+    if (member === undefined) {
+      // Deliver dead-letters such a deletion with its reason; there is nothing to mark by path.
+      settle(group, { decision: { action: 'delete' }, reason: 'no path for this userId' })
+      return
+    }
+    if (heldBack(group)) return
+    try {
+      await deps.ledger.recordApplied(
+        DELETED_PEOPLE,
+        [{ member: deletion.recipientId, at: deletion.at, subscribed: false, messageId: deletion.messageId }],
+        recordBy,
+      )
+    } catch (error) {
+      const receives = Math.max(...records.map(receiveCountOf))
+      retryAll(
+        group,
+        retryDelaySeconds(receives, deps.config.retry.baseSeconds, deps.config.retry.maxSeconds, deps.random),
+        `membership ledger: ${error instanceof Error ? error.message : String(error)}`,
+      )
+      return
+    }
+    const request: CourierRequest = { method: 'DELETE', path: `/profiles/${member}/lists` }
+    const pacer = deps.pacerFor(endpointClassOf(request.path))
+    const slot = await pacer.acquire()
+    if (Date.now() >= deadline) {
+      retryAll(group, UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
+      return
+    }
+    const result = await deps.courier.send(request, { deadline })
+    if (slot !== undefined) pacer.report(slot, result.outcome)
+    settleWrite(group, request, result, pacer)
+  }
+
+  const heldBack = (group: readonly Carrier[]) => {
     if (holdBackSeconds === undefined) return false
     settle(group, {
       decision: { action: 'retry', delaySeconds: holdBackSeconds, holdBatch: true },
@@ -284,6 +412,9 @@ export const syncAudiences = async (
     })
     return true
   }
+
+  // Deletions first: a change older than a deletion in this same batch is then dropped.
+  for (const deletion of deletions.values()) await forget(deletion)
 
   for (const [listId, plan] of lists) {
     // `{key}-{id}` always holds a '-', so it is never a dot-segment; a member id may be one.
@@ -299,7 +430,7 @@ export const syncAudiences = async (
         retryAll(chunk, UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
         continue
       }
-      await underLease(listId, chunk, async (fresh) => {
+      await underLease(listId, path, chunk, async (fresh) => {
         const recipients = fresh.map((m) => ({ recipientId: m.change.recipientId }))
         // POST adds without touching other subscriptions and creates a missing list.
         // https://www.courier.com/docs/reference/lists/post-subscribe
@@ -324,29 +455,7 @@ export const syncAudiences = async (
       continue
     }
     // Unsubscribes are one call each and not rate limited: a few at a time, under one lease.
-    await underLease(listId, unsubscribe, async (fresh) => {
-      const queue = [...fresh]
-      const done: Membership[] = []
-      const worker = async () => {
-        for (let m = queue.shift(); m !== undefined; m = queue.shift()) {
-          if (heldBack([m])) continue
-          if (Date.now() >= deadline) {
-            retryAll([m], UNSTARTED_DELAY_SECONDS, 'not attempted before the deadline')
-            continue
-          }
-          const request: CourierRequest = {
-            method: 'DELETE',
-            path: `${path}/${pathSegment(m.change.recipientId) as string}`,
-          }
-          if (settleWrite([m], request, await deps.courier.send(request, { deadline }), undefined))
-            done.push(m)
-        }
-      }
-      await Promise.all(
-        Array.from({ length: Math.min(deps.config.delivery.concurrency, queue.length) }, worker),
-      )
-      return done
-    })
+    await underLease(listId, path, unsubscribe, (fresh) => unsubscribeEach(path, fresh))
   }
 
   return finish(deps, event.Records, fates, invokedAt)

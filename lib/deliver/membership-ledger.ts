@@ -58,6 +58,12 @@ export const MEMBERSHIP_TABLE_KEYS: {
   ],
 }
 
+/**
+ * The pseudo-list whose members are deleted people, at the time of their deletion: a list id is
+ * `{computation_key}-{computation_id}` and always holds a '-', so this one is never a real list.
+ */
+export const DELETED_PEOPLE = 'deleted'
+
 /** The TTL attribute (epoch seconds). */
 export const MEMBERSHIP_TTL_ATTRIBUTE = 'expiresAt'
 

@@ -4,7 +4,7 @@ import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import type { Config } from '../config.ts'
-import { audienceChangeOf } from '../courier/audience.ts'
+import { audienceChangeOf, deletionOf } from '../courier/audience.ts'
 import type { CourierClient, SendResult } from '../courier/client.ts'
 import { CourierError } from '../courier/courier-error.ts'
 import { endpointClassOf } from '../courier/endpoint-class.ts'
@@ -263,7 +263,7 @@ const sendAll = async (
 }
 
 /**
- * An Engage audience event, once its profile part is delivered, is handed to the audience queue
+ * An Engage audience event (or a user deletion), once its Courier part is delivered, is handed to the audience queue
  * for the list sync (lib/deliver/audience-sync.ts explains the design): the list write never sits
  * in this user's ordered path, which takes one SendMessage of a few milliseconds. Returns why
  * the hand-over failed, or undefined when it was done or not needed.
@@ -275,7 +275,9 @@ const forwardAudienceChange = async (
 ): Promise<string | undefined> => {
   const queueUrl = deps.config.queue.audienceUrl
   if (!deps.config.courier.audienceLists || queueUrl === undefined) return undefined
-  if (audienceChangeOf(event) === undefined) return undefined
+  // A deletion too: the list sync marks the person deleted, so an older audience change it has not
+  // written yet can no longer put them back on a list (lib/deliver/audience-sync.ts).
+  if (audienceChangeOf(event) === undefined && deletionOf(event) === undefined) return undefined
   try {
     await deps.sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: rawEvent }))
     return undefined

@@ -19,7 +19,14 @@ import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import { type CourierReference, courierReference } from '../support/courier-reference.ts'
-import { audienceIdentify, audienceTrack, type EventFixture, identify, track } from '../support/fixtures.ts'
+import {
+  audienceIdentify,
+  audienceTrack,
+  deletion,
+  type EventFixture,
+  identify,
+  track,
+} from '../support/fixtures.ts'
 import { type HttpStub, type StubHandler, startHttpStub } from '../support/http-stub.ts'
 import { clearQueues, peek } from '../support/queues.ts'
 import {
@@ -167,6 +174,17 @@ describe('deliver hands audience events to the list sync, off the user’s order
     expect(courier.requests.some((r) => r.url.startsWith('/lists/'))).toBe(false)
   })
 
+  it('hands a user deletion to the list sync too, after deleting the person in Courier', async () => {
+    const deleted = deletion({ userId: 'u-1' })
+    await enqueueEvents(relay, [deleted])
+
+    const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+
+    expect(response.batchItemFailures).toEqual([])
+    expect(courier.requests.map((r) => `${r.method} ${r.url}`)).toContain('DELETE /profiles/u-1/lists')
+    expect(audienceQueue().map((m) => m.body)).toEqual([JSON.stringify(deleted)])
+  })
+
   it('leaves lists alone with COURIER_AUDIENCE_LISTS=false', async () => {
     await enqueueEvents(relay, [audienceIdentify({ inAudience: true })])
     const handler = relay.deliver({ config: parseConfig({ ...relay.env, COURIER_AUDIENCE_LISTS: 'false' }) })
@@ -285,6 +303,52 @@ describe('the list sync', () => {
     expect(second.batchItemFailures).toEqual([])
     expect(subscribed()).toEqual([])
     expect(courier.requests.map((r) => r.method)).toEqual(['POST', 'DELETE'])
+  })
+
+  it('keeps a deleted person off the list when an older enter arrives after the deletion, in the same batch or later', async () => {
+    // Prepare: u-1 entered at 12:00:01 and was deleted at 12:00:05; u-2 entered after its deletion
+    await toAudienceQueue([
+      audienceIdentify({ inAudience: true, userId: 'u-1', timestamp: at(1) }),
+      deletion({ userId: 'u-1', timestamp: at(5) }),
+      deletion({ userId: 'u-2', timestamp: at(2) }),
+    ])
+    await sync(syncHandler(), await audienceRecords())
+    await toAudienceQueue([
+      audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(3) }),
+      audienceTrack({ inAudience: true, userId: 'u-2', timestamp: at(4) }),
+    ])
+
+    // Act
+    const late = await sync(syncHandler(), await audienceRecords())
+
+    // Assess: only the change made after its person's deletion is on the list
+    expect(late.batchItemFailures).toEqual([])
+    expect(subscribed()).toEqual([`${LIST} u-2`])
+    expect(audienceQueue()).toHaveLength(0)
+  })
+
+  it('removes the subscription again when a deletion lands while an older enter’s POST is in flight', async () => {
+    // Prepare: Courier takes 400 ms to carry out the enter's POST; the deletion comes meanwhile
+    courier.handle(delayed('POST', 400))
+    await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(1) })])
+    const enterRecords = await audienceRecords()
+    await toAudienceQueue([deletion({ userId: 'u-1', timestamp: at(5) })])
+    const deletionRecords = await audienceRecords()
+
+    // Act: the deletion's DELETE /profiles/u-1/lists reaches Courier before the POST is carried out
+    const enter = sync(syncHandler(), enterRecords)
+    await until(() => courier.requests.some((r) => r.method === 'POST'), 5_000, 'the enter POST started')
+    await sync(syncHandler(), deletionRecords)
+    const response = await enter
+
+    // Assess: the person is not on the list
+    expect(response.batchItemFailures).toEqual([])
+    expect(subscribed()).toEqual([])
+    expect(courier.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+      `POST /lists/${LIST}/subscriptions`,
+      'DELETE /profiles/u-1/lists',
+      `DELETE /lists/${LIST}/subscriptions/u-1`,
+    ])
   })
 
   it('retries the records of a list another instance holds past the deadline, and keeps them queued', async () => {

@@ -103,7 +103,42 @@ export const isLater = (next: ChangeOrder, current: ChangeOrder | undefined): bo
  * Courier documents no maximum for the recipients of `POST /lists/{list_id}/subscriptions`
  * (https://www.courier.com/docs/reference/lists/post-subscribe; courier-node
  * `src/resources/lists/subscriptions.ts` add). Its API takes request bodies up to 6 MB
- * (https://www.courier.com/docs/reference/api-overview, "Payload Limits"); 1,000 recipients of
- * Segment-sized ids (≤ 100 characters each) stay under 120 KB, a conservative size chosen here.
+ * (https://www.courier.com/docs/reference/api-overview, "Payload Limits"). Chosen here: at most
+ * 1,000 recipients and 1 MB of body per call. Segment caps messageId at 100 characters but not
+ * userId, so the byte cap keeps a call of long ids far below Courier's limit.
  */
 export const LIST_SUBSCRIBE_MAX_RECIPIENTS = 1_000
+export const LIST_SUBSCRIBE_MAX_BYTES = 1_000_000
+
+/** `{"recipients":[]}`: the body around the recipients. */
+const BODY_WRAPPER_BYTES = Buffer.byteLength('{"recipients":[]}', 'utf8')
+
+/** The body bytes one recipient adds to `{"recipients":[…]}`: `{"recipientId":…}` and a comma. */
+const recipientBytes = (recipientId: string) => Buffer.byteLength(JSON.stringify({ recipientId }), 'utf8') + 1
+
+/**
+ * Pure: members in calls of at most `maxRecipients` and `maxBytes` of body each, in order. A
+ * single recipient larger than `maxBytes` still gets a call of its own (Courier answers for it).
+ */
+export const subscribeCalls = <T>(
+  members: readonly T[],
+  recipientIdOf: (member: T) => string,
+  maxRecipients = LIST_SUBSCRIBE_MAX_RECIPIENTS,
+  maxBytes = LIST_SUBSCRIBE_MAX_BYTES,
+): T[][] => {
+  const calls: T[][] = []
+  let call: T[] = []
+  let bytes = BODY_WRAPPER_BYTES
+  for (const member of members) {
+    const size = recipientBytes(recipientIdOf(member))
+    if (call.length > 0 && (call.length >= maxRecipients || bytes + size > maxBytes)) {
+      calls.push(call)
+      call = []
+      bytes = BODY_WRAPPER_BYTES
+    }
+    call.push(member)
+    bytes += size
+  }
+  if (call.length > 0) calls.push(call)
+  return calls
+}

@@ -10,8 +10,8 @@ import {
   type ChangeOrder,
   deletionOf,
   isLater,
-  LIST_SUBSCRIBE_MAX_RECIPIENTS,
   membershipKey,
+  subscribeCalls,
 } from '../courier/audience.ts'
 import type { CourierClient, SendResult } from '../courier/client.ts'
 import { endpointClassOf } from '../courier/endpoint-class.ts'
@@ -419,8 +419,7 @@ export const syncAudiences = async (
   for (const [listId, plan] of lists) {
     // `{key}-{id}` always holds a '-', so it is never a dot-segment; a member id may be one.
     const path = `/lists/${encodeURIComponent(listId)}/subscriptions`
-    for (let i = 0; i < plan.subscribe.length; i += LIST_SUBSCRIBE_MAX_RECIPIENTS) {
-      const chunk = plan.subscribe.slice(i, i + LIST_SUBSCRIBE_MAX_RECIPIENTS)
+    for (const chunk of subscribeCalls(plan.subscribe, (m) => m.change.recipientId)) {
       if (heldBack(chunk)) continue
       // List POSTs wait for the lists class's pacer and report Courier's answer to it, so the rate
       // it keeps (from Courier's published 20 a minute) also learns from a 429.

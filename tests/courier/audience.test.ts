@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { audienceChangeOf, isLater, membershipKey } from '../../lib/courier/audience.ts'
+import {
+  audienceChangeOf,
+  isLater,
+  LIST_SUBSCRIBE_MAX_BYTES,
+  membershipKey,
+  subscribeCalls,
+} from '../../lib/courier/audience.ts'
 import type { SegmentEvent } from '../../lib/segment/event.ts'
 import { audienceIdentify, audienceTrack, group, identify, track } from '../support/fixtures.ts'
 
@@ -77,5 +83,38 @@ describe("audienceChangeOf: Engage audiences as Courier's Actions destination ma
     expect(isLater({ at: 1, messageId: 'b' }, { at: 1, messageId: 'a' })).toBe(true)
     expect(isLater({ at: 1, messageId: 'a' }, { at: 1, messageId: 'b' })).toBe(false)
     expect(membershipKey(early)).toBe(membershipKey(late))
+  })
+})
+
+describe('subscribeCalls: members in bulk list writes', () => {
+  it('puts 2,500 short ids in calls of 1,000, 1,000 and 500, in order', () => {
+    const ids = Array.from({ length: 2_500 }, (_, i) => `member-${i}`)
+
+    const calls = subscribeCalls(ids, (id) => id)
+
+    expect(calls.map((call) => call.length)).toEqual([1_000, 1_000, 500])
+    expect(calls.flat()).toEqual(ids)
+  })
+
+  it('keeps each call’s body under 1 MB when Segment sends long userIds', () => {
+    // Prepare: 1,000 ids of 5,000 characters (Segment caps messageId, not userId)
+    const ids = Array.from({ length: 1_000 }, (_, i) => `${i}-${'x'.repeat(5_000)}`)
+
+    // Act
+    const calls = subscribeCalls(ids, (id) => id)
+
+    // Assess: every body as sent fits, and nothing is lost or reordered
+    for (const call of calls) {
+      const body = JSON.stringify({ recipients: call.map((recipientId) => ({ recipientId })) })
+      expect(Buffer.byteLength(body)).toBeLessThanOrEqual(LIST_SUBSCRIBE_MAX_BYTES)
+    }
+    expect(calls.length).toBeGreaterThan(1)
+    expect(calls.flat()).toEqual(ids)
+  })
+
+  it('gives an id larger than the cap a call of its own rather than dropping it', () => {
+    const huge = 'y'.repeat(LIST_SUBSCRIBE_MAX_BYTES + 10)
+
+    expect(subscribeCalls(['a', huge, 'b'], (id) => id)).toEqual([['a'], [huge], ['b']])
   })
 })

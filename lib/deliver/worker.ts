@@ -194,9 +194,31 @@ const SEVERITY: Readonly<Record<Outcome['kind'], number>> = {
 }
 
 /**
+ * The tenant read-modify-writes of this instance, one per tenant at a time. Users of one group sit
+ * in different message groups and are delivered side by side; two GET-merge-PUTs of one tenant
+ * interleaved would each write back what the other had not seen, and the later PUT would drop the
+ * other's traits. Courier offers no conditional write to prevent it across instances (its 409,
+ * when it answers one, is retried); inside an instance this queue does.
+ */
+const tenantWrites = new Map<string, Promise<unknown>>()
+
+const oneTenantWriteAtATime = async <T>(path: string, work: () => Promise<T>): Promise<T> => {
+  const before = tenantWrites.get(path) ?? Promise.resolve()
+  const mine = before.then(work, work)
+  const settled = mine.catch(() => undefined)
+  tenantWrites.set(path, settled)
+  try {
+    return await mine
+  } finally {
+    if (tenantWrites.get(path) === settled) tenantWrites.delete(path)
+  }
+}
+
+/**
  * One routed call. A tenant upsert is a read-modify-write (CourierRequest.tenantMerge): GET, merge,
- * PUT; a 404 on the GET means there is no tenant yet. A 409 on the PUT (someone else changed the
- * tenant meanwhile) is transient, so the record comes back and the next attempt reads again.
+ * PUT, one at a time per tenant in this instance; a 404 on the GET means there is no tenant yet. A
+ * 409 on the PUT (someone else changed the tenant meanwhile) is transient, so the record comes back
+ * and the next attempt reads again.
  */
 const sendStep = async (
   deps: DeliverDeps,
@@ -206,23 +228,38 @@ const sendStep = async (
   deadline: number,
   held: AbortSignal | undefined,
 ): Promise<Sent | Unsent> => {
-  let call: CourierRequest = request
-  if (request.tenantMerge !== undefined) {
-    const read: CourierRequest = { method: 'GET', path: request.path }
-    const paced = await pacedSend(deps, read, deadline, held)
-    if ('unsent' in paced) return paced
-    const current = paced.result
-    if (current.status !== 404 && current.outcome.kind !== 'delivered') {
-      return failure(read, current, paced.holdBackSeconds)
-    }
-    const { traits, fallbackName } = request.tenantMerge
-    const body = mergeTenant(current.status === 404 ? undefined : current.body, traits, fallbackName)
-    call = { method: 'PUT', path: request.path, body }
-  } else if (request.body === event) {
-    // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
-    call = { ...request, rawBody: rawEvent }
+  const { tenantMerge } = request
+  if (tenantMerge !== undefined) {
+    return oneTenantWriteAtATime(request.path, async () => {
+      const read: CourierRequest = { method: 'GET', path: request.path }
+      const paced = await pacedSend(deps, read, deadline, held)
+      if ('unsent' in paced) return paced
+      const current = paced.result
+      if (current.status !== 404 && current.outcome.kind !== 'delivered') {
+        return failure(read, current, paced.holdBackSeconds)
+      }
+      const body = mergeTenant(
+        current.status === 404 ? undefined : current.body,
+        tenantMerge.traits,
+        tenantMerge.fallbackName,
+      )
+      return sendCall(deps, { method: 'PUT', path: request.path, body }, request, deadline, undefined)
+    })
   }
-  const paced = await pacedSend(deps, call, deadline, request.tenantMerge === undefined ? held : undefined)
+  // The event itself goes out as the exact text Segment sent (see CourierRequest.rawBody).
+  const call = request.body === event ? { ...request, rawBody: rawEvent } : request
+  return sendCall(deps, call, request, deadline, held)
+}
+
+/** Sends `call` (what `request` routed to) and reads its answer. */
+const sendCall = async (
+  deps: DeliverDeps,
+  call: CourierRequest,
+  request: CourierRequest,
+  deadline: number,
+  held: AbortSignal | undefined,
+): Promise<Sent | Unsent> => {
+  const paced = await pacedSend(deps, call, deadline, held)
   if ('unsent' in paced) return paced
   const { result } = paced
   // Removing what is already gone is done.

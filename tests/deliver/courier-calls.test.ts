@@ -127,6 +127,30 @@ describe('tenant mirroring merges, never replaces', () => {
     expect(JSON.parse(membership?.body ?? 'null')).toEqual({})
   })
 
+  it('keeps both users’ traits when two group calls of one tenant are delivered side by side', async () => {
+    // Prepare: two users of one group (two message groups, delivered at once); Courier answers
+    // the tenant GET slowly, so interleaved read-merge-writes would both read the empty tenant
+    courier.handle((request, response, raw) => {
+      if (request.method === 'GET') setTimeout(() => reference.handler(request, response, raw), 150)
+      else reference.handler(request, response, raw)
+    })
+    await enqueueEvents(relay, [
+      group({ groupId: 'acme', userId: 'u-1', traits: { name: 'Acme', plan: 'pro' } }),
+      group({ groupId: 'acme', userId: 'u-2', traits: { seats: 40 } }),
+    ])
+
+    // Act
+    const response = await deliverOnce()
+
+    // Assess: one merge after the other; neither trait lost
+    expect(response.batchItemFailures).toEqual([])
+    expect(reference.state.tenants.get('acme')).toEqual({
+      name: 'Acme',
+      properties: { name: 'Acme', plan: 'pro', seats: 40 },
+    })
+    expect(reference.state.memberships).toEqual(new Set(['u-1 acme', 'u-2 acme']))
+  })
+
   it('creates a missing tenant named after the groupId when traits have no name', async () => {
     await enqueueEvents(relay, [group({ groupId: 'g-1', userId: 'u-1', traits: { plan: 'pro' } })])
 

@@ -23,7 +23,18 @@
  *   since the cut, `K = ∛((1 − β) / C)`: back to the learnt limit within K seconds, a plateau
  *   there (few 429s, high use), then probing faster and faster (a steeper C past the plateau).
  *   C is relative to wMax (the RFC's window is in segments; here rates differ by orders of
- *   magnitude between a lists class and a busy inbound one), so K is the same at any rate.
+ *   magnitude between a lists class and a busy inbound one), so K is the same at any rate…
+ * - **…but a cycle spans at least `plateauRequests` requests**: `K ≥ plateauRequests / wMax`
+ *   (the same curve stretched in time). Each cycle ends in a probe that costs a 429 or a few, so
+ *   the share of requests answered 429 is about one over the requests a cycle carries (Mathis,
+ *   Semke, Mahdavi & Ott 1997, https://doi.org/10.1145/263932.264023: one loss per sawtooth).
+ *   With K fixed in seconds an instance at a few requests/s (a limit of 20 split over 5) probed
+ *   every ~25 requests: ~1 429 a second over the fleet, 5% of 20 (measured: 3–10%), while at 40
+ *   requests/s the same K gave under 1%. Spacing probes by requests, not seconds, is what BBR
+ *   does for the same reason (probe no sooner than a Reno flow of that size would lose:
+ *   draft-ietf-ccwg-bbr §5.3.3.5.3, "IsRenoCoexistenceProbeTime",
+ *   https://datatracker.ietf.org/doc/draft-ietf-ccwg-bbr/). Above `plateauRequests / K` (≈ 9
+ *   requests/s) nothing changes, so a limit of hundreds is followed as fast as before.
  * - **Max probing**: 2K without a 429, the learnt limit is stale: slow start again, as BIC-TCP's
  *   max probing (Xu, Harfoush & Rhee, INFOCOM 2004; CUBIC's convex region is its smooth form), so
  *   a limit that went far up is found in seconds, not minutes.
@@ -66,6 +77,8 @@ export interface RateControlParams {
   readonly probeAfter: number
   /** α: units added per second since the cut, the same for every instance. */
   readonly additive: number
+  /** A cycle (the return to wMax and its plateau) spans at least this many requests: K ≥ this ÷ wMax. */
+  readonly plateauRequests: number
 }
 
 export interface RateState {
@@ -88,8 +101,11 @@ export type RateFeedback =
  * β = 0.75 (CUBIC's 0.7 cut a little less: a refused request costs less than a lost segment),
  * C = 0.0015 relative to wMax so K = ∛(0.25 / 0.0015) ≈ 5.5 s at any rate (each instance probes
  * the limit rarely: few 429s), a 4× steeper C past the plateau, a plateau at 93% of the refused
- * rate, max probing after 2K, α = 0.02 units/s. Chosen with `npm run bench` against a limit of
- * 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
+ * rate, max probing after 2K, α = 0.02 units/s; a cycle of at least 50 requests (K = 12.5 s at
+ * 4 requests/s: 429s near 2% of 20 a second instead of 3–10%, while K stays 5.5 s from 9
+ * requests/s up, so a limit that drops and comes back is still followed within 15 s). Chosen
+ * with `npm run bench` against a limit
+ * of 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
  */
 export const CUBIC_DEFAULTS = {
   decrease: 0.75,
@@ -99,6 +115,7 @@ export const CUBIC_DEFAULTS = {
   headroom: 0.93,
   probeAfter: 2,
   additive: 0.02,
+  plateauRequests: 50,
 } as const satisfies Partial<RateControlParams>
 
 const clamp = (rate: number, params: RateControlParams) =>
@@ -111,18 +128,27 @@ export const initialRateState = (params: RateControlParams): RateState => ({
   recovering: false,
 })
 
-/** K of RFC 9438 §4.2, seconds: how long the return to wMax takes (here the same at any wMax). */
-export const plateauSeconds = (params: RateControlParams): number =>
-  Math.cbrt((1 - params.decrease) / params.cubic)
+/**
+ * K of RFC 9438 §4.2, seconds: how long the return to wMax takes. ∛((1 − β) / C) at any wMax,
+ * longer when that would carry fewer than `plateauRequests` requests at wMax.
+ */
+export const plateauSeconds = (params: RateControlParams, wMax?: number): number =>
+  Math.max(
+    Math.cbrt((1 - params.decrease) / params.cubic),
+    wMax === undefined || wMax <= 0 ? 0 : params.plateauRequests / wMax,
+  )
 
 /**
  * RFC 9438 §4.2's W_cubic(t) = C × (t − K)³ + W_max with C relative to W_max, so
- * K = ∛((1 − β) / C) for every W_max; plus the additive term α × unit × t. Pure.
+ * K = ∛((1 − β) / C) for every W_max; a K lengthened to carry `plateauRequests` stretches the
+ * same curve in time (C ÷ stretch³); plus the additive term α × unit × t. Pure.
  */
 export const cubicRate = (wMax: number, secondsSinceCut: number, params: RateControlParams): number => {
   const t = Math.max(0, secondsSinceCut)
-  const offset = t - plateauSeconds(params)
-  const c = offset > 0 ? params.probeCubic : params.cubic
+  const k = plateauSeconds(params, wMax)
+  const stretch = k / plateauSeconds(params)
+  const offset = t - k
+  const c = (offset > 0 ? params.probeCubic : params.cubic) / stretch ** 3
   return wMax * (1 + c * offset ** 3) + params.additive * params.unit * t
 }
 
@@ -142,7 +168,7 @@ export const nextRateState = (
       // BIC's "max probing" (Xu, Harfoush & Rhee, INFOCOM 2004), of which CUBIC's convex region
       // is the smooth form, so a limit far above the old one is found in seconds, not minutes.
       const target =
-        state.wMax === undefined || sinceCut > params.probeAfter * plateauSeconds(params)
+        state.wMax === undefined || sinceCut > params.probeAfter * plateauSeconds(params, state.wMax)
           ? Number.POSITIVE_INFINITY
           : cubicRate(state.wMax, sinceCut, params)
       const rate = clamp(Math.max(state.rate, Math.min(target, state.rate + params.slowStartGain)), params)

@@ -55,17 +55,18 @@ describe('rate control (CUBIC on the request rate): the algorithm as a pure func
     expect(again).toEqual(cut)
   })
 
-  it('stops cutting within one episode at a quarter of the learnt limit: a spent window says nothing more', () => {
+  it('stops cutting within a spent window at about a third of the learnt limit: it says nothing more', () => {
     const cut = replay([refused(1_000)], inbound, { ...initialRateState(inbound), rate: 40 })
 
-    const storm = replay(
-      Array.from({ length: 30 }, (_, i) => refused(1_100 + i * 100)),
+    // every request refused for the rest of a one-second window
+    const spent = replay(
+      Array.from({ length: 30 }, (_, i) => refused(1_100 + i * 30)),
       inbound,
       cut,
     )
 
-    expect(storm.rate).toBeCloseTo((cut.wMax as number) * beta ** 4, 9)
-    expect(storm.wMax).toBe(cut.wMax)
+    expect(spent.rate).toBeCloseTo((cut.wMax as number) * beta ** 4, 9)
+    expect(spent.wMax).toBe(cut.wMax)
   })
 
   it('cuts again when still refused after the cut, but keeps the limit it learnt first', () => {
@@ -98,6 +99,22 @@ describe('rate control (CUBIC on the request rate): the algorithm as a pure func
     expect(Math.abs(at(k) - wMax)).toBeLessThan(0.01 * wMax)
     expect(at(k + 1)).toBeLessThan(wMax * 1.03)
     expect(at(k + 10)).toBeGreaterThan(wMax * 4)
+  })
+
+  it('stretches the cycle at a low rate so that it carries at least plateauRequests requests, and only there', () => {
+    const k = plateauSeconds(inbound)
+    const slow = 4 // a limit of 20 requests/s split over 5 instances
+    // the cubic part alone (the additive term α × t comes on top at any rate)
+    const at = (seconds: number) =>
+      cubicRate(slow, seconds, inbound) - inbound.additive * inbound.unit * seconds
+
+    expect(inbound.plateauRequests).toBeGreaterThan(k * slow)
+    expect(plateauSeconds(inbound, slow)).toBeCloseTo(inbound.plateauRequests / slow, 9)
+    expect(plateauSeconds(inbound, 40)).toBe(k)
+    // the same curve, stretched: from β × wMax back to wMax at the longer K, still under it at the short one
+    expect(at(0)).toBeCloseTo(slow * beta, 6)
+    expect(at(k)).toBeLessThan(slow * 0.99)
+    expect(at(inbound.plateauRequests / slow)).toBeCloseTo(slow, 9)
   })
 
   it('follows the cubic on saturated successes after a cut, a step of at most one unit per success', () => {
@@ -168,6 +185,19 @@ describe('a fleet sharing one limit, in simulated time', () => {
       expect(used).toBeLessThanOrEqual(1.02)
       expect(run.refusedShare(15_000, 60_000)).toBeLessThan(0.08)
     }
+  })
+
+  it('keeps 429s rare at a low limit too: 20 requests/s over 5 instances, a few requests/s each', () => {
+    const params = Array.from({ length: 5 }, () =>
+      rateParamsFor('inbound', { maxRps: undefined, instances: 5 }),
+    )
+
+    const run = simulateFleet({ params, limiter: fixedWindow(() => 20), seconds: 150 })
+
+    const used = run.delivered(15_000, 150_000).reduce((sum, rate) => sum + rate, 0) / 20
+    expect(used).toBeGreaterThan(0.9)
+    // a cycle of a fixed 5.5 s probed every ~25 requests here: 4.6% refused in this simulation
+    expect(run.refusedShare(15_000, 150_000)).toBeLessThan(0.03)
   })
 
   it('converges to fair shares without talking: one instance starting at the whole limit, two cold', () => {

@@ -14,9 +14,15 @@
  *   learnt limit. A 429 for a request sent *before* the last cut says nothing new and is ignored
  *   (one reduction per round trip, as in NewReno, RFC 6582 §3.2). Further 429s for requests sent
  *   after it, before any success (the limiter still refusing: a spent window), cut again but keep
- *   `wMax`, and stop at β⁴ of it. A `Retry-After` is honoured by the worker for the records it
- *   holds back (as Courier's SDKs honour it for the request they retry); other records go on at
- *   the cut rate: the rate, not a pause, keeps the share of 429s low.
+ *   `wMax`, and stop at β⁴ of it (about a third) for `spentWindowSeconds`. Refused beyond that,
+ *   Courier is not merely out of this second's window but refusing everything (a storm): the cuts
+ *   go on to `minRate`, as TCP backs its retransmission timer off while losses go on (RFC 6298
+ *   §5.5). An instance that is only ever refused then sends a request every 2 s, not a third of
+ *   its learnt rate, each refusal costing a receive, a 429 and a visibility change (measured
+ *   under a 100% 429 storm: 86 → 13–20 refusals/s over 5 instances, deliver's CPU halved).
+ *   A `Retry-After` is honoured by the worker for the records it holds back (as Courier's SDKs
+ *   honour it for the request they retry); other records go on at the cut rate: the rate, not a
+ *   pause, keeps the share of 429s low.
  * - **Fast convergence** (RFC 9438 §4.7): refused again below the last `wMax`, the limit has
  *   dropped (or another instance took a share): `wMax` is set below it, to `(1+β)/2` of the rate.
  * - **Cubic increase** (RFC 9438 §4.2): `rate(t) = wMax × (1 + C × (t − K)³) + α × t`, t seconds
@@ -79,6 +85,8 @@ export interface RateControlParams {
   readonly additive: number
   /** A cycle (the return to wMax and its plateau) spans at least this many requests: K ≥ this ÷ wMax. */
   readonly plateauRequests: number
+  /** Refusals this long into an episode (no success since its first cut) are a storm, not a spent window. */
+  readonly spentWindowSeconds: number
 }
 
 export interface RateState {
@@ -90,6 +98,8 @@ export interface RateState {
   readonly lastDecreaseAt: number
   /** Between a cut and the first answer to a request sent after it. */
   readonly recovering: boolean
+  /** When the episode's first cut happened (meaningful while `recovering`). */
+  readonly episodeStartedAt: number
 }
 
 export type RateFeedback =
@@ -103,8 +113,8 @@ export type RateFeedback =
  * the limit rarely: few 429s), a 4× steeper C past the plateau, a plateau at 93% of the refused
  * rate, max probing after 2K, α = 0.02 units/s; a cycle of at least 50 requests (K = 12.5 s at
  * 4 requests/s: 429s near 2% of 20 a second instead of 3–10%, while K stays 5.5 s from 9
- * requests/s up, so a limit that drops and comes back is still followed within 15 s). Chosen
- * with `npm run bench` against a limit
+ * requests/s up, so a limit that drops and comes back is still followed within 15 s); a spent
+ * window of 1 s (per-second limits, the common shape). Chosen with `npm run bench` against a limit
  * of 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
  */
 export const CUBIC_DEFAULTS = {
@@ -116,6 +126,7 @@ export const CUBIC_DEFAULTS = {
   probeAfter: 2,
   additive: 0.02,
   plateauRequests: 50,
+  spentWindowSeconds: 1,
 } as const satisfies Partial<RateControlParams>
 
 const clamp = (rate: number, params: RateControlParams) =>
@@ -126,6 +137,7 @@ export const initialRateState = (params: RateControlParams): RateState => ({
   wMax: params.knownLimit,
   lastDecreaseAt: Number.NEGATIVE_INFINITY,
   recovering: false,
+  episodeStartedAt: Number.NEGATIVE_INFINITY,
 })
 
 /**
@@ -177,11 +189,14 @@ export const nextRateState = (
     case 'rate-limited':
     case 'timeout': {
       if (feedback.sentAt < state.lastDecreaseAt) return state
-      // Within one episode the cuts stop at β⁴ of the learnt limit (a quarter of it): a limiter
+      // Within one episode the cuts stop at β⁴ of the learnt limit (about a third): a limiter
       // whose window is spent refuses everything until it turns, which says nothing about how
       // far under the limit to go; a rate cut to a request a minute would idle for that minute.
-      const episodeFloor =
-        state.recovering && state.wMax !== undefined ? state.wMax * params.decrease ** 4 : 0
+      // Still refused past such a window, Courier refuses everything: the cuts go on (RFC 6298
+      // §5.5's backoff while losses go on), so a storm is not met at a third of the old rate.
+      const spentWindow =
+        state.recovering && feedback.at - state.episodeStartedAt <= params.spentWindowSeconds * 1_000
+      const episodeFloor = spentWindow && state.wMax !== undefined ? state.wMax * params.decrease ** 4 : 0
       const rate = clamp(Math.max(state.rate * params.decrease, Math.min(state.rate, episodeFloor)), params)
       // A timeout keeps the learnt limit, and so does a 429 while the limiter is still refusing
       // after a cut (its window is spent): only the first refusal of an episode says where it is.
@@ -193,7 +208,13 @@ export const nextRateState = (
             ? (state.rate * (1 + params.decrease)) / 2
             : state.rate)
       }
-      return { rate, wMax, lastDecreaseAt: feedback.at, recovering: true }
+      return {
+        rate,
+        wMax,
+        lastDecreaseAt: feedback.at,
+        recovering: true,
+        episodeStartedAt: state.recovering ? state.episodeStartedAt : feedback.at,
+      }
     }
   }
 }

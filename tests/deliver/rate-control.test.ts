@@ -69,6 +69,25 @@ describe('rate control (CUBIC on the request rate): the algorithm as a pure func
     expect(spent.wMax).toBe(cut.wMax)
   })
 
+  it('goes on cutting to the floor when refusals outlast a spent window: a storm is not met at a third of the rate', () => {
+    const cut = replay([refused(1_000)], inbound, { ...initialRateState(inbound), rate: 40 })
+    const storm = Array.from({ length: 40 }, (_, i) => refused(1_100 + i * 100))
+
+    const after = replay(storm, inbound, cut)
+    const withinWindow = replay(storm.slice(0, 9), inbound, cut)
+
+    expect(withinWindow.rate).toBeCloseTo((cut.wMax as number) * beta ** 4, 9)
+    expect(after.rate).toBe(inbound.minRate)
+    expect(after.wMax).toBe(cut.wMax)
+    // the learnt limit is kept: once Courier answers again the cubic climbs back to it
+    const recovered = replay(
+      Array.from({ length: 60 }, (_, i) => ok(6_000 + i * 100)),
+      inbound,
+      after,
+    )
+    expect(recovered.rate).toBeGreaterThan((cut.wMax as number) * beta)
+  })
+
   it('cuts again when still refused after the cut, but keeps the limit it learnt first', () => {
     const cut = replay([refused(1_000)], inbound, { ...initialRateState(inbound), rate: 40 })
 

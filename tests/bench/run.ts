@@ -381,40 +381,127 @@ if (runs('queue-types')) {
   )
 }
 
-// 2. Ingest latency with Courier healthy, then answering every request 429.
+// 2. Isolation: ingest latency while Courier is healthy and while it answers every request 429.
+// In production ingest and deliver are separate Lambdas and SQS and Courier separate services, so
+// a 429 storm can reach ingest only through what the relay itself does (deliver hammering SQS or
+// spinning). Here they share 2 cores, and a p99 over a second or two of one condition after the
+// other measured the machine (GC, another process) more than the relay: 0.5–1.6 run to run. So:
+// - each piece in its own process, as deployed: ingest (this process, measuring), deliver (its
+//   Lambda: INSTANCES instances), and SQS with Courier (the services: embedded SQS and sandbox);
+// - the same layout and the same deliver instances, warm, in both conditions; only the sandbox's
+//   answer changes;
+// - ISOLATION_ROUNDS rounds of each, interleaved (healthy, storm, storm, healthy, …: neither is
+//   always first), each after a second for deliver to meet the new answer, so a drift in the
+//   machine's load falls on both; each figure is over all the rounds' samples of its condition;
+// - beside it, deliver's CPU and the 429s per second it draws in each condition: an instance
+//   idle-by-429 should neither spin nor hammer Courier.
 if (runs('isolation')) {
   console.error('ingest isolation…')
-  queues.server.reset()
-  sandbox.reset()
-  // Delivery runs in its own process, as the deliver Lambda runs apart from ingest.
-  const isolation = spawn(process.execPath, [CHILD], {
-    env: childEnv({ INSTANCES: String(INSTANCES) }),
+  const { createInterface } = await import('node:readline')
+  const services = spawn(process.execPath, [new URL('services-child.ts', import.meta.url).pathname], {
+    env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: services.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
+  const nextLine = async () => JSON.parse((await lines.next()).value as string)
+  const at = (await nextLine()) as {
+    endpoint: string
+    queueUrl: string
+    queueArn: string
+    dlqUrl: string
+    audienceQueueUrl: string
+    sandboxUrl: string
+  }
+  const servicesEnv = {
+    ...env,
+    QUEUE_URL: at.queueUrl,
+    DLQ_URL: at.dlqUrl,
+    AUDIENCE_QUEUE_URL: at.audienceQueueUrl,
+    COURIER_BASE_URL: at.sandboxUrl,
+  }
+  const isolatedIngest = createIngestHandler({
+    config: parseConfig(servicesEnv),
+    sqs: createSqsClient({ endpoint: at.endpoint }),
+    logger,
+  })
+  const deliver = spawn(process.execPath, [CHILD], {
+    env: {
+      ...process.env,
+      ...servicesEnv,
+      SQS_ENDPOINT: at.endpoint,
+      QUEUE_ARN: at.queueArn,
+      INSTANCES: String(INSTANCES),
+    },
     stdio: 'ignore',
   })
-  const latencies = async () => {
-    const samples: number[] = []
-    const bodies = Array.from({ length: 600 }, () =>
+  const setFaults = async (faults: Record<string, unknown>) => {
+    const answer = await fetch(`${at.sandboxUrl}/_sandbox/faults`, {
+      method: 'POST',
+      body: JSON.stringify(faults),
+    })
+    if (!answer.ok) throw new Error(`sandbox faults: ${answer.status}`)
+  }
+  /** Deliver's CPU seconds so far (Linux /proc, in USER_HZ = 100 ticks; NaN elsewhere). */
+  const deliverCpuSeconds = () => {
+    try {
+      const fields = readFileSync(`/proc/${deliver.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+      return (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      return Number.NaN
+    }
+  }
+  const courierCounts = async () => {
+    services.kill('SIGUSR2')
+    return (await nextLine()) as { received: number; refused: number }
+  }
+  const ROUNDS = Number(process.env.ISOLATION_ROUNDS ?? 6)
+  const round = async (samples: number[], requests: number) => {
+    const bodies = Array.from({ length: requests }, () =>
       JSON.stringify(Array.from({ length: 10 }, () => track())),
     )
     await inParallel(bodies, 4, async (body) => {
       const started = performance.now()
-      await ingest(segmentRequest(body), createLambdaContext('ingest', 6_000))
+      await isolatedIngest(segmentRequest(body), createLambdaContext('ingest', 6_000))
       samples.push(performance.now() - started)
     })
-    return samples.slice(50) // past the warm-up
   }
-  const healthy = await latencies()
-  sandbox.setFaults({ rateLimitShare: 1 })
-  await sleep(1_000)
-  const limited = await latencies()
-  isolation.kill('SIGTERM')
-  await new Promise((resolve) => isolation.once('exit', resolve))
-  const ratio = percentile(limited, 99) / percentile(healthy, 99)
-  const fmt = (samples: number[]) =>
-    `p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms`
+  const conditions = {
+    healthy: { faults: { rateLimitShare: 0 }, samples: [] as number[], cpu: 0, seconds: 0, refused: 0 },
+    storm: { faults: { rateLimitShare: 1 }, samples: [] as number[], cpu: 0, seconds: 0, refused: 0 },
+  }
+  // Warm-up, not measured: the deliver instances learn a healthy Courier's rate on real traffic.
+  await round([], 600)
+  await sleep(2_000)
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const name of i % 2 === 0 ? (['healthy', 'storm'] as const) : (['storm', 'healthy'] as const)) {
+      const condition = conditions[name]
+      await setFaults(condition.faults)
+      await sleep(1_000)
+      const cpu = deliverCpuSeconds()
+      const counts = await courierCounts()
+      const started = performance.now()
+      await round(condition.samples, 400)
+      condition.seconds += (performance.now() - started) / 1_000
+      condition.cpu += deliverCpuSeconds() - cpu
+      condition.refused += (await courierCounts()).refused - counts.refused
+    }
+  }
+  deliver.kill('SIGTERM')
+  await new Promise((resolve) => deliver.once('exit', resolve))
+  services.kill('SIGTERM')
+  await new Promise((resolve) => services.once('exit', resolve))
+  const { healthy, storm } = conditions
+  const ratio = percentile(storm.samples, 99) / percentile(healthy.samples, 99)
+  const fmt = (condition: typeof healthy) =>
+    `p50 ${percentile(condition.samples, 50).toFixed(1)} ms, p99 ${percentile(condition.samples, 99).toFixed(1)} ms (${condition.samples.length} requests in ${ROUNDS} rounds); deliver CPU ${((100 * condition.cpu) / condition.seconds).toFixed(0)}%, ${(condition.refused / condition.seconds).toFixed(1)} requests/s answered 429`
   row('Ingest latency, 10-event requests, Courier healthy', fmt(healthy))
-  row('Ingest latency, 10-event requests, Courier answering 100% 429', fmt(limited))
-  row('Isolation: p99 under 429 storm ÷ p99 healthy', ratio.toFixed(2), '≤ 1.2', ratio <= 1.2)
+  row('Ingest latency, 10-event requests, Courier answering 100% 429', fmt(storm))
+  row(
+    'Isolation: p99 under 429 storm ÷ p99 healthy (interleaved rounds)',
+    ratio.toFixed(2),
+    '≤ 1.2',
+    ratio <= 1.2,
+  )
 }
 
 // 3. Delivery against a Courier limited to R requests/s, paced with COURIER_MAX_RPS=R.

@@ -47,19 +47,23 @@ import { finishMarginMs } from './worker.ts'
  * 2. This function drains the audience queue in big batches (up to 1,000 records gathered for up
  *    to 20 s by the event source; locally the poller does the same), coalesces them and writes
  *    per list: every member who entered in one `POST /lists/{id}/subscriptions` per 1,000
- *    recipients (courier/audience.ts on the size), every member who left with
+ *    recipients or 1 MB (courier/audience.ts on the size), every member who left with
  *    `DELETE /lists/{id}/subscriptions/{user}` (a call Courier does not rate limit). List writes
  *    are paced by their own pacer (`pacerFor('lists')`, Courier's 20 a minute split over the
  *    function's instances), never the one of the other endpoint classes.
  * 3. "The later Segment event wins", with at-least-once delivery and any arrival order: changes
- *    for one member of one list are compared by the event's `timestamp`, inside a batch and
+ *    for one member of one list are ordered by the event's `timestamp` (a tie by messageId),
+ *    inside a batch and
  *    against the latest change applied by any instance, ever, kept in a DynamoDB table (the
  *    membership ledger, lib/deliver/membership-ledger.ts). Each list's write runs under that
  *    list's lease: read the members' times, drop the changes a later event already set, write
  *    the rest to Courier, record the times of those Courier took. An older change that arrives
  *    after a newer one was applied is dropped, never written, whichever instance applied the
- *    newer one and however long ago (35 days).
- * 4. A record that keeps failing is dead-lettered with its reason after MAX_EVENT_AGE_SECONDS
+ *    newer one and however long ago (35 days; an older event is dead-lettered instead).
+ * 4. A user deletion wins the same way: deliver hands it over too, this function marks the
+ *    person deleted in the ledger before removing their subscriptions again, drops changes older
+ *    than the mark and checks each subscribe against the marks after Courier answered it.
+ * 5. A record that keeps failing is dead-lettered with its reason after MAX_EVENT_AGE_SECONDS
  *    or on its last allowed receive, as deliver does (lib/deliver/expiry.ts).
  *
  * The audience queue carries the Segment event unchanged, so a record given up on lands in the

@@ -31,7 +31,7 @@
  *   C is relative to wMax (the RFC's window is in segments; here rates differ by orders of
  *   magnitude between a lists class and a busy inbound one), so K is the same at any rate…
  * - **…but a cycle spans at least `plateauRequests` requests**: `K ≥ plateauRequests / wMax`
- *   (the same curve stretched in time). Each cycle ends in a probe that costs a 429 or a few, so
+ *   (the same curve stretched in time), up to `longestPlateau` × K. Each cycle ends in a probe that costs a 429 or a few, so
  *   the share of requests answered 429 is about one over the requests a cycle carries (Mathis,
  *   Semke, Mahdavi & Ott 1997, https://doi.org/10.1145/263932.264023: one loss per sawtooth).
  *   With K fixed in seconds an instance at a few requests/s (a limit of 20 split over 5) probed
@@ -40,7 +40,11 @@
  *   does for the same reason (probe no sooner than a Reno flow of that size would lose:
  *   draft-ietf-ccwg-bbr §5.3.3.5.3, "IsRenoCoexistenceProbeTime",
  *   https://datatracker.ietf.org/doc/draft-ietf-ccwg-bbr/). Above `plateauRequests / K` (≈ 9
- *   requests/s) nothing changes, so a limit of hundreds is followed as fast as before.
+ *   requests/s) nothing changes, so a limit of hundreds is followed as fast as before. The
+ *   stretch is bounded (BBR bounds its probe wait in time too): 429s that are not a limit (a
+ *   share p of requests refused at random) hold a loss-driven rate near 1 / (p × K) (Mathis et
+ *   al.), so an unbounded K at a rate of 1/s, or a list class's 1 a minute, would sink to the
+ *   floor and stay there for minutes.
  * - **Max probing**: 2K without a 429, the learnt limit is stale: slow start again, as BIC-TCP's
  *   max probing (Xu, Harfoush & Rhee, INFOCOM 2004; CUBIC's convex region is its smooth form), so
  *   a limit that went far up is found in seconds, not minutes.
@@ -85,6 +89,8 @@ export interface RateControlParams {
   readonly additive: number
   /** A cycle (the return to wMax and its plateau) spans at least this many requests: K ≥ this ÷ wMax. */
   readonly plateauRequests: number
+  /** …but K is at most this many times ∛((1 − β) / C). */
+  readonly longestPlateau: number
   /** Refusals this long into an episode (no success since its first cut) are a storm, not a spent window. */
   readonly spentWindowSeconds: number
 }
@@ -113,7 +119,8 @@ export type RateFeedback =
  * the limit rarely: few 429s), a 4× steeper C past the plateau, a plateau at 93% of the refused
  * rate, max probing after 2K, α = 0.02 units/s; a cycle of at least 50 requests (K = 12.5 s at
  * 4 requests/s: 429s near 2% of 20 a second instead of 3–10%, while K stays 5.5 s from 9
- * requests/s up, so a limit that drops and comes back is still followed within 15 s); a spent
+ * requests/s up, so a limit that drops and comes back is still followed within 15 s), K at most
+ * 2.5 × 5.5 s (fully stretched down to 3.6 requests/s, the R = 20 case); a spent
  * window of 1 s (per-second limits, the common shape). Chosen with `npm run bench` against a limit
  * of 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
  */
@@ -126,6 +133,7 @@ export const CUBIC_DEFAULTS = {
   probeAfter: 2,
   additive: 0.02,
   plateauRequests: 50,
+  longestPlateau: 2.5,
   spentWindowSeconds: 1,
 } as const satisfies Partial<RateControlParams>
 
@@ -142,13 +150,13 @@ export const initialRateState = (params: RateControlParams): RateState => ({
 
 /**
  * K of RFC 9438 §4.2, seconds: how long the return to wMax takes. ∛((1 − β) / C) at any wMax,
- * longer when that would carry fewer than `plateauRequests` requests at wMax.
+ * longer when that would carry fewer than `plateauRequests` requests at wMax, up to `longestPlateau` times.
  */
-export const plateauSeconds = (params: RateControlParams, wMax?: number): number =>
-  Math.max(
-    Math.cbrt((1 - params.decrease) / params.cubic),
-    wMax === undefined || wMax <= 0 ? 0 : params.plateauRequests / wMax,
-  )
+export const plateauSeconds = (params: RateControlParams, wMax?: number): number => {
+  const k = Math.cbrt((1 - params.decrease) / params.cubic)
+  if (wMax === undefined || wMax <= 0) return k
+  return Math.min(params.longestPlateau * k, Math.max(k, params.plateauRequests / wMax))
+}
 
 /**
  * RFC 9438 §4.2's W_cubic(t) = C × (t − K)³ + W_max with C relative to W_max, so

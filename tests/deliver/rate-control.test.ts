@@ -136,6 +136,27 @@ describe('rate control (CUBIC on the request rate): the algorithm as a pure func
     expect(at(inbound.plateauRequests / slow)).toBeCloseTo(slow, 9)
   })
 
+  it('bounds the stretch: 429s that are no limit (every tenth request refused) do not sink a slow instance', () => {
+    const lists = rateParamsFor('lists', { maxRps: undefined, instances: 5 })
+    // one instance pacing itself, every tenth request refused whatever the rate
+    let state: RateState = { ...initialRateState(inbound), rate: 5 }
+    let at = 0
+    const settled: number[] = []
+    for (let i = 0; i < 2_000; i++) {
+      at += 1_000 / state.rate
+      state = nextRateState(state, i % 10 === 9 ? refused(at, at + 5) : ok(at + 5), inbound)
+      if (at > 120_000) settled.push(state.rate)
+    }
+
+    expect(plateauSeconds(inbound, 1)).toBeCloseTo(inbound.longestPlateau * plateauSeconds(inbound), 9)
+    expect(plateauSeconds(lists, LISTS_PUBLISHED_RPS / 5)).toBeCloseTo(
+      lists.longestPlateau * plateauSeconds(lists),
+      9,
+    )
+    // near 1 / (p × K): 1.3/s here; unbounded (K = 50 s at 1/s) it sank to 0.9/s
+    expect(settled.reduce((sum, rate) => sum + rate, 0) / settled.length).toBeGreaterThan(1.2)
+  })
+
   it('follows the cubic on saturated successes after a cut, a step of at most one unit per success', () => {
     const cut = learnt(40)
     const k = plateauSeconds(inbound) * 1_000

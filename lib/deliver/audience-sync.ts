@@ -19,12 +19,11 @@ import { readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, pathSegment } from '../courier/routing.ts'
 import { deadLetterMessage } from '../queue/dead-letter.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
-import { QUEUE_SETTINGS } from '../queue/settings.ts'
 import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-client.ts'
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
-import { giveUpReason, receiveCountOf } from './expiry.ts'
+import { giveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import { DELETED_PEOPLE, LEDGER_TIMEOUTS, MEMORY_DAYS, type MembershipLedger } from './membership-ledger.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
@@ -126,6 +125,10 @@ interface Deletion {
 /** Records that share one fate: a membership's, a deletion's. */
 type Carrier = { readonly records: readonly SQSRecord[] }
 
+/** The most receives among a group's records: the backoff step of their shared retry. */
+const receivesOf = (group: readonly Carrier[]): number =>
+  Math.max(...group.flatMap((carrier) => carrier.records.map(receiveCountOf)))
+
 type RecordFate = { readonly decision: Decision; readonly reason?: string }
 
 /** What a record asks of the list sync: a membership change, a deletion, or why it cannot be read. */
@@ -209,6 +212,16 @@ export const syncAudiences = async (
       for (const record of membership.records) fates.set(record, fate)
     }
   }
+  /** The membership ledger could not be read or written: the records are retried with backoff, never dropped. */
+  const ledgerFailed = (group: readonly Carrier[], error: unknown, listId: string) => {
+    deps.logger.warn('membership ledger failed; the records are retried', { listId, error: error as Error })
+    const { baseSeconds, maxSeconds } = deps.config.retry
+    retryAll(
+      group,
+      retryDelaySeconds(receivesOf(group), baseSeconds, maxSeconds, deps.random),
+      `membership ledger: ${error instanceof Error ? error.message : String(error)}`,
+    )
+  }
   const retryAll = (group: readonly Carrier[], delaySeconds: number, reason: string) =>
     settle(group, { decision: { action: 'retry', delaySeconds, holdBatch: false }, reason })
 
@@ -224,8 +237,13 @@ export const syncAudiences = async (
       request.method === 'DELETE' && result.status === 404
         ? ({ kind: 'delivered', status: 404 } as const)
         : result.outcome
-    const receives = Math.max(...group.flatMap((m) => m.records.map(receiveCountOf)))
-    const decision = decide(outcome, receives, deps.config.retry, deps.random, pacer?.holdBackSeconds())
+    const decision = decide(
+      outcome,
+      receivesOf(group),
+      deps.config.retry,
+      deps.random,
+      pacer?.holdBackSeconds(),
+    )
     const courierType = readCourierErrorBody(result.body)?.type
     const reason =
       outcome.kind === 'delivered'
@@ -355,14 +373,7 @@ export const syncAudiences = async (
       }
     } catch (error) {
       // Courier may have taken the write: it is repeated on the retry, which is harmless.
-      const receives = Math.max(...group.flatMap((m) => m.records.map(receiveCountOf)))
-      const reason = `membership ledger: ${error instanceof Error ? error.message : String(error)}`
-      deps.logger.warn('membership ledger failed; the records are retried', { listId, error: error as Error })
-      retryAll(
-        group,
-        retryDelaySeconds(receives, deps.config.retry.baseSeconds, deps.config.retry.maxSeconds, deps.random),
-        reason,
-      )
+      ledgerFailed(group, error, listId)
     }
   }
 
@@ -388,12 +399,7 @@ export const syncAudiences = async (
         recordBy,
       )
     } catch (error) {
-      const receives = Math.max(...records.map(receiveCountOf))
-      retryAll(
-        group,
-        retryDelaySeconds(receives, deps.config.retry.baseSeconds, deps.config.retry.maxSeconds, deps.random),
-        `membership ledger: ${error instanceof Error ? error.message : String(error)}`,
-      )
+      ledgerFailed(group, error, DELETED_PEOPLE)
       return
     }
     const request: CourierRequest = { method: 'DELETE', path: `/profiles/${member}/lists` }
@@ -480,10 +486,7 @@ const finish = async (
   invokedAt: number,
 ): Promise<SQSBatchResponse> => {
   const queueUrl = deps.config.queue.audienceUrl as string
-  const limits = {
-    maxEventAgeSeconds: deps.config.retry.maxEventAgeSeconds,
-    maxReceiveCount: deps.maxReceiveCount ?? QUEUE_SETTINGS.maxReceiveCount,
-  }
+  const limits = giveUpLimits(deps.config.retry, deps.maxReceiveCount)
   const now = Date.now()
   const changes: VisibilityChange[] = []
   const counts: Record<string, number> = {}

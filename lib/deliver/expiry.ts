@@ -1,4 +1,6 @@
 import type { SQSRecord } from 'aws-lambda'
+import type { Config } from '../config.ts'
+import { QUEUE_SETTINGS } from '../queue/settings.ts'
 
 /**
  * When the worker stops retrying a record and dead-letters it itself, with the reason, so that
@@ -19,6 +21,12 @@ export interface GiveUpLimits {
   readonly maxEventAgeSeconds: number
   readonly maxReceiveCount: number
 }
+
+/** The limits from the configuration and the queue's maxReceiveCount (default: the deployed one). */
+export const giveUpLimits = (
+  retry: Pick<Config['retry'], 'maxEventAgeSeconds'>,
+  maxReceiveCount: number = QUEUE_SETTINGS.maxReceiveCount,
+): GiveUpLimits => ({ maxEventAgeSeconds: retry.maxEventAgeSeconds, maxReceiveCount })
 
 /** Seconds since SQS took the message (SentTimestamp, epoch ms); 0 when the record lacks it. */
 export const ageSeconds = (record: SQSRecord, nowMs: number): number => {

@@ -13,14 +13,13 @@ import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
 import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
-import { QUEUE_SETTINGS } from '../queue/settings.ts'
 import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-client.ts'
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
 import { addClassMetric, addMetric } from '../telemetry.ts'
-import { giveUpReason, receiveCountOf } from './expiry.ts'
+import { giveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
 
@@ -588,10 +587,7 @@ const sendDeadLetters = async (
   records: readonly SQSRecord[],
   results: Map<SQSRecord, RecordResult>,
 ) => {
-  const limits = {
-    maxEventAgeSeconds: deps.config.retry.maxEventAgeSeconds,
-    maxReceiveCount: deps.maxReceiveCount ?? QUEUE_SETTINGS.maxReceiveCount,
-  }
+  const limits = giveUpLimits(deps.config.retry, deps.maxReceiveCount)
   const now = Date.now()
   const sends: Promise<void>[] = []
   for (const record of records) {

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
@@ -10,32 +10,19 @@ import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
  * with a shared secret. A signed event posted to the printed URL reaches the Courier sandbox.
  */
 
-let child: ChildProcess
-let output = ''
-
-const waitFor = async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> => {
-  const started = Date.now()
-  for (;;) {
-    const match = output.match(pattern)
-    if (match) return match
-    if (Date.now() - started > timeoutMs) throw new Error(`npm start did not print ${pattern}:\n${output}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-beforeAll(() => {
-  child = spawn(process.execPath, ['lib/local/start.ts'], {
+/** `npm start` in a child process (every port picked free, the sandbox as Courier), its output gathered. */
+const startLocalRelay = (env: Record<string, string>) => {
+  let output = ''
+  const child = spawn(process.execPath, ['lib/local/start.ts'], {
     cwd: new URL('../..', import.meta.url),
     env: {
       ...process.env,
       PORT: '0',
       SQS_PORT: '0',
       COURIER_SANDBOX_PORT: '0',
-      // The audience list sync invokes as soon as it has records, not after its 20 s window.
-      AUDIENCE_BATCHING_WINDOW_SECONDS: '0',
-      SEGMENT_SHARED_SECRET: 'start-test-secret',
       COURIER_AUTH_TOKEN: '',
       COURIER_BASE_URL: '',
+      ...env,
     },
   })
   child.stdout?.on('data', (chunk) => {
@@ -44,23 +31,47 @@ beforeAll(() => {
   child.stderr?.on('data', (chunk) => {
     output += chunk
   })
+  return {
+    child,
+    output: () => output,
+    waitFor: async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> => {
+      const started = Date.now()
+      for (;;) {
+        const match = output.match(pattern)
+        if (match) return match
+        if (Date.now() - started > timeoutMs)
+          throw new Error(`npm start did not print ${pattern}:\n${output}`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    },
+    stopped: () =>
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((resolve) => child.once('exit', resolve)),
+  }
+}
+
+let relay: ReturnType<typeof startLocalRelay>
+const waitFor = (pattern: RegExp, timeoutMs?: number) => relay.waitFor(pattern, timeoutMs)
+
+beforeAll(() => {
+  relay = startLocalRelay({
+    // The audience list sync invokes as soon as it has records, not after its 20 s window.
+    AUDIENCE_BATCHING_WINDOW_SECONDS: '0',
+    SEGMENT_SHARED_SECRET: 'start-test-secret',
+  })
 })
 
-const stopped = () =>
-  child.exitCode !== null || child.signalCode !== null
-    ? Promise.resolve()
-    : new Promise((resolve) => child.once('exit', resolve))
-
 afterAll(async () => {
-  child.kill('SIGINT')
-  await stopped()
+  relay.child.kill('SIGINT')
+  await relay.stopped()
 })
 
 it('prints the webhook URL and a signed curl, and delivers a posted event to the sandbox', async () => {
   // Prepare
   const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
   const [, sandbox] = await waitFor(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
-  expect(output).toMatch(/curl -sS -X POST '.*\/segment'[\s\S]*x-signature: [0-9a-f]{40}/)
+  expect(relay.output()).toMatch(/curl -sS -X POST '.*\/segment'[\s\S]*x-signature: [0-9a-f]{40}/)
   const event = buildTestEvent({ type: 'track' })
 
   // Act
@@ -164,7 +175,9 @@ it.skipIf(outward.length === 0)(
   async () => {
     // Prepare
     await waitFor(/Ctrl-C stops everything/)
-    const ports = [...output.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((match) => Number(match[1]))
+    const ports = [...relay.output().matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((match) =>
+      Number(match[1]),
+    )
     const listeners = [...new Set(ports)]
 
     // Act
@@ -191,54 +204,30 @@ it('says on Ctrl-C how many events the in-memory queues drop', async () => {
   await waitFor(new RegExp(`courier ← 503 POST /inbound/segment .*msg=${event.messageId}`))
 
   // Act
-  child.kill('SIGINT')
-  await stopped()
+  relay.child.kill('SIGINT')
+  await relay.stopped()
 
   // Assess
-  expect(child.exitCode).toBe(0)
-  expect(output).toMatch(/dropped with the in-memory queues: 1 queued, 0 in the DLQ/)
+  expect(relay.child.exitCode).toBe(0)
+  expect(relay.output()).toMatch(/dropped with the in-memory queues: 1 queued, 0 in the DLQ/)
 })
 
 describe('npm start with Courier down and a short MAX_EVENT_AGE_SECONDS', () => {
-  let relay: ChildProcess
-  let log = ''
-  const waitForLog = async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> => {
-    const started = Date.now()
-    for (;;) {
-      const match = log.match(pattern)
-      if (match) return match
-      if (Date.now() - started > timeoutMs) throw new Error(`npm start did not print ${pattern}:\n${log}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-  }
+  let expiring: ReturnType<typeof startLocalRelay>
+  const waitForLog = (pattern: RegExp) => expiring.waitFor(pattern)
 
   beforeAll(() => {
-    relay = spawn(process.execPath, ['lib/local/start.ts'], {
-      cwd: new URL('../..', import.meta.url),
-      env: {
-        ...process.env,
-        PORT: '0',
-        SQS_PORT: '0',
-        COURIER_SANDBOX_PORT: '0',
-        SEGMENT_SHARED_SECRET: 'expiry-test-secret',
-        COURIER_AUTH_TOKEN: '',
-        COURIER_BASE_URL: '',
-        MAX_EVENT_AGE_SECONDS: '2',
-        RETRY_BASE_SECONDS: '1',
-        RETRY_MAX_SECONDS: '1',
-      },
-    })
-    relay.stdout?.on('data', (chunk) => {
-      log += chunk
-    })
-    relay.stderr?.on('data', (chunk) => {
-      log += chunk
+    expiring = startLocalRelay({
+      SEGMENT_SHARED_SECRET: 'expiry-test-secret',
+      MAX_EVENT_AGE_SECONDS: '2',
+      RETRY_BASE_SECONDS: '1',
+      RETRY_MAX_SECONDS: '1',
     })
   })
 
   afterAll(async () => {
-    relay.kill('SIGINT')
-    await new Promise((resolve) => relay.once('exit', resolve))
+    expiring.child.kill('SIGINT')
+    await expiring.stopped()
   })
 
   it('dead-letters the event once it is too old, and npm run dlq -- --local shows it with the reason', async () => {

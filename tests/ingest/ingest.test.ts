@@ -32,6 +32,13 @@ const handlerWith = (options: Partial<IngestHandlerOptions> & { env?: Record<str
     ...options,
   })
 
+/**
+ * A Webhooks (Actions) batch with this suite's secret and token: `body` (default: the events as
+ * JSON), signed over its first event only, as Segment signs a batch.
+ */
+const batchRequest = (events: readonly unknown[], body = JSON.stringify(events)) =>
+  segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) })
+
 const invoke = async (event: APIGatewayProxyEventV2, handler = handlerWith(), timeoutMs = 6_000) => {
   const response = await handler(event, createLambdaContext('ingest', timeoutMs))
   return { status: response.statusCode, body: JSON.parse(response.body ?? 'null') }
@@ -77,9 +84,7 @@ describe('accepting Segment requests', () => {
     const elements = events.map((event) => JSON.stringify(event))
     const body = `[ ${elements.join(' ,\n ')} ]`
 
-    const answer = await invoke(
-      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) }),
-    )
+    const answer = await invoke(batchRequest(events, body))
 
     expect(answer.body).toEqual({ accepted: 3, rejected: [] })
     expect(bodies(queues, queues.queueUrl).sort()).toEqual([...elements].sort())
@@ -127,10 +132,7 @@ describe('accepting Segment requests', () => {
     // What is measured is the call count, not the speed: 400 calls on a loaded machine can outlast
     // the 3 s default deadline, so this request gets as long as it needs.
     const handler = handlerWith({ sqs, env: { INGEST_DEADLINE_MS: '30000' } })
-    const response = await handler(
-      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) }),
-      createLambdaContext('ingest', 60_000),
-    )
+    const response = await handler(batchRequest(events, body), createLambdaContext('ingest', 60_000))
     const answer = { body: JSON.parse(response.body ?? 'null') }
 
     expect(answer.body).toEqual({ accepted: 4_000, rejected: [] })
@@ -199,9 +201,7 @@ describe('Extensible Webhook batches', () => {
     const body = `[${inner.map((text) => `{"json": ${text}}`).join(',')}]`
 
     // Act
-    const answer = await invoke(
-      segmentRequest(body, { secret: SECRET, token: TOKEN, signed: JSON.stringify(events[0]) }),
-    )
+    const answer = await invoke(batchRequest(events, body))
 
     // Assess
     expect(answer).toEqual({ status: 200, body: { accepted: 2, rejected: [] } })
@@ -606,13 +606,7 @@ describe('per-user order and deduplication on the FIFO queue', () => {
     ]
 
     // Act
-    const answer = await invoke(
-      segmentRequest(JSON.stringify(events), {
-        secret: SECRET,
-        token: TOKEN,
-        signed: JSON.stringify(events[0]),
-      }),
-    )
+    const answer = await invoke(batchRequest(events))
 
     // Assess
     expect(answer.status).toBe(200)
@@ -630,13 +624,7 @@ describe('per-user order and deduplication on the FIFO queue', () => {
   it('keeps the order of a user with more events than one call takes, across calls', async () => {
     const events = Array.from({ length: 25 }, (_, i) => track({ userId: 'busy', properties: { i } }))
 
-    const answer = await invoke(
-      segmentRequest(JSON.stringify(events), {
-        secret: SECRET,
-        token: TOKEN,
-        signed: JSON.stringify(events[0]),
-      }),
-    )
+    const answer = await invoke(batchRequest(events))
 
     expect(answer.status).toBe(200)
     expect(groupOrder('user:busy').map((m) => JSON.parse(m.body).properties.i)).toEqual(
@@ -678,14 +666,7 @@ describe('per-user order and deduplication on the FIFO queue', () => {
     const events = Array.from({ length: 12 }, (_, i) => track({ userId: 'held', properties: { i } }))
 
     // Act
-    const answer = await invoke(
-      segmentRequest(JSON.stringify(events), {
-        secret: SECRET,
-        token: TOKEN,
-        signed: JSON.stringify(events[0]),
-      }),
-      handlerWith({ sqs }),
-    )
+    const answer = await invoke(batchRequest(events), handlerWith({ sqs }))
 
     // Assess: 10 and 11 went only after 0-9 were taken, and the queue holds them in order
     expect(answer.status).toBe(200)
@@ -706,13 +687,7 @@ describe('per-user order and deduplication on the FIFO queue', () => {
       identify(),
     ]
 
-    const answer = await invoke(
-      segmentRequest(JSON.stringify(events), {
-        secret: SECRET,
-        token: TOKEN,
-        signed: JSON.stringify(events[0]),
-      }),
-    )
+    const answer = await invoke(batchRequest(events))
 
     expect(answer.status).toBe(200)
     const dlq = queues.server.inspectQueue(queues.dlqUrl.split('/').pop() as string)?.messages.ready ?? []

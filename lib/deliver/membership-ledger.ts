@@ -125,16 +125,15 @@ const keyText = (value: string, maxBytes: number): string =>
     ? value
     : `sha256:${createHash('sha256').update(value, 'utf8').digest('hex')}`
 
+const listKey = (listId: string) => ({ S: keyText(listId, PARTITION_KEY_MAX_BYTES) })
+
 /** Pure: the item key of a member of a list. */
 export const memberKey = (listId: string, member: string) => ({
-  list: { S: keyText(listId, PARTITION_KEY_MAX_BYTES) },
+  list: listKey(listId),
   member: { S: keyText(`m#${member}`, SORT_KEY_MAX_BYTES) },
 })
 
-const leaseKey = (listId: string) => ({
-  list: { S: keyText(listId, PARTITION_KEY_MAX_BYTES) },
-  member: { S: LEASE_KEY },
-})
+const leaseKey = (listId: string) => ({ list: listKey(listId), member: { S: LEASE_KEY } })
 
 const chunks = <T>(items: readonly T[], size: number): T[][] =>
   Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
@@ -227,9 +226,9 @@ export const createMembershipLedger = (
           ExpressionAttributeValues: { ':holder': { S: holder } },
         }),
       )
-    } catch (error) {
-      // Already lapsed and taken by another: not ours to delete. Anything else: it lapses by itself.
-      if (!isConditionFailed(error)) return
+    } catch {
+      // A condition failure: it lapsed and another took it, not ours to delete. Anything else: it
+      // lapses by itself at holdUntil.
     }
   }
 
@@ -248,7 +247,7 @@ export const createMembershipLedger = (
       const applied = new Map<string, ChangeOrder>()
       const byKey = new Map<string, string>()
       for (const member of members) byKey.set(memberKey(listId, member).member.S, member)
-      const list = memberKey(listId, '').list
+      const list = listKey(listId)
       await Promise.all(
         chunks([...byKey.keys()], BATCH_GET_MAX_KEYS).map(async (keys) => {
           let pending: Record<string, { S: string }>[] = keys.map((member) => ({

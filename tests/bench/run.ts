@@ -266,19 +266,11 @@ if (runs('queue-types')) {
       sqs: createSqsClient({ endpoint: typed.endpoint }),
       logger,
     })
-    const drain = async (
-      label: string,
-      events: Record<string, unknown>[],
-      extra: Record<string, string> = {},
-    ) => {
-      typed.server.reset()
-      sandbox.reset()
-      for (let i = 0; i < events.length; i += 100) {
-        await typedIngest(
-          segmentRequest(JSON.stringify(events.slice(i, i + 100))),
-          createLambdaContext('ingest', 6_000),
-        )
-      }
+    /**
+     * INSTANCES deliver instances drain the queue (settings `extra` on top), stopped once it is
+     * empty; resolves the seconds from their start until it was.
+     */
+    const deliverUntilEmpty = async (extra: Record<string, string>, timeoutMs: number) => {
       const sqs = createSqsClient({ endpoint: typed.endpoint })
       const config = parseConfig({ ...typedEnv, ...extra })
       const started = performance.now()
@@ -292,11 +284,26 @@ if (runs('queue-types')) {
         functionTimeoutMs: 60_000,
         onError: () => undefined,
       })
-      await until(() => typedDepth() === 0, 10 * 60_000)
+      await until(() => typedDepth() === 0, timeoutMs)
       const seconds = (performance.now() - started) / 1_000
       await poller.stop()
       sqs.destroy()
-      result.delivery[label] = events.length / seconds
+      return seconds
+    }
+    const drain = async (
+      label: string,
+      events: Record<string, unknown>[],
+      extra: Record<string, string> = {},
+    ) => {
+      typed.server.reset()
+      sandbox.reset()
+      for (let i = 0; i < events.length; i += 100) {
+        await typedIngest(
+          segmentRequest(JSON.stringify(events.slice(i, i + 100))),
+          createLambdaContext('ingest', 6_000),
+        )
+      }
+      result.delivery[label] = events.length / (await deliverUntilEmpty(extra, 10 * 60_000))
     }
     await drain(
       'users',
@@ -326,21 +333,7 @@ if (runs('queue-types')) {
       )
     }
     sandbox.setFaults({ serverErrorShare: 0.2, rateLimitShare: 0.1, retryAfter: { ms: 200 } })
-    const sqs = createSqsClient({ endpoint: typed.endpoint })
-    const config = parseConfig({ ...typedEnv, RETRY_AFTER_MAX_SECONDS: '1' })
-    const poller = startPoller({
-      sqs,
-      queueUrl: typed.queueUrl,
-      queueArn: typed.queueArn,
-      handler: Array.from({ length: INSTANCES }, () => createDeliverHandler({ config, sqs, logger })),
-      maxConcurrency: INSTANCES,
-      waitTimeSeconds: 1,
-      functionTimeoutMs: 60_000,
-      onError: () => undefined,
-    })
-    await until(() => typedDepth() === 0, 5 * 60_000)
-    await poller.stop()
-    sqs.destroy()
+    await deliverUntilEmpty({ RETRY_AFTER_MAX_SECONDS: '1' }, 5 * 60_000)
     sandbox.setFaults({ serverErrorShare: 0, rateLimitShare: 0, retryAfter: 'none' })
     result.reordered = reorderedUsers(signUps, sandbox.received).length
     result.signUps = 500

@@ -9,7 +9,7 @@ import {
   parseLocalConfig,
   SETTING_NAMES,
 } from '../lib/config.ts'
-import { isConfigError } from '../lib/errors/config-error.ts'
+import { configMistakes, isConfigError } from '../lib/errors/config-error.ts'
 
 const QUEUES = {
   QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q',
@@ -111,6 +111,26 @@ describe('configuration', () => {
     expect(error.message.startsWith(`${variable}: `)).toBe(true)
   })
 
+  it('reports every mistake at once, one line each, in one pass', () => {
+    let thrown: unknown
+    try {
+      parseConfig({ ...QUEUES, COURIER_REGION: 'ap', DELIVERY_CONCURRENCY: '0', INGEST_TOKEN_PREVIOUS: 't1' })
+    } catch (error) {
+      thrown = error
+    }
+
+    expect(configMistakes(thrown)?.map((mistake) => mistake.variable)).toEqual([
+      'COURIER_REGION',
+      'DELIVERY_CONCURRENCY',
+      'INGEST_TOKEN_PREVIOUS',
+    ])
+    expect((thrown as Error).message.split('\n')).toEqual([
+      'COURIER_REGION: must be "us" or "eu", got "ap"',
+      'DELIVERY_CONCURRENCY: must be a whole number from 1 to 100, got "0"',
+      expect.stringMatching(/^INGEST_TOKEN_PREVIOUS: is only used while rotating INGEST_TOKEN/),
+    ])
+  })
+
   it('tells a FIFO pair from a standard one by the .fifo the queue names end with', () => {
     const fifo = parseConfig({
       ...QUEUES,
@@ -119,6 +139,21 @@ describe('configuration', () => {
     })
     expect(fifo.queue.fifo).toBe(true)
     expect(parseConfig(QUEUES).queue.fifo).toBe(false)
+  })
+
+  it('names every setting it reads, from the schema', () => {
+    expect(SETTING_NAMES).toContain('COURIER_BASE_URL')
+    expect(SETTING_NAMES).toContain('INGEST_TOKEN_PREVIOUS_PARAMETER')
+    expect(LOCAL_SETTING_NAMES).toEqual([
+      'PORT',
+      'SQS_PORT',
+      'COURIER_SANDBOX_PORT',
+      'DELIVER_BATCH_SIZE',
+      'DELIVER_TIMEOUT_SECONDS',
+      'VISIBILITY_TIMEOUT_SECONDS',
+      'AUDIENCE_BATCHING_WINDOW_SECONDS',
+      'QUEUE_TYPE',
+    ])
   })
 
   it('documents every setting in the README', () => {

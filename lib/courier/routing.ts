@@ -3,8 +3,10 @@ import { type Identities, readIdentities } from '../segment/identity.ts'
 
 /**
  * Which Courier calls one Segment event becomes, declared as a table keyed by event type, the
- * way Courier's own Segment destination maps types (design.md, "What Courier accepts" and
- * "Contracts"). Pure: the worker sends the requests, in order, and classifies each answer.
+ * way Courier's own Segment destination maps types
+ * (https://github.com/segmentio/action-destinations/tree/main/packages/destination-actions/src/destinations/courier,
+ * https://www.courier.com/docs/external-integrations/cdp/segment). Pure: the worker sends the
+ * requests, in order, and classifies each answer.
  */
 
 export interface CourierRequest {
@@ -54,7 +56,8 @@ export const pathSegment = (id: unknown): string | undefined =>
 
 /**
  * Courier's Segment endpoint takes the raw event: it is sent as the very object Segment gave us,
- * so the body is deep-equal to what Segment sent (design.md, "Contracts").
+ * so the body is deep-equal to what Segment sent: Courier maps it itself
+ * (https://www.courier.com/docs/external-integrations/cdp/segment/segment-integration).
  */
 const inboundRequest = (event: SegmentEvent): CourierRequest => ({
   method: 'POST',

@@ -294,9 +294,8 @@ let starting: Promise<unknown> = Promise.resolve()
 /**
  * fauxqs bug: it listens on 0.0.0.0 whatever it is given (dist/app.js: `app.listen({ port, host:
  * "0.0.0.0" })`; its `host` option only names the host in queue URLs), exposing the queues to the
- * network. The one listen call it
- * makes is bound to loopback instead; starts are serialised so the substitution is only ever in
- * place for one start, and `listen` is restored before the next.
+ * network. The one listen call it makes is bound to loopback instead; starts are serialised so
+ * the substitution is only ever in place for one start, and `listen` is restored before the next.
  */
 export const onLoopback = <T>(start: () => Promise<T>): Promise<T> => {
   const run = starting.then(async () => {
@@ -326,8 +325,8 @@ export const onLoopback = <T>(start: () => Promise<T>): Promise<T> => {
 /**
  * Where fauxqs's FIFO queues are kinder or stricter than SQS, they are brought in line:
  *
- * - fauxqs bug: a receive takes **one** message per group, where SQS "returns as many messages with the same
- *   message group ID as possible" (up to MaxNumberOfMessages), so Lambda's batches hold several
+ * - fauxqs bug: a receive takes **one** message per group, where SQS "returns as many messages
+ *   with the same message group ID as possible" (up to MaxNumberOfMessages), so Lambda's batches hold several
  *   records of one user; with one message per receive the in-batch order rule would never be
  *   exercised locally and a busy user would look ten times slower than on AWS.
  *   https://repost.aws/knowledge-center/sqs-fifo-messages-not-returned

@@ -9,7 +9,8 @@ export type { QueueType }
  * The embedded SQS for `npm start` and the tests: fauxqs in process, speaking the real SQS
  * JSON protocol, with the events queue redriving to its DLQ as the deployed queue does. FIFO by
  * default, with the deployed queues' attributes (high-throughput mode); `queueType: 'standard'`
- * gives the standard pair.
+ * gives the standard pair. Where fauxqs differs from SQS, lib/local/fauxqs-patches.ts brings it in
+ * line (pinned version, checked before it patches).
  */
 
 export interface LocalQueues {

@@ -694,23 +694,16 @@ const VARIED_PARAMS = {
   deliverBatchingWindowSeconds: '5',
   ingestAuth: 'both',
   ingestReservedConcurrency: '50',
+  deliverReservedConcurrency: '5',
+  audiencesReservedConcurrency: '2',
+  audiencesTimeoutSeconds: '120',
+  audiencesBatchingWindowSeconds: '5',
   httpApiRateLimit: '50',
   httpApiBurstLimit: '100',
   alarmEmail: 'ops@example.com',
 } as const
 const VARIANTS = [
   { name: 'varied', params: VARIED_PARAMS },
-  {
-    name: 'reserved',
-    params: {
-      ingestAuth: 'token',
-      ingestReservedConcurrency: '10',
-      deliverReservedConcurrency: '5',
-      audiencesReservedConcurrency: '2',
-      audiencesTimeoutSeconds: '120',
-      audiencesBatchingWindowSeconds: '5',
-    },
-  },
   // The same two templates from Serverless Framework v3 (the last open-source release), compared
   // below with osls's.
   { name: 'default-sls3', params: {}, framework: 'serverless@3' },
@@ -759,7 +752,7 @@ describe('the template follows its parameters', () => {
   })
 
   it('reserves concurrency for each function only when its parameter is set, and derives the audience queue visibility', () => {
-    const reserved = variant('reserved')
+    const reserved = variant('varied')
     const sync = reserved.Resources.AudiencesLambdaFunction?.Properties as Record<string, unknown>
     const [, mapping] = Object.entries(reserved.Resources).find(
       ([, r]) =>
@@ -771,7 +764,7 @@ describe('the template follows its parameters', () => {
       ['IngestLambdaFunction', 'DeliverLambdaFunction', 'AudiencesLambdaFunction'].map(
         (fn) => reserved.Resources[fn]?.Properties.ReservedConcurrentExecutions,
       ),
-    ).toEqual([10, 5, 2])
+    ).toEqual([50, 5, 2])
     expect(sync.Timeout).toBe(120)
     expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBe(5)
     expect(reserved.Resources.AudienceQueue?.Properties.VisibilityTimeout).toBe(6 * 120 + 5)

@@ -20,6 +20,8 @@ export interface DerivedDeploySettings {
    * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
    */
   readonly eventsVisibilityTimeout: number
+  /** The audience queue's, by the same rule from the audiences timeout and batching window. */
+  readonly audiencesVisibilityTimeout: number
   /**
    * Properties set on the generated deliver event source: its batching window, or none at all on
    * a FIFO queue (null: osls drops it), which takes no window. Computed here rather than with a
@@ -27,8 +29,16 @@ export interface DerivedDeploySettings {
    * BatchSize above 10 against it).
    */
   readonly deliverEventSourceProperties: { readonly MaximumBatchingWindowInSeconds: number | null }
-  /** Properties added to the generated ingest function: its reserved concurrency, when one is set. */
-  readonly ingestFunctionProperties: { readonly ReservedConcurrentExecutions?: number }
+  /**
+   * Properties added to each generated function: its reserved concurrency, only when one is set.
+   * None by default: an account whose concurrency quota is low (new accounts start at 10) refuses
+   * any reservation, and the event sources' MaximumConcurrency already caps deliver and the list
+   * sync without reserving anything.
+   * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+   */
+  readonly ingestFunctionProperties: ReservedConcurrency
+  readonly deliverFunctionProperties: ReservedConcurrency
+  readonly audiencesFunctionProperties: ReservedConcurrency
   /** The HTTP API stage's default route settings: its throttling. */
   readonly httpApiStageProperties: {
     readonly DefaultRouteSettings: {
@@ -39,7 +49,15 @@ export interface DerivedDeploySettings {
   }
 }
 
+export type ReservedConcurrency = { readonly ReservedConcurrentExecutions?: number }
+
 export type RawParams = Readonly<Record<string, unknown>>
+
+/** The audiences function's event source: its MaximumConcurrency (2, the least AWS allows). */
+export const AUDIENCES_MAX_CONCURRENCY = 2
+
+/** The audiences function's timeout and batching window when serverless.yml does not set them. */
+const AUDIENCES_DEFAULTS = { timeoutSeconds: 300, batchingWindowSeconds: 20 } as const
 
 /** CloudWatch Logs' allowed retention periods. https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html */
 export const LOG_RETENTION_DAYS = [
@@ -115,6 +133,18 @@ const PARAMS = v.object({
     (value) => isWhole(value, 1, 10_000),
     'must be a whole number from 1 to 10000 (empty for none, else the instances kept for ingest)',
   ),
+  /** Its least value is deliverMaxConcurrency: checked below. */
+  deliverReservedConcurrency: param,
+  audiencesReservedConcurrency: emptyOr(
+    (value) => isWhole(value, AUDIENCES_MAX_CONCURRENCY, 10_000),
+    `must be a whole number from ${AUDIENCES_MAX_CONCURRENCY} to 10000 (empty for none, else at least the list sync's maximum concurrency (${AUDIENCES_MAX_CONCURRENCY}))`,
+  ),
+  audiencesTimeoutSeconds: ifGiven(
+    whole(60, 900, "Lambda's maximum is 900; a batch waits for list writes Courier paces at 20 a minute"),
+  ),
+  audiencesBatchingWindowSeconds: ifGiven(
+    whole(1, 300, 'the event source batching window; batches of 1,000 need at least 1'),
+  ),
   httpApiRateLimit: whole(1, 10_000, 'requests per second; the account allows 10,000'),
   httpApiBurstLimit: whole(1, 5_000, 'requests at once; the account allows 5,000'),
   logRetentionDays: ifGiven(
@@ -147,6 +177,17 @@ const batchMaxOf = (params: Params) => (queueTypeOf(params) === 'fifo' ? 10 : 10
 
 const DEPLOY_PARAMS = v.pipe(
   PARAMS,
+  // Reserved concurrency below the event source's maximum concurrency throttles the mapping, and
+  // a throttled batch uses up a receive. https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+  between<Params>(
+    ['deliverMaxConcurrency', 'deliverReservedConcurrency'],
+    'deliverReservedConcurrency',
+    (params) =>
+      params.deliverReservedConcurrency === '' ||
+      isWhole(params.deliverReservedConcurrency, Number(params.deliverMaxConcurrency), 10_000),
+    (params) =>
+      `must be a whole number from ${params.deliverMaxConcurrency} to 10000 (empty for none, else at least deliverMaxConcurrency (${params.deliverMaxConcurrency}))`,
+  ),
   between<Params>(
     ['queueType', 'deliverBatchSize'],
     'deliverBatchSize',
@@ -188,17 +229,27 @@ export const checkDeployParams = (raw: RawParams): { problems: string[]; derived
   const window = number('deliverBatchingWindowSeconds', 0)
   // A FIFO event source takes no batching window: the template leaves it out there.
   const effectiveWindow = queueType === 'fifo' ? 0 : window
-  const ingestReserved = text(raw.ingestReservedConcurrency)
+  const reserved = (name: (typeof CHECKED_PARAMS)[number]): ReservedConcurrency =>
+    text(raw[name]) === '' || refused.has(name)
+      ? {}
+      : { ReservedConcurrentExecutions: Number(text(raw[name])) }
+  const orDefault = (name: (typeof CHECKED_PARAMS)[number], fallback: number) =>
+    text(raw[name]) === '' || refused.has(name) ? fallback : Number(text(raw[name]))
+  const audiencesTimeout = orDefault('audiencesTimeoutSeconds', AUDIENCES_DEFAULTS.timeoutSeconds)
+  const audiencesWindow = orDefault(
+    'audiencesBatchingWindowSeconds',
+    AUDIENCES_DEFAULTS.batchingWindowSeconds,
+  )
   return {
     problems,
     derived: {
       eventsVisibilityTimeout:
         6 * number('deliverTimeoutSeconds', MIN_DELIVER_TIMEOUT_SECONDS) + effectiveWindow,
+      audiencesVisibilityTimeout: 6 * audiencesTimeout + audiencesWindow,
       deliverEventSourceProperties: { MaximumBatchingWindowInSeconds: queueType === 'fifo' ? null : window },
-      ingestFunctionProperties:
-        ingestReserved === '' || refused.has('ingestReservedConcurrency')
-          ? {}
-          : { ReservedConcurrentExecutions: Number(ingestReserved) },
+      ingestFunctionProperties: reserved('ingestReservedConcurrency'),
+      deliverFunctionProperties: reserved('deliverReservedConcurrency'),
+      audiencesFunctionProperties: reserved('audiencesReservedConcurrency'),
       httpApiStageProperties: {
         DefaultRouteSettings: {
           DetailedMetricsEnabled: false,

@@ -217,11 +217,15 @@ export const checkDeployParams = (raw: RawParams): { problems: string[]; derived
   // Every checked name present, so a parameter serverless.yml lacks reads as undefined, not as a missing key.
   const given = Object.fromEntries(CHECKED_PARAMS.map((name) => [name, raw[name]]))
   const result = v.safeParse(DEPLOY_PARAMS, given)
-  const problems = (result.issues ?? []).map((issue) => {
+  // In the parameters' order, whether a rule is a parameter's own or one between parameters.
+  const order = (issue: v.BaseIssue<unknown>) =>
+    CHECKED_PARAMS.indexOf(v.getDotPath(issue) as (typeof CHECKED_PARAMS)[number])
+  const issues = [...(result.issues ?? [])].sort((a, b) => order(a) - order(b))
+  const problems = issues.map((issue) => {
     const name = v.getDotPath(issue) ?? 'parameters'
     return `${name} "${text(raw[name])}": ${issue.message}`
   })
-  const refused = new Set((result.issues ?? []).map((issue) => v.getDotPath(issue)))
+  const refused = new Set(issues.map((issue) => v.getDotPath(issue)))
   const number = (name: (typeof CHECKED_PARAMS)[number], least: number) =>
     refused.has(name) ? least : Number(text(raw[name]))
 

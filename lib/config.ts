@@ -231,6 +231,28 @@ const urlChecks = [
 /** An absolute http(s) URL without its trailing slashes, or undefined. */
 const url = v.pipe(text, ...urlChecks)
 
+/**
+ * Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 (RFC 1122 3.2.1.3) or ::1
+ * (RFC 4291 2.5.3), as the WHATWG URL parser writes them (it normalises `0x7f.1` to `127.0.0.1`).
+ */
+const isLoopback = (raw: string): boolean => {
+  const { hostname } = new URL(raw)
+  return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]'
+}
+
+/**
+ * As `url`, and only https:// unless it points at this machine: the Courier token travels in every
+ * request's Authorization header, so plain http to another host would send it in clear.
+ */
+const httpsUrl = v.pipe(
+  url,
+  v.check(
+    (value) => value === undefined || new URL(value).protocol === 'https:' || isLoopback(value),
+    (issue) =>
+      `must be an https:// URL (plain http is allowed only for localhost, 127.0.0.0/8 and [::1]), got "${String(issue.input)}"`,
+  ),
+)
+
 /** As `url`, and refused when unset, saying what it is for. */
 const requiredUrl = (purpose: string) =>
   v.pipe(
@@ -292,7 +314,7 @@ const delaySeconds = (fallback: number) => wholeNumber(fallback, 1, MAX_DELAY_SE
 const RELAY_SETTINGS = v.object({
   COURIER_AUTH_TOKEN: text,
   COURIER_AUTH_TOKEN_PARAMETER: text,
-  COURIER_BASE_URL: url,
+  COURIER_BASE_URL: httpsUrl,
   COURIER_REGION: oneOf<CourierRegion>(['us', 'eu'], DEFAULTS.COURIER_REGION),
   COURIER_TIMEOUT_MS: wholeNumber(DEFAULTS.COURIER_TIMEOUT_MS, 100, 900_000),
   COURIER_GROUP_TENANTS: switchOf(DEFAULTS.COURIER_GROUP_TENANTS),

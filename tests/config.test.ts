@@ -99,6 +99,7 @@ describe('configuration', () => {
     [{ COURIER_GROUP_TENANTS: 'maybe' }, 'COURIER_GROUP_TENANTS', /true or false/],
     [{ COURIER_MAX_RPS: '-3' }, 'COURIER_MAX_RPS', /positive number/],
     [{ COURIER_BASE_URL: 'ftp://x' }, 'COURIER_BASE_URL', /http\(s\) URL/],
+    [{ COURIER_BASE_URL: 'http://api.courier.com' }, 'COURIER_BASE_URL', /must be an https:\/\/ URL/],
     [{ SQS_BATCH_MAX_BYTES: '2000000' }, 'SQS_BATCH_MAX_BYTES', /1024 to 1048576/],
     [{ QUEUE_URL: '' }, 'QUEUE_URL', /is required/],
     [{ RELAY_STAGE: 'prod stage' }, 'RELAY_STAGE', /stage name/],

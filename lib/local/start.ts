@@ -190,7 +190,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
     { startLocalServer },
     { startPoller },
   ] = await Promise.all([
-    import('../deliver/audience-sync.ts'),
+    import('../audiences/list-sync.ts'),
     import('../queue/sqs-client.ts'),
     import('../segment/test-event.ts'),
     import('./courier-sandbox.ts'),

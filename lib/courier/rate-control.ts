@@ -67,7 +67,7 @@ export type RateFeedback =
  * requests/s up, so a limit that drops and comes back is still followed within 15 s), K at most
  * 2.5 × 5.5 s (fully stretched down to 3.6 requests/s, the R = 20 case); a spent
  * window of 1 s (per-second limits, the common shape). Chosen with `npm run bench` against a limit
- * of 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
+ * of 20 and of 200 requests/s and the fleet simulation of tests/courier/rate-control.test.ts.
  */
 export const CUBIC_DEFAULTS = {
   decrease: 0.75,

@@ -5,7 +5,7 @@ import {
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs'
 import type { SQSRecord } from 'aws-lambda'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/audiences/handler.ts'
 import { AUDIENCE_SYNC_INSTANCES, listSyncMarginMs } from '../../lib/audiences/list-sync.ts'
 import {
@@ -19,7 +19,7 @@ import { rateAfter } from '../../lib/courier/rate-control.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { EXCEPTION_RECEIVES } from '../../lib/queue/expiry.ts'
-import { createLogger } from '../../lib/telemetry.ts'
+import { createLogger, createMetrics } from '../../lib/telemetry.ts'
 import { type CourierReference, courierReference } from '../support/courier-reference.ts'
 import {
   audienceIdentify,
@@ -526,6 +526,32 @@ describe('the list sync', () => {
     expect(dead).toHaveLength(1)
     expect(dead[0]?.messageAttributes.reason?.StringValue).toBe('not an Engage audience event')
     expect(dead[0]?.messageAttributes.stage?.StringValue).toBe('audience-sync')
+  })
+
+  it('counts its records in metrics, and dead-letters with the event’s messageId and type as deliver does', async () => {
+    // Prepare: one member who enters, one Courier refuses for good, one event that is no audience event
+    const metrics = createMetrics('test')
+    const added = vi.spyOn(metrics, 'addMetric')
+    reference.failNext('POST', '/lists/other-aud_2/subscriptions', 400)
+    const notAudience = identify()
+    await toAudienceQueue([
+      audienceIdentify({ inAudience: true, userId: 'u-1' }),
+      audienceIdentify({ inAudience: true, userId: 'u-2', key: 'other', id: 'aud_2' }),
+      notAudience,
+    ])
+
+    // Act
+    const response = await sync(syncHandler({ metrics }), await audienceRecords())
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    const counts = Object.fromEntries(added.mock.calls.map(([name, , value]) => [name, value]))
+    expect(counts).toEqual({ Delivered: 1, DeadLettered: 2 })
+    const dead = peek(relay.queues, relay.queues.dlqUrl)
+    const bodies = dead.map((m) => JSON.parse(m.body) as { messageId: string })
+    const byId = (id: string) => dead[bodies.findIndex((b) => b.messageId === id)]
+    expect(byId(notAudience.messageId)?.messageAttributes.messageId?.StringValue).toBe(notAudience.messageId)
+    expect(byId(notAudience.messageId)?.messageAttributes.type?.StringValue).toBe('identify')
   })
 })
 

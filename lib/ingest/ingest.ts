@@ -12,6 +12,7 @@ import { type Validation, validateEvent } from '../segment/event.ts'
 import { readIdentities } from '../segment/identity.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
+import { personKey } from '../user-key.ts'
 
 /**
  * The ingest path after authentication: read Segment's body, validate every event, and put
@@ -65,7 +66,12 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   const accepted: OutgoingMessage[] = []
   const acceptedIds: string[] = []
   /** Where each accepted message came from, should SQS refuse it. */
-  const origins = new Map<OutgoingMessage, { index: number; messageId: string; raw: string; type: string }>()
+  const origins = new Map<
+    OutgoingMessage,
+    { index: number; messageId: string; raw: string; type: string; user: string | undefined }
+  >()
+  /** Each accepted event's pseudonymous user key (lib/user-key.ts), beside its messageId. */
+  const acceptedUsers: (string | undefined)[] = []
   const types: Record<string, number> = {}
   const rejected: Rejection[] = []
   const deadLetters: OutgoingMessage[] = []
@@ -113,7 +119,13 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
       continue
     }
     accepted.push(message)
-    origins.set(message, { index: item.index, messageId: event.messageId, raw: item.raw, type: event.type })
+    origins.set(message, {
+      index: item.index,
+      messageId: event.messageId,
+      raw: item.raw,
+      type: event.type,
+      user: personKey(who),
+    })
   }
 
   const deadline = Date.now() + Math.min(config.ingest.deadlineMs, remainingMs - ANSWER_MARGIN_MS)
@@ -153,8 +165,9 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     logger.error('SQS refused dead letters even in plain ASCII; they are not kept', { lost })
 
   for (const message of origins.keys()) {
-    const origin = origins.get(message) as { messageId: string; type: string }
+    const origin = origins.get(message) as { messageId: string; type: string; user: string | undefined }
     acceptedIds.push(origin.messageId)
+    acceptedUsers.push(origin.user)
     types[origin.type] = (types[origin.type] ?? 0) + 1
   }
   rejected.sort((a, b) => a.index - b.index)
@@ -188,6 +201,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     accepted: stored,
     rejected: rejected.length,
     ...idsForLog(acceptedIds),
+    users: idsForLog(acceptedUsers).messageIds,
   })
 
   if (stored === 0) {

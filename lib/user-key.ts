@@ -1,4 +1,7 @@
 import { createHmac } from 'node:crypto'
+import { getSecret } from '@aws-lambda-powertools/parameters/secrets'
+import type { MiddlewareObj } from '@middy/core'
+import { ConfigError } from './errors/config-error.ts'
 
 /**
  * Pseudonymous user keys: how logs, reasons and metrics name a person without naming them.
@@ -8,15 +11,18 @@ import { createHmac } from 'node:crypto'
  * turned back into an id, nor an id guessed from a list of emails and checked against the logs.
  * https://www.rfc-editor.org/rfc/rfc2104 (HMAC), https://nodejs.org/api/crypto.html#class-hmac
  *
- * The secret is per stage: the deploy generates it in Secrets Manager and hands it to the
- * functions as USER_KEY_SECRET; locally (`npm start`, tests) the fixed DEV_USER_KEY_SECRET
- * stands in, so a local trace needs no setup. Also here: the few texts that could carry an id
+ * The secret is per stage: the deploy generates it in Secrets Manager and names it to the
+ * functions (USER_KEY_SECRET_ARN); each instance reads it before its first event (the
+ * userKeySecretLoader middleware) and again every SECRETS_CACHE_SECONDS. USER_KEY_SECRET gives
+ * the value itself; without either (`npm start`, tests) the fixed DEV_USER_KEY_SECRET stands in,
+ * so a local trace needs no setup. Also here: the few texts that could carry an id
  * into a log line (Courier paths, JSON parse errors, a value Segment got wrong), made safe.
  */
 
 /** The local secret, used when USER_KEY_SECRET is not set: keys made with it protect nothing. */
 export const DEV_USER_KEY_SECRET = 'segment-courier-relay-local-dev-key'
 export const USER_KEY_VARIABLE = 'USER_KEY_SECRET'
+export const USER_KEY_ARN_VARIABLE = 'USER_KEY_SECRET_ARN'
 const KEY_CHARS = 16
 const PREFIX = 'u_'
 
@@ -36,11 +42,41 @@ export const userKeySecret = (env: Readonly<Record<string, string | undefined>>)
   env[USER_KEY_VARIABLE]?.trim() || DEV_USER_KEY_SECRET
 
 let cached: { secret: string; keyOf: UserKeyOf } | undefined
+/** The stage's secret as last read from Secrets Manager, when USER_KEY_SECRET_ARN names it. */
+let loaded: string | undefined
 
-/** The key of `id` with this process's secret (read once, on first use); undefined for no id. */
+/**
+ * A middy middleware for each function: reads the secret USER_KEY_SECRET_ARN names (Powertools
+ * Parameters, cached `maxAgeSeconds`) before the handler runs, so userKey stays synchronous. A
+ * secret that cannot be read fails the invocation (retried), as a missing Courier token does:
+ * logging with a wrong key would make the stage's logs untraceable.
+ * https://docs.powertools.aws.dev/lambda/typescript/latest/features/parameters/#fetching-secrets
+ */
+export const userKeySecretLoader = (maxAgeSeconds: number): MiddlewareObj => ({
+  before: async () => {
+    const arn = process.env[USER_KEY_ARN_VARIABLE]?.trim()
+    if (!arn) return
+    let value: string | undefined
+    try {
+      value = (await getSecret<string>(arn, { maxAge: maxAgeSeconds })) ?? undefined
+    } catch (error) {
+      throw new ConfigError(
+        USER_KEY_ARN_VARIABLE,
+        `secret ${arn} could not be read: ${(error as Error).message}`,
+        { cause: error },
+      )
+    }
+    if (typeof value !== 'string' || value === '') {
+      throw new ConfigError(USER_KEY_ARN_VARIABLE, `secret ${arn} is missing or empty`)
+    }
+    loaded = value
+  },
+})
+
+/** The key of `id` with this process's secret; undefined for no id. */
 export const userKey = (id: string | undefined): string | undefined => {
   if (id === undefined) return undefined
-  const secret = userKeySecret(process.env)
+  const secret = loaded ?? userKeySecret(process.env)
   if (cached?.secret !== secret) cached = { secret, keyOf: userKeyWith(secret) }
   return cached.keyOf(id)
 }
@@ -65,8 +101,9 @@ const segmentText = (segment: string): string => {
  */
 export const pathForLog = (path: string): string => {
   const [route = '', ...rest] = path.split('?')[0]?.split('/').slice(1) ?? []
+  // A segment already keyed stays as it is, so a reason made safe once can pass through again.
   const key = (segment: string | undefined) =>
-    segment === undefined ? '' : `/${userKey(segmentText(segment))}`
+    segment === undefined ? '' : `/${isUserKey(segment) ? segment : userKey(segmentText(segment))}`
   const word = (segment: string | undefined, expected: string) =>
     segment === expected ? `/${expected}` : segment === undefined ? '' : '/…'
   switch (route) {

@@ -99,6 +99,8 @@ export const createRelayLog = (capacity = DEFAULT_CAPACITY): RelayLog => {
   return {
     take: (line) => {
       const trimmed = line.trim()
+      // Powertools Metrics' notice after an invocation that added none: noise in a terminal.
+      if (trimmed.startsWith('No application metrics to publish')) return undefined
       if (!trimmed.startsWith('{')) return line
       let value: unknown
       try {

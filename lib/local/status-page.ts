@@ -111,8 +111,9 @@ export const STATUS_PAGE = `<!doctype html>
 <div id="events"><span class="muted">none yet</span></div>
 <script>
 const LABELS = { received: 'received', queued: 'queued', delivered: 'delivered', retried: 'retried', deadLettered: 'dead-lettered', skipped: 'skipped', rejected: 'rejected', erased: 'erased' }
-const el = (tag, props = {}, ...children) => {
+const el = (tag, { dataset = {}, ...props } = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props)
+  Object.assign(node.dataset, dataset)
   for (const child of children) node.append(child)
   return node
 }

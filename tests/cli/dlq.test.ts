@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { type Message, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { errorHint } from '../../lib/cli/args.ts'
 import {
   DEAD_LETTER_HEADER,
   type DeadLetter,
@@ -275,6 +276,20 @@ describe('npm run dlq', () => {
       expect.stringMatching(new RegExp(`^1 dead-lettered event\\(s\\) of user key ${key} \\(1 of 2 read\\)`)),
     ])
     expect(out.join('\n')).not.toContain('jane.doe')
+  })
+
+  it('a queue of the other type: the error gets a QUEUE_TYPE hint', async () => {
+    // Prepare: npm start's queues are standard here; the CLI is left at the default, fifo
+    const env = { SQS_PORT: String(port) }
+
+    // Act
+    const error = await main(['--local'], { ...capture().io, env }).catch((thrown: unknown) => thrown)
+
+    // Assess
+    expect((error as Error).message).toMatch(/specified queue does not exist/)
+    expect(errorHint(error, env)).toBe(
+      ' (looked for the fifo queues, QUEUE_TYPE=fifo: set QUEUE_TYPE to the one `npm start` runs, or check --dlq-url/--queue-url)',
+    )
   })
 
   it('--max shows fewer and says how many there are', async () => {

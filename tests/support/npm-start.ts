@@ -32,6 +32,8 @@ export const startNpmStart = (env: Record<string, string>): NpmStart => {
       COURIER_BASE_URL: '',
       // Logs on, as a person sees them (the test runner silences them by default).
       POWERTOOLS_LOG_LEVEL: 'INFO',
+      // As `npm start` runs by default: the metrics feed the status page's rates.
+      POWERTOOLS_METRICS_DISABLED: 'false',
       ...env,
     },
   })

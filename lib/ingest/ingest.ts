@@ -75,8 +75,15 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   const types: Record<string, number> = {}
   const rejected: Rejection[] = []
   const deadLetters: OutgoingMessage[] = []
+  /** Each rejected event's user key, for the log line only (Segment's answer has no need of it). */
+  const rejectedUsers = new Map<number, string | undefined>()
   const reject = (raw: string, value: unknown, rejection: Rejection, type: unknown) => {
     rejected.push(rejection)
+    const who =
+      typeof value === 'object' && value !== null
+        ? readIdentities(value as Record<string, unknown>)
+        : undefined
+    rejectedUsers.set(rejection.index, who?.ok === true ? personKey(who.ids) : undefined)
     const why = {
       stage: 'ingest',
       reason: rejection.error,
@@ -144,6 +151,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     if (origin === undefined) continue
     origins.delete(message)
     rejected.push({ index: origin.index, messageId: origin.messageId, error: reason })
+    rejectedUsers.set(origin.index, origin.user)
     const why = { stage: 'ingest', reason, messageId: origin.messageId, type: origin.type } as const
     lateDeadLetters.push(
       deadLetterMessage(
@@ -180,7 +188,11 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     sqsCalls: queued.calls + parked.calls + late.calls,
   }
   addMetric(metrics, 'Received', request.items.length)
-  if (rejected.length > 0) logger.warn('events rejected', { rejected })
+  if (rejected.length > 0) {
+    logger.warn('events rejected', {
+      rejected: rejected.map((one) => ({ ...one, user: rejectedUsers.get(one.index) })),
+    })
+  }
   const unsent = queued.unsent.length + parked.unsent.length + late.unsent.length
   if (unsent > 0) {
     const lastError = queued.lastError ?? parked.lastError ?? late.lastError

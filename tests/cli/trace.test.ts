@@ -123,6 +123,7 @@ describe('npm run trace -- --local', () => {
       events.retried.messageId,
       events.deadLettered.messageId,
       events.audience.messageId,
+      events.rejected.messageId,
       events.deletion.messageId,
     ])
     expect(timelines.map((t) => t.fate)).toEqual([
@@ -130,6 +131,7 @@ describe('npm run trace -- --local', () => {
       'delivered',
       'dead-lettered',
       'delivered',
+      'rejected',
       'delivered',
     ])
     expect(new Set(timelines.map((t) => t.user))).toEqual(new Set([janeKey]))
@@ -177,7 +179,7 @@ describe('npm run trace -- --local', () => {
     expect(out[1]).toMatch(
       /^ {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} {2}ingest {4}received \(single request of 1 event\) and enqueued$/,
     )
-    expect(out.at(-1)).toBe(`5 event(s) for user key ${janeKey}: 4 delivered, 1 dead-lettered`)
+    expect(out.at(-1)).toBe(`6 event(s) for user key ${janeKey}: 4 delivered, 1 dead-lettered, 1 rejected`)
   })
 })
 

@@ -9,6 +9,7 @@ import { createPacers, type PacerFor } from '../courier/pacer.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { userKeySecretLoader } from '../user-key.ts'
 import { AUDIENCE_SYNC_INSTANCES, syncAudiences } from './list-sync.ts'
 import { createDynamoDbClient, createMembershipLedger, type MembershipLedger } from './membership-ledger.ts'
 
@@ -78,5 +79,6 @@ export const createAudienceSyncHandler = (options: AudienceSyncHandlerOptions = 
     syncAudiences(deps, event, context),
   )
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics)) as unknown as AudienceSyncHandler
+    .use(logMetrics(metrics))
+    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as AudienceSyncHandler
 }

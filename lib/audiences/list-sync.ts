@@ -57,6 +57,7 @@ export const syncAudiences = async (
     invocationEnd,
     recordBy: invocationEnd - finishMarginMs(deps.sqsTimeouts) - 2 * sqsCallBudgetMs(ledgerTimeouts),
     fates: plan.fates,
+    people: plan.people,
     holdBackSeconds: undefined,
   }
 

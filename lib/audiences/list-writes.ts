@@ -4,6 +4,7 @@ import { endpointClassOf } from '../courier/endpoint-class.ts'
 import { takeTurn } from '../courier/paced-call.ts'
 import type { Pacer } from '../courier/pacer.ts'
 import type { CourierRequest } from '../courier/routing.ts'
+import { userKey } from '../user-key.ts'
 import { DELETED_PEOPLE } from './membership-ledger.ts'
 import type { Deletion, ListPlan, Membership } from './records.ts'
 import { heldBack, ledgerFailed, notStarted, type Run, retryAll, settle, settleWrite, threw } from './run.ts'
@@ -215,7 +216,7 @@ export const writeList = async (
     if (m.segment !== undefined) unsubscribe.push(m)
     else {
       // '.' or '..' would resolve away (DELETE /lists/{id}/subscriptions/.. is DELETE /lists/{id}).
-      const reason = `member id ${JSON.stringify(m.change.recipientId)} cannot be a path segment: not unsubscribed`
+      const reason = `member ${userKey(m.change.recipientId)} cannot be a path segment: not unsubscribed`
       settle(run, [m], { action: 'dead-letter', reason, status: 0 })
     }
   }

@@ -44,6 +44,8 @@ export interface BatchPlan {
   readonly fates: Map<SQSRecord, Fate>
   /** Each record's event, when it is one: its ids go into its dead letter. */
   readonly events: Map<SQSRecord, SegmentEvent>
+  /** Whom each record's change or deletion is for, and its messageId: what a list write logs. */
+  readonly people: Map<SQSRecord, { readonly messageId: string; readonly recipientId: string }>
   readonly deletions: Map<string, Deletion>
   readonly lists: Map<string, ListPlan>
 }
@@ -83,6 +85,8 @@ const readInto = (
     plan.fates.set(record, deadLetter('not an Engage audience event'))
     return
   }
+  const { messageId, recipientId } = 'change' in read ? read.change : read.deletion
+  plan.people.set(record, { messageId, recipientId })
   if ('deletion' in read) {
     const { deletion } = read
     const known = plan.deletions.get(deletion.recipientId)
@@ -130,7 +134,13 @@ export const planBatch = (
   forgottenBefore: number,
   exceptionDelaySeconds: number,
 ): BatchPlan => {
-  const plan: BatchPlan = { fates: new Map(), events: new Map(), deletions: new Map(), lists: new Map() }
+  const plan: BatchPlan = {
+    fates: new Map(),
+    events: new Map(),
+    people: new Map(),
+    deletions: new Map(),
+    lists: new Map(),
+  }
   const memberships = new Map<string, Membership & { readonly path: string }>()
   for (const record of records) {
     try {

@@ -13,8 +13,10 @@ import type { CourierRequest } from '../courier/routing.ts'
 import { receiveCountOf } from '../queue/expiry.ts'
 import { type Fate, NOT_STARTED, UNSTARTED_DELAY_SECONDS } from '../queue/settle-batch.ts'
 import type { SqsTimeouts } from '../queue/sqs-client.ts'
+import { idsForLog } from '../telemetry.ts'
+import { pathForLog, textForLog, userKey } from '../user-key.ts'
 import type { DynamoDbTimeouts, MembershipLedger } from './membership-ledger.ts'
-import { type Carrier, exceptionFate } from './records.ts'
+import { type BatchPlan, type Carrier, exceptionFate } from './records.ts'
 
 /**
  * One invocation of the list sync, in one object: its deadlines, each record's fate as the writes
@@ -48,6 +50,8 @@ export interface Run {
   /** Epoch ms: recording starts no ledger call after it (the last one and the release still fit). */
   readonly recordBy: number
   readonly fates: Map<SQSRecord, Fate>
+  /** Whom each record is for (records.ts): a list write's log line names them by key. */
+  readonly people: BatchPlan['people']
   /** Set once Courier answered a list write 429: how long the unwritten records wait. */
   holdBackSeconds: number | undefined
 }
@@ -114,11 +118,22 @@ export const settleWrite = (
   const reason =
     outcome.kind === 'delivered'
       ? undefined
-      : `${outcome.kind === 'rate-limited' ? 'rate limited' : outcome.reason} (${request.method} ${request.path})`
+      : textForLog(
+          `${outcome.kind === 'rate-limited' ? 'rate limited' : outcome.reason} (${request.method} ${pathForLog(request.path)})`,
+        )
+  // Who the write was for, keyed, so a trace of one person or one event finds it (lib/user-key.ts).
+  const who = group.flatMap((carrier) =>
+    carrier.records.flatMap((record) => {
+      const person = run.people.get(record)
+      return person === undefined ? [] : [{ messageId: person.messageId, user: userKey(person.recipientId) }]
+    }),
+  )
   deps.logger.info('list write', {
     method: request.method,
-    path: request.path,
+    path: pathForLog(request.path),
     members: group.length,
+    ...idsForLog(who.map((one) => one.messageId)),
+    users: idsForLog(who.map((one) => one.user)).messageIds,
     status: result.status,
     outcome: outcome.kind,
     ...(decision.action === 'retry' ? { delaySeconds: decision.delaySeconds } : {}),

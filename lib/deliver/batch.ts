@@ -11,6 +11,7 @@ import {
 import type { SqsTimeouts } from '../queue/sqs-client.ts'
 import type { MetricName } from '../telemetry.ts'
 import { addClassMetric, addMetric } from '../telemetry.ts'
+import { personKey, textForLog } from '../user-key.ts'
 import {
   deliverRecord,
   HELD_BACK,
@@ -179,15 +180,18 @@ export const deliverBatch = async (
     const outcome = outcomeOf(results.get(record), final, holdBackSeconds !== undefined)
     counts[outcome] = (counts[outcome] ?? 0) + 1
     const event = eventOf(batch, record)
+    const parsed = batch.get(record)
+    const reason = final.action === 'delete' ? reasonOf(results.get(record)) : final.reason
     deps.logger.info('record', {
       messageId: event?.messageId,
+      user: parsed !== undefined && 'ids' in parsed ? personKey(parsed.ids) : undefined,
       type: event?.type,
       sqsMessageId: record.messageId,
       outcome,
       status: final.action === 'delete' ? statusOf(results.get(record)) : final.status,
       attempt: receiveCountOf(record),
       delaySeconds: final.action === 'retry' ? final.delaySeconds : undefined,
-      reason: final.action === 'delete' ? reasonOf(results.get(record)) : final.reason,
+      reason: reason === undefined ? undefined : textForLog(reason),
     })
   }
   for (const [outcome, count] of Object.entries(counts)) {

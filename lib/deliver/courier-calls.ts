@@ -8,6 +8,7 @@ import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
 import type { SegmentEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
+import { pathForLog, textForLog } from '../user-key.ts'
 import type { DeliverInstance } from './instance.ts'
 
 /**
@@ -42,12 +43,13 @@ const DELIVERED: Sent = { outcome: { kind: 'delivered', status: 202 }, error: un
 
 /** A failed answer, its reason naming the call when it was not the inbound one (a DLQ reader needs to know which). */
 const failure = (request: CourierRequest, result: SendResult, holdBackSeconds?: number): Sent => {
+  // Reasons are logged and kept with dead letters: paths and quoted ids keyed (lib/user-key.ts).
+  const { outcome } = result
+  const said = 'reason' in outcome ? { ...outcome, reason: textForLog(outcome.reason) } : outcome
   const named =
-    request.path === '/inbound/segment' ||
-    result.outcome.kind === 'delivered' ||
-    result.outcome.kind === 'rate-limited'
-      ? result.outcome
-      : { ...result.outcome, reason: `${result.outcome.reason} (${request.method} ${request.path})` }
+    request.path === '/inbound/segment' || !('reason' in said)
+      ? said
+      : { ...said, reason: `${said.reason} (${request.method} ${pathForLog(request.path)})` }
   const { message, type } = readCourierErrorBody(result.body) ?? {}
   return {
     outcome: named,
@@ -55,7 +57,11 @@ const failure = (request: CourierRequest, result: SendResult, holdBackSeconds?: 
     error:
       named.kind === 'delivered'
         ? undefined
-        : new CourierError(named, { courierMessage: message, courierType: type, cause: result.cause }),
+        : new CourierError(named, {
+            courierMessage: message === undefined ? undefined : textForLog(message),
+            courierType: type,
+            cause: result.cause,
+          }),
   }
 }
 

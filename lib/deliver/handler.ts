@@ -9,6 +9,7 @@ import { type Clock, createPacers } from '../courier/pacer.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { userKeySecretLoader } from '../user-key.ts'
 import { deliverBatch } from './batch.ts'
 import { createDeliverInstance } from './instance.ts'
 
@@ -72,5 +73,6 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     deliverBatch(deps, event, context),
   )
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics)) as unknown as DeliverHandler
+    .use(logMetrics(metrics))
+    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as DeliverHandler
 }

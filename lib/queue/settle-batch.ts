@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
+import { textForLog } from '../user-key.ts'
 import { deadLetterMessage, plainDeadLetter } from './dead-letter.ts'
 import { type GiveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import { fifoId } from './message-group.ts'
@@ -111,7 +112,8 @@ const sendDeadLetter = async (
     record.body,
     {
       stage: settlement.stage,
-      reason: fate.reason,
+      // Kept and shown by `npm run dlq`: paths and quoted ids keyed (lib/user-key.ts).
+      reason: textForLog(fate.reason),
       status: fate.status,
       courierType: fate.courierType,
       // A body that is not an event (a truncated dead letter) still has the ids ingest recorded.

@@ -1,15 +1,11 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
 import type { Metrics } from '@aws-lambda-powertools/metrics'
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
-import middy from '@middy/core'
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { parseConfig } from '../config.ts'
 import { type CourierFunctionOptions, courierFrom } from '../courier/from-config.ts'
 import { createPacers, type PacerFor } from '../courier/pacer.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
+import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
-import { userKeySecretLoader } from '../user-key.ts'
 import { AUDIENCE_SYNC_INSTANCES, syncAudiences } from './list-sync.ts'
 import { createDynamoDbClient, createMembershipLedger, type MembershipLedger } from './membership-ledger.ts'
 
@@ -25,7 +21,7 @@ export interface AudienceSyncHandlerOptions extends CourierFunctionOptions {
   readonly sqsTimeouts?: SqsTimeouts
 }
 
-export type AudienceSyncHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
+export type AudienceSyncHandler = SqsBatchHandler
 
 /**
  * The pacers of the list sync, one per endpoint class, as deliver holds them (lib/courier/pacer.ts):
@@ -75,10 +71,9 @@ export const createAudienceSyncHandler = (options: AudienceSyncHandlerOptions = 
     ledger: options.ledger ?? createMembershipLedger(createDynamoDbClient(), table as string),
     random: options.random ?? Math.random,
   }
-  return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
-    syncAudiences(deps, event, context),
-  )
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics))
-    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as AudienceSyncHandler
+  return sqsBatchFunction((event, context) => syncAudiences(deps, event, context), {
+    logger,
+    metrics,
+    secretsCacheSeconds: config.secretsCacheSeconds,
+  })
 }

@@ -1,15 +1,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
-import middy from '@middy/core'
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { type Config, parseConfig } from '../config.ts'
 import { type CourierFunctionOptions, courierFrom } from '../courier/from-config.ts'
 import { type Clock, createPacers } from '../courier/pacer.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
+import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
-import { userKeySecretLoader } from '../user-key.ts'
 import { deliverBatch } from './batch.ts'
 import { createDeliverInstance } from './instance.ts'
 
@@ -27,7 +23,7 @@ export interface DeliverHandlerOptions extends CourierFunctionOptions {
   readonly sqsTimeouts?: SqsTimeouts
 }
 
-export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
+export type DeliverHandler = SqsBatchHandler
 
 const pacersFrom = (config: Config, logger: Logger, clock: Clock | undefined) =>
   createPacers(
@@ -69,10 +65,9 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
         : createDeliverInstance(options.pacerFor),
     random: options.random ?? Math.random,
   }
-  return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
-    deliverBatch(deps, event, context),
-  )
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics))
-    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as DeliverHandler
+  return sqsBatchFunction((event, context) => deliverBatch(deps, event, context), {
+    logger,
+    metrics,
+    secretsCacheSeconds: config.secretsCacheSeconds,
+  })
 }

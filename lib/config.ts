@@ -44,11 +44,13 @@ export interface Config {
     readonly dlqUrl: string
     /** AUDIENCE_QUEUE_URL: where deliver puts audience events for the list sync; required by deliver with audienceLists. */
     readonly audienceUrl: string | undefined
-    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger (DynamoDB); required by the list sync. */
-    readonly audienceTable: string | undefined
     /** A FIFO events queue (its URL ends in `.fifo`): messages carry group and deduplication ids. */
     readonly fifo: boolean
     readonly batchMaxBytes: number
+  }
+  readonly audiences: {
+    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger (DynamoDB); required by the list sync. */
+    readonly table: string | undefined
   }
   readonly retry: {
     readonly baseSeconds: number
@@ -433,9 +435,9 @@ const toConfig = (s: RelaySettings): Config => ({
     dlqUrl: s.DLQ_URL,
     fifo: s.QUEUE_URL.endsWith('.fifo'),
     audienceUrl: s.AUDIENCE_QUEUE_URL,
-    audienceTable: s.AUDIENCE_TABLE_NAME,
     batchMaxBytes: s.SQS_BATCH_MAX_BYTES,
   },
+  audiences: { table: s.AUDIENCE_TABLE_NAME },
   retry: {
     baseSeconds: s.RETRY_BASE_SECONDS,
     maxSeconds: s.RETRY_MAX_SECONDS,
@@ -573,7 +575,7 @@ export const localPort = (env: Env, name: LocalPortName): number =>
 
 /**
  * The least deliver timeout, deployed and local: the worker keeps about 16 s of each invocation to
- * finish its SQS calls (lib/deliver/worker.ts, finishMarginMs) and a Courier request may take 10 s.
+ * finish its SQS calls (lib/queue/settle-batch.ts, finishMarginMs) and a Courier request may take 10 s.
  */
 export const MIN_DELIVER_TIMEOUT_SECONDS = 30
 

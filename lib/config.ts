@@ -194,6 +194,28 @@ const url = (env: Env, name: string): string | undefined => {
   return raw.replace(/\/+$/, '')
 }
 
+/**
+ * Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 (RFC 1122 3.2.1.3) or ::1
+ * (RFC 4291 2.5.3), as the WHATWG URL parser writes them (it normalises `0x7f.1` to `127.0.0.1`).
+ */
+const isLoopback = (url: URL): boolean =>
+  url.hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(url.hostname) || url.hostname === '[::1]'
+
+/**
+ * `url`, and only https:// unless it points at this machine: the Courier token travels in every
+ * request's Authorization header, so plain http to another host would send it in clear.
+ */
+const httpsUrl = (env: Env, name: string): string | undefined => {
+  const value = url(env, name)
+  if (value !== undefined && new URL(value).protocol !== 'https:' && !isLoopback(new URL(value))) {
+    throw new ConfigError(
+      name,
+      `must be an https:// URL (plain http is allowed only for localhost, 127.0.0.0/8 and [::1]), got "${value}"`,
+    )
+  }
+  return value
+}
+
 /** `NAME` holds the value itself; `NAME_PARAMETER` names an SSM SecureString holding it. */
 const secret = (env: Env, name: string): SecretRef | undefined => {
   const value = present(env, name)
@@ -286,7 +308,7 @@ export const parseConfig = (env: Env): Config => {
   const token = secret(env, 'INGEST_TOKEN')
   return {
     courier: {
-      baseUrl: url(env, 'COURIER_BASE_URL') ?? COURIER_BASE_URLS[courierRegion],
+      baseUrl: httpsUrl(env, 'COURIER_BASE_URL') ?? COURIER_BASE_URLS[courierRegion],
       region: courierRegion,
       authToken: secret(env, 'COURIER_AUTH_TOKEN'),
       timeoutMs: integer(env, 'COURIER_TIMEOUT_MS', DEFAULTS.COURIER_TIMEOUT_MS, 100, 900_000),

@@ -23,6 +23,7 @@ import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-cl
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
+import { groupIdentity } from '../segment/identity.ts'
 import { giveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import { DELETED_PEOPLE, LEDGER_TIMEOUTS, MEMORY_DAYS, type MembershipLedger } from './membership-ledger.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
@@ -141,11 +142,11 @@ const readRecord = (record: SQSRecord): Read => {
   } catch {
     return 'message body is not JSON'
   }
-  const validation = validateEvent(value)
+  const validation = validateEvent(value, record.body)
   if (!validation.ok) return `not a valid Segment event: ${validation.error}`
-  const change = audienceChangeOf(validation.event)
+  const change = audienceChangeOf(validation.event, validation.ids)
   if (change !== undefined) return { change }
-  const deletion = deletionOf(validation.event)
+  const deletion = deletionOf(validation.event, validation.ids)
   return deletion === undefined ? 'not an Engage audience event' : { deletion }
 }
 
@@ -473,7 +474,7 @@ export const syncAudiences = async (
 /** The message group of a queued event's text (lib/queue/message-group.ts). */
 const groupOfBody = (body: string): string => {
   try {
-    return messageGroupId(JSON.parse(body), body)
+    return messageGroupId(groupIdentity(JSON.parse(body), body), body)
   } catch {
     return messageGroupId(undefined, body)
   }

@@ -10,6 +10,7 @@ import { objectValueText } from './json-slices.ts'
  * - a finite number is the id in its string form: the digits as Segment sent them (so a
  *   20-digit integer beyond 2^53 keeps its value), otherwise `String(n)`;
  * - absent, `null` or `""` is no id;
+ * - a string that is not well-formed Unicode (a lone surrogate) is an error;
  * - anything else (boolean, object, array) is an error that names what it is.
  *
  * Routing, FIFO grouping and logs use these string forms; the queued text stays exactly what
@@ -29,6 +30,16 @@ export type IdentitiesRead =
 
 const INTEGER_LITERAL = /^-?\d+$/
 
+/**
+ * An id with a lone surrogate (`"\ud800"` in the JSON text) is no text at all: it cannot be
+ * percent-encoded into a Courier path (encodeURIComponent throws URIError), nor be UTF-8 on the
+ * wire, and SQS refuses it in attributes.
+ * https://tc39.es/ecma262/#sec-encodeuricomponent-uricomponent ;
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+ */
+export const notWellFormed = (field: string): string =>
+  `${field} is not well-formed Unicode (it holds a lone surrogate, e.g. "\\ud800")`
+
 const describe = (value: unknown): string => (Array.isArray(value) ? 'an array' : `a ${typeof value}`)
 
 /**
@@ -41,7 +52,9 @@ export const identityString = (
   source?: string,
 ): { readonly id: string | undefined } | { readonly error: string } => {
   if (value === undefined || value === null || value === '') return { id: undefined }
-  if (typeof value === 'string') return { id: value }
+  if (typeof value === 'string') {
+    return value.isWellFormed() ? { id: value } : { error: notWellFormed(field) }
+  }
   if (typeof value === 'number' && Number.isFinite(value)) {
     const literal = source?.trim()
     const exact = !Number.isSafeInteger(value) && literal !== undefined && INTEGER_LITERAL.test(literal)
@@ -80,4 +93,28 @@ export const userKey = (ids: Identities): string | undefined => ids.userId ?? id
 export const userKeyOf = (event: Readonly<Record<string, unknown>>, raw?: string): string | undefined => {
   const read = readIdentities(event, raw)
   return read.ok ? userKey(read.ids) : undefined
+}
+
+/**
+ * The ids a FIFO message group is chosen by (lib/queue/message-group.ts), in their string form:
+ * a 20-digit numeric id keeps its digits. For any JSON value: what is not an event object has none.
+ */
+export const groupIdentity = (
+  value: unknown,
+  raw: string,
+): { userId?: string; anonymousId?: string; messageId?: unknown } => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {}
+  const event = value as Record<string, unknown>
+  const one = (field: IdentityField) => {
+    const source = typeof event[field] === 'number' ? objectValueText(raw, field) : undefined
+    const read = identityString(field, event[field], source)
+    return 'id' in read ? read.id : undefined
+  }
+  const userId = one('userId')
+  const anonymousId = one('anonymousId')
+  return {
+    ...(userId === undefined ? {} : { userId }),
+    ...(anonymousId === undefined ? {} : { anonymousId }),
+    messageId: event.messageId,
+  }
 }

@@ -97,3 +97,61 @@ export const objectValueStart = (text: string, key: string): number | undefined 
   }
   return found
 }
+
+/** The source text of the first element of the array that starts at `start`, if it has one. */
+export const firstElementText = (text: string, start: number): string | undefined => {
+  const i = skipWhitespace(text, start + 1)
+  if (i >= text.length || text[i] === ']') return undefined
+  return text.slice(i, endOfValue(text, i))
+}
+
+/** A key's name as JSON.parse reads it: escapes decoded, so `"user\u0049d"` is `userId`. */
+const keyName = (slice: string): string =>
+  slice.includes('\\') ? (JSON.parse(slice) as string) : slice.slice(1, -1)
+
+/** The names of the top-level object's keys, in order, duplicates included (JSON.parse keeps only the last). */
+export const topLevelKeys = (text: string): string[] => {
+  const keys: string[] = []
+  let i = skipWhitespace(text, 0)
+  if (text[i] !== '{') return keys
+  i = skipWhitespace(text, i + 1)
+  while (i < text.length && text[i] === '"') {
+    const keyEnd = endOfValue(text, i)
+    keys.push(keyName(text.slice(i, keyEnd)))
+    i = skipWhitespace(text, keyEnd)
+    i = skipWhitespace(text, i + 1) // past ':'
+    i = skipWhitespace(text, endOfValue(text, i))
+    if (text[i] !== ',') break
+    i = skipWhitespace(text, i + 1)
+  }
+  return keys
+}
+
+const OPEN_BRACE = 0x7b
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACE = 0x7d
+const CLOSE_BRACKET = 0x5d
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
+/**
+ * Whether any object or array in `text` nests deeper than `maxDepth` (the outermost value is
+ * depth 1). One pass over the characters, no recursion and no allocation, so it is safe to run
+ * on any body before it is parsed: JSON.stringify and every other recursive reader of the
+ * parsed value then stay far from the stack limit. Works on any text, JSON or not.
+ */
+export const nestsDeeperThan = (text: string, maxDepth: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === BACKSLASH) i++
+      else if (c === QUOTE) inString = false
+    } else if (c === QUOTE) inString = true
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > maxDepth) return true
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--
+  }
+  return false
+}

@@ -251,7 +251,9 @@ describe('batches', () => {
 
       // Assess: nothing stored anywhere, and the answer names the fix
       expect(answer.status).toBe(401)
-      expect((answer.json as { error: string }).error).toMatch(/first of this batch's 3 events.*INGEST_TOKEN.*ingestAuth=both/)
+      expect((answer.json as { error: string }).error).toMatch(
+        /first of this batch's 3 events.*INGEST_TOKEN.*ingestAuth=both/,
+      )
       expect(queuedMessages(relay)).toEqual([])
       expect(dlqMessages(relay)).toEqual([])
       expect(relay.sandbox.received).toEqual([])

@@ -11,7 +11,8 @@ import { authenticate, type IngestCredentials } from './authenticate.ts'
  * Runs before the handler: decodes the body (API Gateway base64-encodes non-text payloads),
  * refuses one that is too big with 413, and refuses with 401 a request whose events are not all
  * covered by a credential, before anything is enqueued. An unauthenticated request costs at
- * most the body's bytes, one depth-bounded parse and a few HMACs, and is always answered 401. Secrets come from SSM (cached) or the environment.
+ * most the body's bytes, one depth-bounded parse and a few HMACs, and is always answered 401.
+ * Secrets come from SSM (cached) or the environment.
  * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html
  */
 
@@ -20,7 +21,6 @@ export type AuthenticatedEvent = APIGatewayProxyEventV2 & {
   relayAuth?: string
   relayParse?: () => unknown
 }
-type Event = AuthenticatedEvent
 
 export const loadCredentials = async (config: Config): Promise<IngestCredentials> => {
   const { ingest, secretsCacheSeconds: maxAge } = config
@@ -66,7 +66,7 @@ export const segmentAuth = (
   config: Config,
   logger: Logger,
   credentials: () => Promise<IngestCredentials> = () => loadCredentials(config),
-): MiddlewareObj<Event, APIGatewayProxyStructuredResultV2> => {
+): MiddlewareObj<AuthenticatedEvent, APIGatewayProxyStructuredResultV2> => {
   let warnedOpen = false
   return {
     before: async (request) => {

@@ -100,7 +100,9 @@ export const deriveMessageId = (text: string): string =>
  * Courier reads another. Segment never sends one: its libraries and destinations serialise
  * objects with JSON.stringify, which cannot repeat a key.
  */
-const repeatedKey = (text: string): string | undefined => {
+const repeatedKey = (text: string, value: Record<string, unknown>): string | undefined => {
+  // The text JSON.stringify itself writes for the value (what Segment sends) cannot repeat a key.
+  if (text === JSON.stringify(value)) return undefined
   const seen = new Set<string>()
   for (const key of topLevelKeys(text)) {
     if (seen.has(key)) return key
@@ -137,7 +139,7 @@ export const validateEvent = (value: unknown, text?: string): Validation => {
   const messageId = typeof event.messageId === 'string' ? event.messageId : undefined
   const reject = (error: string): Validation => ({ ok: false, error, messageId })
 
-  const repeated = text === undefined ? undefined : repeatedKey(text)
+  const repeated = text === undefined ? undefined : repeatedKey(text, event)
   if (repeated !== undefined) {
     return reject(
       `the event repeats the key ${JSON.stringify(repeated)}; a JSON object must name each key once, so it has one reading`,

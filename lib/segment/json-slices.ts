@@ -109,49 +109,77 @@ export const firstElementText = (text: string, start: number): string | undefine
 const keyName = (slice: string): string =>
   slice.includes('\\') ? (JSON.parse(slice) as string) : slice.slice(1, -1)
 
-/** The names of the top-level object's keys, in order, duplicates included (JSON.parse keeps only the last). */
-export const topLevelKeys = (text: string): string[] => {
-  const keys: string[] = []
-  let i = skipWhitespace(text, 0)
-  if (text[i] !== '{') return keys
-  i = skipWhitespace(text, i + 1)
-  while (i < text.length && text[i] === '"') {
-    const keyEnd = endOfValue(text, i)
-    keys.push(keyName(text.slice(i, keyEnd)))
-    i = skipWhitespace(text, keyEnd)
-    i = skipWhitespace(text, i + 1) // past ':'
-    i = skipWhitespace(text, endOfValue(text, i))
-    if (text[i] !== ',') break
-    i = skipWhitespace(text, i + 1)
-  }
-  return keys
-}
-
 const OPEN_BRACE = 0x7b
 const OPEN_BRACKET = 0x5b
-const CLOSE_BRACE = 0x7d
-const CLOSE_BRACKET = 0x5d
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
+const COLON = 0x3a
+
+/** Index just past the string whose opening quote is at `start` (an escaped quote does not end it). */
+const stringEnd = (text: string, start: number): number => {
+  let from = start + 1
+  for (;;) {
+    const quote = text.indexOf('"', from)
+    if (quote === -1) return text.length
+    let backslashes = 0
+    while (text.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes++
+    if (backslashes % 2 === 0) return quote + 1
+    from = quote + 1
+  }
+}
+
+const CLOSE_BRACE = 0x7d
+const CLOSE_BRACKET = 0x5d
 
 /**
- * Whether any object or array in `text` nests deeper than `maxDepth` (the outermost value is
- * depth 1). One pass over the characters, no recursion and no allocation, so it is safe to run
- * on any body before it is parsed: JSON.stringify and every other recursive reader of the
- * parsed value then stay far from the stack limit. Works on any text, JSON or not.
+ * Calls `visit` for each bracket and each string (with its end), in order, tracking the nesting
+ * depth; stops when `visit` returns true and says so. A string's content is skipped with indexOf,
+ * so most of an event (its keys and values) is never walked character by character in JS.
  */
-export const nestsDeeperThan = (text: string, maxDepth: number): boolean => {
+const scan = (
+  text: string,
+  visit: (at: number, code: number, depth: number, end: number) => boolean,
+): boolean => {
   let depth = 0
-  let inString = false
   for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (inString) {
-      if (c === BACKSLASH) i++
-      else if (c === QUOTE) inString = false
-    } else if (c === QUOTE) inString = true
-    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      if (++depth > maxDepth) return true
-    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--
+    const code = text.charCodeAt(i)
+    if (code === QUOTE) {
+      const end = stringEnd(text, i)
+      if (visit(i, code, depth, end)) return true
+      i = end - 1
+    } else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
+      depth++
+      if (visit(i, code, depth, i + 1)) return true
+    } else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
+      depth--
+      if (visit(i, code, depth, i + 1)) return true
+    }
   }
   return false
 }
+
+/** The names of the top-level object's keys, in order, duplicates included (JSON.parse keeps only the last). */
+export const topLevelKeys = (text: string): string[] => {
+  const keys: string[] = []
+  if (text[skipWhitespace(text, 0)] !== '{') return keys
+  scan(text, (at, code, depth, end) => {
+    if (code === QUOTE) {
+      // A string directly in the top-level object is a key when a colon follows it.
+      if (depth === 1 && text.charCodeAt(skipWhitespace(text, end)) === COLON) {
+        keys.push(keyName(text.slice(at, end)))
+      }
+      return false
+    }
+    return depth === 0
+  })
+  return keys
+}
+
+/**
+ * Whether any object or array in `text` nests deeper than `maxDepth` (the outermost value is
+ * depth 1). One pass, no recursion, so it is safe on any body before it is parsed: JSON.stringify
+ * and every other recursive reader of the parsed value then stay far from the stack limit. Works
+ * on any text, JSON or not.
+ */
+export const nestsDeeperThan = (text: string, maxDepth: number): boolean =>
+  scan(text, (_at, code, depth) => code !== QUOTE && depth > maxDepth)

@@ -14,7 +14,6 @@ import {
 import { packInWaves } from '../queue/batch-pack.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { fifoFields, isFifoQueueUrl, messageSize } from '../queue/sqs-message.ts'
-import { groupIdentity } from '../segment/identity.ts'
 import { parseFlags, runCli, usageProblem } from './args.ts'
 import { type CliIo, sqsClientFor } from './dlq.ts'
 import { type CliTarget, cliTarget, UsageError } from './target.ts'
@@ -214,7 +213,7 @@ const groupOfMessage = (message: Message): string => {
   if (given) return given
   const body = message.Body ?? ''
   try {
-    return messageGroupId(groupIdentity(JSON.parse(body), body), body)
+    return messageGroupId(JSON.parse(body), body)
   } catch {
     return `sqs:${message.MessageId ?? body}`
   }

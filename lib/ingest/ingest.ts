@@ -9,7 +9,7 @@ import { enqueue } from '../queue/enqueue.ts'
 import { eventDeduplicationId, fifoId, messageGroupId } from '../queue/message-group.ts'
 import { type OutgoingMessage, outgoingMessage, sqsSafeJson } from '../queue/sqs-message.ts'
 import { MAX_MESSAGE_ID_LENGTH, type Validation, validateEvent } from '../segment/event.ts'
-import { groupIdentity, readIdentities } from '../segment/identity.ts'
+import { readIdentities } from '../segment/identity.ts'
 import { MAX_LISTED_REJECTIONS, MAX_REASON_LENGTH } from '../segment/limits.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
@@ -133,7 +133,7 @@ export const ingest = async (
       messageId: rejection.messageId,
       type: typeof type === 'string' ? type : String(type ?? ''),
     } as const
-    const fifo = rejectedIds(messageGroupId(groupIdentity(value, raw), raw), raw)
+    const fifo = rejectedIds(messageGroupId(value, raw), raw)
     deadLetters.push(deadLetterMessage(sqsSafeJson(raw), why, config.queue.batchMaxBytes, fifo))
   }
 

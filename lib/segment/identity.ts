@@ -82,12 +82,26 @@ export const readIdentities = (event: Readonly<Record<string, unknown>>, raw?: s
   return { ok: true, ids }
 }
 
+/** Who an event is about and by which field: the userId when there is one, else the anonymousId. */
+export interface Person {
+  readonly field: 'userId' | 'anonymousId'
+  readonly id: string
+}
+
 /**
  * The person an event is about: the userId when there is one, else the anonymousId, as Courier's
  * inbound endpoint picks the profile (`userId || anonymousId`). The key FIFO groups on, so one
- * person's events reach Courier in order. `undefined` when the event names nobody.
+ * person's events reach Courier in order, and the member of an audience list. `undefined` when
+ * the event names nobody. https://segment.com/docs/connections/spec/identify/#identities
  */
-export const userKey = (ids: Identities): string | undefined => ids.userId ?? ids.anonymousId
+export const personOf = (ids: Identities): Person | undefined => {
+  if (ids.userId !== undefined) return { field: 'userId', id: ids.userId }
+  if (ids.anonymousId !== undefined) return { field: 'anonymousId', id: ids.anonymousId }
+  return undefined
+}
+
+/** The id of `personOf`. */
+export const userKey = (ids: Identities): string | undefined => personOf(ids)?.id
 
 /** `userKey` straight from an event object (and its text, for 20-digit ids). */
 export const userKeyOf = (event: Readonly<Record<string, unknown>>, raw?: string): string | undefined => {
@@ -96,25 +110,22 @@ export const userKeyOf = (event: Readonly<Record<string, unknown>>, raw?: string
 }
 
 /**
- * The ids a FIFO message group is chosen by (lib/queue/message-group.ts), in their string form:
- * a 20-digit numeric id keeps its digits. For any JSON value: what is not an event object has none.
+ * `personOf` read leniently from any JSON value (an event, or whatever was sent in its place): a
+ * userId or anonymousId of the wrong type is no id, and the other field still names the person.
+ * `raw` is the value's exact JSON text, when known: a 20-digit numeric id keeps its digits.
  */
-export const groupIdentity = (
-  value: unknown,
-  raw: string,
-): { userId?: string; anonymousId?: string; messageId?: unknown } => {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {}
+export const personIn = (value: unknown, raw?: string): Person | undefined => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
   const event = value as Record<string, unknown>
-  const one = (field: IdentityField) => {
-    const source = typeof event[field] === 'number' ? objectValueText(raw, field) : undefined
-    const read = identityString(field, event[field], source)
-    return 'id' in read ? read.id : undefined
+  const ids: Identities = {}
+  for (const field of ['userId', 'anonymousId'] as const) {
+    const given = event[field]
+    const source =
+      raw !== undefined && typeof given === 'number' && !Number.isSafeInteger(given)
+        ? objectValueText(raw, field)
+        : undefined
+    const read = identityString(field, given, source)
+    if ('id' in read && read.id !== undefined) ids[field] = read.id
   }
-  const userId = one('userId')
-  const anonymousId = one('anonymousId')
-  return {
-    ...(userId === undefined ? {} : { userId }),
-    ...(anonymousId === undefined ? {} : { anonymousId }),
-    messageId: event.messageId,
-  }
+  return personOf(ids)
 }

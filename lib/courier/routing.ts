@@ -48,11 +48,15 @@ type Route = (event: SegmentEvent, options: RoutingOptions, ids: Identities) => 
 /**
  * An id as one percent-encoded path segment, or undefined when no encoding can make it one: URL
  * parsing resolves '.' and '..' (and their %2E spellings) as dot-segments, so `/profiles/..`
- * would become a request to `/` and `/users/../tenants/x` one to `/tenants/x`.
- * https://url.spec.whatwg.org/#double-dot-path-segment
+ * would become a request to `/` and `/users/../tenants/x` one to `/tenants/x`
+ * (https://url.spec.whatwg.org/#double-dot-path-segment); and a string with a lone surrogate has no
+ * UTF-8 form, so encodeURIComponent throws on it
+ * (https://tc39.es/ecma262/#sec-encodeuricomponent-uricomponent). Never throws.
  */
 export const pathSegment = (id: unknown): string | undefined =>
-  typeof id === 'string' && id !== '' && id !== '.' && id !== '..' ? encodeURIComponent(id) : undefined
+  typeof id === 'string' && id !== '' && id !== '.' && id !== '..' && id.isWellFormed()
+    ? encodeURIComponent(id)
+    : undefined
 
 /**
  * Courier's Segment endpoint takes the raw event: it is sent as the very object Segment gave us,

@@ -173,6 +173,13 @@ const main = async (env: NodeJS.ProcessEnv, relayLog: RelayLog) => {
 
   const secret = env.SEGMENT_SHARED_SECRET
   const token = env.INGEST_TOKEN
+  /** Segment signs only a batch's first event, so a batch needs the token (lib/ingest/segment-auth.ts). */
+  const batchingLine = (secret: string | undefined, token: string | undefined) =>
+    secret && !token
+      ? '  Batching          needs INGEST_TOKEN: with the shared secret alone a batch of more than one event is refused 401 (Segment signs only its first event)\n'
+      : token
+        ? '  Batching          on: INGEST_TOKEN covers every event of a batch\n'
+        : ''
   const sample = buildTestEvent({ type: 'identify' })
   console.log(`
 segment-courier-relay is running locally
@@ -183,7 +190,7 @@ segment-courier-relay is running locally
   Embedded SQS      ${queues.endpoint}  (${local.queueType} queue ${queues.queueUrl.split('/').pop()}, DLQ ${queues.dlqUrl.split('/').pop()}, in memory)
   Embedded DynamoDB ${dynamodb.endpoint}  (the list sync's membership ledger, table ${dynamodb.tableName}, in memory)
   Inspect the DLQ   npm run dlq -- --local        Redrive it   npm run redrive -- --local
-${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
+${batchingLine(secret, token)}${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
 Send a ${secret ? 'signed ' : ''}test event (or run \`npm run send-test-event\` in another terminal):
 
 ${curlCommand(server.url, secret, sample, token)}

@@ -13,38 +13,20 @@ import pLimit from 'p-limit'
 import type { ChangeOrder } from '../courier/audience.ts'
 
 /**
- * The list sync's durable memory: for each member of each Courier list, the time of the latest
- * Segment event whose change it applied, and a short lease per list so that only one instance
- * writes a list's memberships at a time. It makes "the later Segment event wins" hold across the
- * list sync's instances and its cold starts, not only inside one warm instance.
- *
- * Why a lease as well as the times. Comparing times alone still races: instance A reads "never
- * applied", instance B applies a later exit and records it, then A's older enter reaches Courier
- * last. Holding the list's lease from the read of the times to their recording after Courier
- * answered makes read → write → record one step per list. The lease is a conditional write
- * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html);
- * it names its holder and lasts until the holder's invocation ends (Lambda stops it there, with
- * its Courier calls bounded by the same deadline), so an instance that dies holding it blocks the
- * list for at most that long. The holder deletes it as soon as its write is recorded.
- *
- * The table (serverless.yml `MembershipTable`, on-demand): partition key `list` (the list id),
- * sort key `member` (`m#` + the member id; the lease is the item `lease`, which no member key can
- * be). Keys are limited to 2,048 (partition) and 1,024 (sort) bytes
- * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html); an id too
- * long for its key is stored as `sha256:` and its hash. Items expire through DynamoDB's TTL on
- * `expiresAt` (epoch seconds, https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html):
- * a member's time is kept MEMORY_DAYS, longer than an event can live in the queue and then the DLQ
- * (14 days each at most) before it is replayed.
- *
- * Reads are strongly consistent (BatchGetItem `ConsistentRead`, at most 100 keys a call;
- * `UnprocessedKeys` asked again). A time is recorded by a conditional UpdateItem per member that
- * only ever moves it forward (`at`, then `messageId` on a tie), so even a holder whose lease
- * lapsed mid-write, or a retry that comes late, can never put an older time over a newer one.
- * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
- * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html
+ * The list sync's durable memory, so that "the later Segment event wins" holds across its
+ * instances and cold starts: per member of each Courier list, the time of the latest change
+ * applied, and a short lease per list so that reading those times, writing Courier and recording
+ * the new times is one step per list (times alone still race: A reads "never applied", B applies
+ * a later exit, A's older enter reaches Courier last). README "The audience list sync" tells the
+ * whole story.
  */
-
-/** The table's keys, as serverless.yml declares them and `npm start` creates them. */
+/**
+ * The table's keys, as serverless.yml declares them and `npm start` creates them: partition key
+ * `list` (the list id), sort key `member` (`m#` + the member id; the lease is the item `lease`,
+ * which no member key can be). An id too long for its key (2,048 and 1,024 bytes,
+ * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html) is stored as
+ * `sha256:` and its hash.
+ */
 export const MEMBERSHIP_TABLE_KEYS: {
   readonly KeySchema: KeySchemaElement[]
   readonly AttributeDefinitions: AttributeDefinition[]
@@ -68,11 +50,16 @@ export const DELETED_PEOPLE = 'deleted'
 /** The TTL attribute (epoch seconds). */
 export const MEMBERSHIP_TTL_ATTRIBUTE = 'expiresAt'
 
-/** How long a member's latest applied time is remembered, days. */
+/**
+ * How long a member's latest applied time is remembered, days, through DynamoDB's TTL on
+ * `expiresAt` (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html): longer
+ * than an event can live in the queue and then the DLQ (14 days each at most) before it is replayed.
+ */
 export const MEMORY_DAYS = 35
 
 const PARTITION_KEY_MAX_BYTES = 2_048
 const SORT_KEY_MAX_BYTES = 1_024
+/** BatchGetItem takes at most 100 keys a call, and may leave some `UnprocessedKeys` to ask again. https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html */
 const BATCH_GET_MAX_KEYS = 100
 const LEASE_KEY = 'lease'
 
@@ -192,6 +179,12 @@ export const createMembershipLedger = (
   tableName: string,
   now: () => number = Date.now,
 ): MembershipLedger => {
+  /**
+   * The lease is a conditional write naming its holder
+   * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html),
+   * lasting until the holder's invocation ends (Lambda stops its Courier calls there too), so a
+   * holder that dies blocks the list for at most that long.
+   */
   const acquire = async (listId: string, holder: string, lease: ListLease): Promise<boolean> => {
     let wait = LEASE_POLL_MS.first
     for (;;) {
@@ -303,7 +296,9 @@ export const createMembershipLedger = (
               Key: memberKey(listId, change.member),
               UpdateExpression:
                 'SET #at = :at, messageId = :messageId, subscribed = :subscribed, #ttl = :ttl',
-              // Only forward: never an older change over a newer one (the order of isLater).
+              // Only forward: never an older change over a newer one (the order of isLater), even
+              // from a holder whose lease lapsed mid-write or a retry that comes late.
+              // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html
               ConditionExpression:
                 'attribute_not_exists(#at) OR #at < :at OR (#at = :at AND messageId <= :messageId)',
               ExpressionAttributeNames: { '#at': 'at', '#ttl': MEMBERSHIP_TTL_ATTRIBUTE },

@@ -50,6 +50,8 @@ export interface ReceivedRequest {
   authorized: boolean
   /** The body exactly as it arrived (byte-exactness is part of the contract), when there was one. */
   text?: string
+  /** The request's Content-Type header, when it had one. */
+  contentType?: string
 }
 
 export interface CourierSandbox {
@@ -262,14 +264,15 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     answer ??= authorized
       ? injector.decide(method, rawPath)
       : courierError(401, 'Unauthorized', 'authentication_error')
-    if (faults.latencyMs > 0) {
+    const latencyMs = faults.latencyMs + (faults.methodLatencyMs[method] ?? 0)
+    if (latencyMs > 0) {
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer)
           waiting.delete(wake)
           resolve()
         }
-        const timer = setTimeout(wake, faults.latencyMs)
+        const timer = setTimeout(wake, latencyMs)
         waiting.add(wake)
       })
     }
@@ -308,6 +311,8 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     const status = answer === 'drop' ? 0 : answer.status
     const record: ReceivedRequest = { at: now(), method, path, body, status, authorized }
     if (typeof text === 'string' && text !== '') record.text = text
+    const contentType = request.headers['content-type']
+    if (contentType !== undefined) record.contentType = contentType
     if (typeof event.messageId === 'string') record.messageId = event.messageId
     if (typeof event.type === 'string') record.type = event.type
     received.push(record)

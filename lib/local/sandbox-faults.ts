@@ -43,6 +43,8 @@ export interface SandboxFaults {
   dropShare: number
   /** Delay before answering every API request. */
   latencyMs: number
+  /** Extra delay for the API requests of a method, on top of latencyMs, e.g. `{"GET": 150}` (slow reads). */
+  methodLatencyMs: Record<string, number>
   /** Requests per second accepted (a 1-second window); the excess gets 429. undefined (JSON null): no limit. */
   maxRps: number | undefined
   /**
@@ -66,6 +68,7 @@ export const HEALTHY_FAULTS: Readonly<SandboxFaults> = Object.freeze({
   conflictShare: 0,
   dropShare: 0,
   latencyMs: 0,
+  methodLatencyMs: {},
   maxRps: undefined,
   listWritesPerMinute: 20,
   maxRecipientsPerCall: undefined,
@@ -99,6 +102,15 @@ const positiveIntegerOrOff = [
 ] as const
 
 const atLeastZero = v.pipe(number, v.minValue(0))
+const methodLatency = [
+  v.pipe(
+    v.record(v.string(), atLeastZero),
+    v.transform((byMethod) =>
+      Object.fromEntries(Object.entries(byMethod).map(([method, ms]) => [method.toUpperCase(), ms])),
+    ),
+  ),
+  'must be an object of method → number ≥ 0, e.g. {"GET": 150}',
+] as const
 const retryAfter = [
   v.union([
     v.literal('none'),
@@ -143,6 +155,7 @@ const KNOBS = {
   conflictShare: share,
   dropShare: share,
   latencyMs: nonNegative,
+  methodLatencyMs: methodLatency,
   maxRps: positiveOrOff,
   listWritesPerMinute: positiveIntegerOrOff,
   maxRecipientsPerCall: positiveIntegerOrOff,

@@ -21,7 +21,7 @@ import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { EXCEPTION_RECEIVES } from '../../lib/queue/expiry.ts'
 import { createLogger, createMetrics } from '../../lib/telemetry.ts'
-import { type CourierReference, courierReference } from '../support/courier-reference.ts'
+import { failOnce, listWrites, seedCourier, subscriptions } from '../support/courier-state.ts'
 import {
   audienceIdentify,
   audienceTrack,
@@ -30,7 +30,6 @@ import {
   identify,
   track,
 } from '../support/fixtures.ts'
-import { type HttpStub, type StubHandler, startHttpStub } from '../support/http-stub.ts'
 import { clearQueues, peek } from '../support/queues.ts'
 import {
   enqueueEvents,
@@ -43,27 +42,21 @@ import {
 
 /**
  * Engage audiences → Courier lists (lib/audiences/list-sync.ts): deliver hands audience events
- * to the audience queue, the list sync writes them in bulk. Courier here is a loopback server
- * answering as its API reference says, with its 20-a-minute limit on list writes.
+ * to the audience queue, the list sync writes them in bulk. Courier here is the Courier sandbox,
+ * with its 20-a-minute limit on list writes.
  */
 
-let courier: HttpStub
 let relay: TestRelay
-let reference: CourierReference
 let table = 0
 
 beforeAll(async () => {
-  courier = await startHttpStub()
-  relay = await startTestRelay({ COURIER_BASE_URL: courier.url })
+  relay = await startTestRelay()
 })
 afterAll(async () => {
   await relay.stop()
-  await courier.stop()
 })
 beforeEach(async () => {
-  reference = courierReference()
-  courier.reset()
-  courier.handle(reference.handler)
+  relay.sandbox.reset()
   clearQueues(relay.queues)
   // A fresh membership ledger per test: a table of its own in the embedded DynamoDB.
   table += 1
@@ -128,15 +121,13 @@ const audienceRecords = async (max = 100): Promise<SQSRecord[]> => {
 const sync = (handler: ReturnType<typeof syncHandler>, records: SQSRecord[]) =>
   syncWithin(handler, records, 60_000)
 
-const subscribed = () => [...reference.state.subscriptions].sort()
+const subscribed = () => [...subscriptions(relay.sandbox)].sort()
+
+/** The requests Courier answered, in the order it answered them. */
+const answered = () => relay.sandbox.received
 
 /** Courier answering `method` requests `ms` late: their effect lands when the answer goes. */
-const delayed =
-  (method: string, ms: number): StubHandler =>
-  (request, response, raw) => {
-    if (request.method === method) setTimeout(() => reference.handler(request, response, raw), ms)
-    else reference.handler(request, response, raw)
-  }
+const delayed = (method: string, ms: number) => relay.sandbox.setFaults({ methodLatencyMs: { [method]: ms } })
 
 /** One invocation of `remainingMs`, then what the event source does: delete every record not reported as failed. */
 const syncWithin = async (
@@ -169,12 +160,12 @@ describe('deliver hands audience events to the list sync, off the user’s order
 
     // Assess: both reached the profile; only the audience event waits for the list sync
     expect(response.batchItemFailures).toEqual([])
-    const inbound = courier.requests
-      .filter((r) => r.url === '/inbound/segment')
-      .map((r) => JSON.parse(r.body))
+    const inbound = answered()
+      .filter((r) => r.path === '/inbound/segment')
+      .map((r) => JSON.parse(r.text ?? 'null'))
     expect(inbound.map((e) => e.messageId).sort()).toEqual([entered.messageId, plain.messageId].sort())
     expect(audienceQueue().map((m) => m.body)).toEqual([JSON.stringify(entered)])
-    expect(courier.requests.some((r) => r.url.startsWith('/lists/'))).toBe(false)
+    expect(answered().some((r) => r.path.startsWith('/lists/'))).toBe(false)
   })
 
   it('hands a user deletion to the list sync too, after deleting the person in Courier', async () => {
@@ -184,7 +175,7 @@ describe('deliver hands audience events to the list sync, off the user’s order
     const response = await invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
 
     expect(response.batchItemFailures).toEqual([])
-    expect(courier.requests.map((r) => `${r.method} ${r.url}`)).toContain('DELETE /profiles/u-1/lists')
+    expect(answered().map((r) => `${r.method} ${r.path}`)).toContain('DELETE /profiles/u-1/lists')
     expect(audienceQueue().map((m) => m.body)).toEqual([JSON.stringify(deleted)])
   })
 
@@ -200,8 +191,10 @@ describe('deliver hands audience events to the list sync, off the user’s order
 
   it('delivers a user’s track at once while Courier refuses every list write', async () => {
     // Prepare: Courier's list limit is used up; the user enters an audience, then acts
-    reference = courierReference({ listWritesPerMinute: 0 })
-    courier.handle(reference.handler)
+    await seedCourier(
+      relay.sandbox,
+      Array.from({ length: 20 }, (_, i) => ['PUT', `/lists/other-${i}`, { name: `other ${i}` }] as const),
+    )
     const entered = audienceTrack({ inAudience: true, userId: 'u-9' })
     const next = track({ userId: 'u-9', event: 'Order Completed' })
     await enqueueEvents(relay, [entered, next])
@@ -212,9 +205,9 @@ describe('deliver hands audience events to the list sync, off the user’s order
 
     // Assess: the track went through with no wait; only the list change waits, on its own queue
     expect(delivered.batchItemFailures).toEqual([])
-    expect(courier.requests.filter((r) => r.url === '/inbound/segment')).toHaveLength(2)
+    expect(answered().filter((r) => r.path === '/inbound/segment')).toHaveLength(2)
     expect(synced.batchItemFailures).toHaveLength(1)
-    expect(reference.listWrites.map((w) => w.status)).toEqual([429])
+    expect(listWrites(answered()).map((w) => w.status)).toEqual([429])
     expect(audienceQueue()).toHaveLength(1)
   })
 })
@@ -225,7 +218,7 @@ describe('the list sync', () => {
     ['track', audienceTrack],
   ])('subscribes on enter and unsubscribes on exit (%s form)', async (_form, make) => {
     // Prepare
-    reference.state.subscriptions.add(`${LIST} u-out`)
+    await seedCourier(relay.sandbox, [['PUT', `/lists/${LIST}/subscriptions/u-out`]])
     await toAudienceQueue([
       make({ inAudience: true, userId: 'u-in' }),
       make({ inAudience: false, userId: 'u-out' }),
@@ -237,12 +230,14 @@ describe('the list sync', () => {
     // Assess
     expect(response.batchItemFailures).toEqual([])
     expect(subscribed()).toEqual([`${LIST} u-in`])
-    const post = courier.requests.find((r) => r.method === 'POST')
-    expect(post?.url).toBe(`/lists/${LIST}/subscriptions`)
-    expect(JSON.parse(post?.body ?? '{}')).toEqual({ recipients: [{ recipientId: 'u-in' }] })
-    expect(courier.requests.filter((r) => r.method === 'DELETE').map((r) => r.url)).toEqual([
-      `/lists/${LIST}/subscriptions/u-out`,
-    ])
+    const post = answered().find((r) => r.method === 'POST')
+    expect(post?.path).toBe(`/lists/${LIST}/subscriptions`)
+    expect(JSON.parse(post?.text ?? '{}')).toEqual({ recipients: [{ recipientId: 'u-in' }] })
+    expect(
+      answered()
+        .filter((r) => r.method === 'DELETE')
+        .map((r) => r.path),
+    ).toEqual([`/lists/${LIST}/subscriptions/u-out`])
   })
 
   it('lets the later Segment event win when a pair arrives out of order in one batch', async () => {
@@ -256,7 +251,7 @@ describe('the list sync', () => {
 
     expect(response.batchItemFailures).toEqual([])
     expect(subscribed()).toEqual([])
-    expect(courier.requests.some((r) => r.method === 'POST')).toBe(false)
+    expect(answered().some((r) => r.method === 'POST')).toBe(false)
   })
 
   it('lets the later Segment event win when the older one arrives in a later batch, at another instance', async () => {
@@ -272,7 +267,7 @@ describe('the list sync', () => {
     // Assess: the stale exit is done without a write; the member stays
     expect(late.batchItemFailures).toEqual([])
     expect(subscribed()).toEqual([`${LIST} u-1`])
-    expect(courier.requests.some((r) => r.method === 'DELETE')).toBe(false)
+    expect(answered().some((r) => r.method === 'DELETE')).toBe(false)
     expect(audienceQueue()).toHaveLength(0)
   })
 
@@ -289,7 +284,7 @@ describe('the list sync', () => {
   it('lets the later event win when two instances write one list at once (the older write lands last without the lease)', async () => {
     // Prepare: Courier takes 400 ms to answer the older enter's POST; meanwhile another instance
     // holds the later exit of the same member
-    courier.handle(delayed('POST', 400))
+    delayed('POST', 400)
     await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(1) })])
     const enterRecords = await audienceRecords()
     await toAudienceQueue([audienceTrack({ inAudience: false, userId: 'u-1', timestamp: at(5) })])
@@ -297,7 +292,7 @@ describe('the list sync', () => {
 
     // Act: instance A starts its POST; instance B runs while it is in flight
     const a = sync(syncHandler(), enterRecords)
-    await until(() => courier.requests.some((r) => r.method === 'POST'), 5_000, 'the enter POST started')
+    await until(() => relay.sandbox.inFlight() > 0, 5_000, 'the enter POST started')
     const b = sync(syncHandler(), exitRecords)
     const [first, second] = await Promise.all([a, b])
 
@@ -305,7 +300,7 @@ describe('the list sync', () => {
     expect(first.batchItemFailures).toEqual([])
     expect(second.batchItemFailures).toEqual([])
     expect(subscribed()).toEqual([])
-    expect(courier.requests.map((r) => r.method)).toEqual(['POST', 'DELETE'])
+    expect(answered().map((r) => r.method)).toEqual(['POST', 'DELETE'])
   })
 
   it('keeps a deleted person off the list when an older enter arrives after the deletion, in the same batch or later', async () => {
@@ -332,7 +327,7 @@ describe('the list sync', () => {
 
   it('removes the subscription again when a deletion lands while an older enter’s POST is in flight', async () => {
     // Prepare: Courier takes 400 ms to carry out the enter's POST; the deletion comes meanwhile
-    courier.handle(delayed('POST', 400))
+    delayed('POST', 400)
     await toAudienceQueue([audienceTrack({ inAudience: true, userId: 'u-1', timestamp: at(1) })])
     const enterRecords = await audienceRecords()
     await toAudienceQueue([deletion({ userId: 'u-1', timestamp: at(5) })])
@@ -340,16 +335,19 @@ describe('the list sync', () => {
 
     // Act: the deletion's DELETE /profiles/u-1/lists reaches Courier before the POST is carried out
     const enter = sync(syncHandler(), enterRecords)
-    await until(() => courier.requests.some((r) => r.method === 'POST'), 5_000, 'the enter POST started')
+    await until(() => relay.sandbox.inFlight() > 0, 5_000, 'the enter POST started')
     await sync(syncHandler(), deletionRecords)
+    const inFlightAfterDeletion = relay.sandbox.inFlight()
     const response = await enter
 
-    // Assess: the person is not on the list
+    // Assess: the person is not on the list; Courier carried out the deletion while the POST was
+    // still in flight, then the POST, then the removal again (the log is in answer order)
     expect(response.batchItemFailures).toEqual([])
     expect(subscribed()).toEqual([])
-    expect(courier.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
-      `POST /lists/${LIST}/subscriptions`,
+    expect(inFlightAfterDeletion).toBe(1)
+    expect(answered().map((r) => `${r.method} ${r.path}`)).toEqual([
       'DELETE /profiles/u-1/lists',
+      `POST /lists/${LIST}/subscriptions`,
       `DELETE /lists/${LIST}/subscriptions/u-1`,
     ])
   })
@@ -374,7 +372,7 @@ describe('the list sync', () => {
 
     // Assess
     expect(response.batchItemFailures).toHaveLength(1)
-    expect(courier.requests).toEqual([])
+    expect(answered()).toEqual([])
     expect(audienceQueue()).toHaveLength(1)
   })
 
@@ -395,7 +393,7 @@ describe('the list sync', () => {
 
     // Assess: nothing written, the record is back on the queue
     expect(response.batchItemFailures).toHaveLength(1)
-    expect(courier.requests).toEqual([])
+    expect(answered()).toEqual([])
     expect(audienceQueue()).toHaveLength(1)
     expect(peek(relay.queues, relay.queues.dlqUrl)).toHaveLength(0)
   })
@@ -427,7 +425,7 @@ describe('the list sync', () => {
     // Assess: back on the queue after the first, written again (harmless) and recorded by the second
     expect(first.batchItemFailures).toHaveLength(1)
     expect(again.batchItemFailures).toEqual([])
-    expect(courier.requests.filter((r) => r.method === 'POST')).toHaveLength(2)
+    expect(answered().filter((r) => r.method === 'POST')).toHaveLength(2)
     expect(subscribed()).toEqual([`${LIST} u-1`])
     expect((await instanceLedger().lastApplied(LIST, ['u-1'])).get('u-1')?.at).toBe(Date.parse(at(3)))
     expect(audienceQueue()).toHaveLength(0)
@@ -443,7 +441,7 @@ describe('the list sync', () => {
 
     // Assess: nothing written; in the DLQ with why
     expect(response.batchItemFailures).toEqual([])
-    expect(courier.requests).toEqual([])
+    expect(answered()).toEqual([])
     expect(peek(relay.queues, relay.queues.dlqUrl)[0]?.messageAttributes.reason?.StringValue).toMatch(
       /older than the membership ledger's 35-day memory/,
     )
@@ -451,7 +449,7 @@ describe('the list sync', () => {
 
   it('dead-letters a list change still failing after MAX_EVENT_AGE_SECONDS, with the reason', async () => {
     // Prepare: Courier fails the write; SQS took the record 3 days ago (MAX_EVENT_AGE_SECONDS is 2 days here)
-    reference.failNext('POST', `/lists/${LIST}/subscriptions`, 503)
+    failOnce(relay.sandbox, 'POST', `/lists/${LIST}/subscriptions`, 503)
     await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1' })])
     const records = (await audienceRecords()).map((record) => ({
       ...record,
@@ -501,7 +499,11 @@ describe('the list sync', () => {
       functionTimeoutMs: 60_000,
     })
     try {
-      await until(() => reference.state.subscriptions.size === 10_000, 50_000, 'every member subscribed')
+      await until(
+        () => relay.sandbox.state.lists.get(LIST)?.subscriptions.size === 10_000,
+        50_000,
+        'every member subscribed',
+      )
       console.log(
         `audience sync test: 10,000 members subscribed in ${Date.now() - started} ms (list writes paced at 50/s here)`,
       )
@@ -511,12 +513,12 @@ describe('the list sync', () => {
 
     // Assess
     expect(subscribed()).toEqual(members.map((userId) => `${LIST} ${userId}`).sort())
-    expect(reference.listWrites.map((w) => w.status)).toEqual(Array(10).fill(204))
-    expect(reference.listWrites.every((w) => w.recipients === 1_000)).toBe(true)
+    expect(listWrites(answered()).map((w) => w.status)).toEqual(Array(10).fill(204))
+    expect(listWrites(answered()).every((w) => w.recipients === 1_000)).toBe(true)
   })
 
   it('retries a list write Courier answers 5xx, and dead-letters what is not an audience event', async () => {
-    reference.failNext('POST', `/lists/${LIST}/subscriptions`, 503)
+    failOnce(relay.sandbox, 'POST', `/lists/${LIST}/subscriptions`, 503)
     await toAudienceQueue([audienceIdentify({ inAudience: true, userId: 'u-1' }), identify()])
 
     const response = await sync(syncHandler(), await audienceRecords())
@@ -533,7 +535,7 @@ describe('the list sync', () => {
     // Prepare: one member who enters, one Courier refuses for good, one event that is no audience event
     const metrics = createMetrics('test')
     const added = vi.spyOn(metrics, 'addMetric')
-    reference.failNext('POST', '/lists/other-aud_2/subscriptions', 400)
+    failOnce(relay.sandbox, 'POST', '/lists/other-aud_2/subscriptions', 400)
     const notAudience = identify()
     await toAudienceQueue([
       audienceIdentify({ inAudience: true, userId: 'u-1' }),
@@ -559,7 +561,7 @@ describe('the list sync', () => {
 describe('member ids that cannot be a path segment', () => {
   it.each(['.', '..'])('never unsubscribes %j by a path that resolves to the list itself', async (userId) => {
     // Prepare: DELETE /lists/{id}/subscriptions/.. would be DELETE /lists/{id}
-    reference.state.subscriptions.add(`${LIST} someone-else`)
+    await seedCourier(relay.sandbox, [['PUT', `/lists/${LIST}/subscriptions/someone-else`]])
     await toAudienceQueue([audienceIdentify({ inAudience: false, userId })])
 
     // Act
@@ -567,7 +569,7 @@ describe('member ids that cannot be a path segment', () => {
 
     // Assess
     expect(response.batchItemFailures).toEqual([])
-    expect(courier.requests.filter((r) => r.method === 'DELETE')).toEqual([])
+    expect(answered().filter((r) => r.method === 'DELETE')).toEqual([])
     expect(subscribed()).toEqual([`${LIST} someone-else`])
     expect(peek(relay.queues, relay.queues.dlqUrl)[0]?.messageAttributes.reason?.StringValue).toMatch(
       /cannot be a path segment/,
@@ -580,7 +582,7 @@ describe('an exception while syncing one record', () => {
     // Prepare: two people whose removals hit a bug (planted in the Courier client, as a bug in our
     // code would throw): one leaves the list beside members who enter and leave, one is deleted
     const bad = 'buggy-'
-    reference.state.subscriptions.add(`${LIST} bob`)
+    await seedCourier(relay.sandbox, [['PUT', `/lists/${LIST}/subscriptions/bob`]])
     const leaving = audienceIdentify({ inAudience: false, userId: `${bad}leaving` })
     const deleted = deletion({ userId: `${bad}deleted` })
     const neighbours = [
@@ -639,7 +641,7 @@ describe('an exception while syncing one record', () => {
       expect(message.messageAttributes.stage?.StringValue).toBe('audience-sync')
     }
     expect(audienceQueue()).toHaveLength(0)
-    expect(courier.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1)
+    expect(answered().filter((r) => r.method === 'DELETE')).toHaveLength(1)
   })
 })
 

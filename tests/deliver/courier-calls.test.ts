@@ -1,7 +1,8 @@
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { parseConfig } from '../../lib/config.ts'
 import { userKey } from '../../lib/user-key.ts'
-import { type CourierReference, courierReference } from '../support/courier-reference.ts'
+import { failOnce, memberships, seedCourier, subscriptions, tenant } from '../support/courier-state.ts'
 import { deletion, group, identify, track } from '../support/fixtures.ts'
 import { type HttpStub, reply, startHttpStub } from '../support/http-stub.ts'
 import { clearQueues } from '../support/queues.ts'
@@ -16,9 +17,9 @@ import {
 } from '../support/relay.ts'
 
 /**
- * The deliver worker against a plain loopback server answering as Courier's API reference says
- * (https://www.courier.com/docs/reference/): where each event ends up for answers our sandbox
- * cannot be told to give.
+ * The deliver worker's Courier calls: against a plain loopback server for answers the Courier
+ * sandbox cannot be told to give (x-should-retry), and against the sandbox, which keeps Courier's
+ * state, for the calls that read and write it (tenant merges, deletions).
  */
 
 let courier: HttpStub
@@ -73,8 +74,13 @@ describe("x-should-retry: Courier's verdict decides where the event goes", () =>
   })
 })
 
-/** Runs one deliver invocation over what is queued, as the event source would. */
-const deliverOnce = async () => invokeDeliver(relay.deliver(), await receiveRecords(relay), relay)
+/** Runs one deliver invocation over what is queued, as the event source would, calling the Courier sandbox. */
+const deliverOnce = async () =>
+  invokeDeliver(
+    relay.deliver({ config: parseConfig({ ...relay.env, COURIER_BASE_URL: relay.sandbox.url }) }),
+    await receiveRecords(relay),
+    relay,
+  )
 
 /** Makes every retried record visible again, standing in for the wait the policy chose. */
 const skipWaits = async () => {
@@ -91,22 +97,24 @@ const skipWaits = async () => {
 }
 
 describe('tenant mirroring merges, never replaces', () => {
-  let reference: CourierReference
-  beforeEach(() => {
-    reference = courierReference()
-    courier.handle(reference.handler)
-  })
+  beforeEach(() => relay.sandbox.reset())
 
   it('keeps the brand, parent, preferences, user profile and other properties of an existing tenant', async () => {
     // Prepare: a tenant set up in Courier by someone else
-    reference.state.tenants.set('acme', {
-      name: 'Acme',
-      brand_id: 'brand-1',
-      parent_tenant_id: 'holding',
-      default_preferences: { items: [{ id: 'marketing', status: 'OPTED_OUT' }] },
-      properties: { plan: 'free', region: 'eu' },
-      user_profile: { locale: 'fr' },
-    })
+    await seedCourier(relay.sandbox, [
+      [
+        'PUT',
+        '/tenants/acme',
+        {
+          name: 'Acme',
+          brand_id: 'brand-1',
+          parent_tenant_id: 'holding',
+          default_preferences: { items: [{ id: 'marketing', status: 'OPTED_OUT' }] },
+          properties: { plan: 'free', region: 'eu' },
+          user_profile: { locale: 'fr' },
+        },
+      ],
+    ])
     await enqueueEvents(relay, [group({ groupId: 'acme', userId: 'u-7', traits: { plan: 'pro' } })])
 
     // Act
@@ -114,7 +122,7 @@ describe('tenant mirroring merges, never replaces', () => {
 
     // Assess
     expect(response.batchItemFailures).toEqual([])
-    expect(reference.state.tenants.get('acme')).toEqual({
+    expect(tenant(relay.sandbox, 'acme')).toEqual({
       name: 'Acme',
       brand_id: 'brand-1',
       parent_tenant_id: 'holding',
@@ -122,19 +130,16 @@ describe('tenant mirroring merges, never replaces', () => {
       properties: { plan: 'pro', region: 'eu' },
       user_profile: { locale: 'fr' },
     })
-    expect(reference.state.memberships).toEqual(new Set(['u-7 acme']))
-    const membership = courier.requests.find((r) => r.method === 'PUT' && r.url.startsWith('/users/'))
-    expect(membership?.headers['content-type']).toBe('application/json')
-    expect(JSON.parse(membership?.body ?? 'null')).toEqual({})
+    expect(memberships(relay.sandbox)).toEqual(new Set(['u-7 acme']))
+    const membership = relay.sandbox.received.find((r) => r.method === 'PUT' && r.path.startsWith('/users/'))
+    expect(membership?.contentType).toBe('application/json')
+    expect(JSON.parse(membership?.text ?? 'null')).toEqual({})
   })
 
   it('keeps both users’ traits when two group calls of one tenant are delivered side by side', async () => {
     // Prepare: two users of one group (two message groups, delivered at once); Courier answers
     // the tenant GET slowly, so interleaved read-merge-writes would both read the empty tenant
-    courier.handle((request, response, raw) => {
-      if (request.method === 'GET') setTimeout(() => reference.handler(request, response, raw), 150)
-      else reference.handler(request, response, raw)
-    })
+    relay.sandbox.setFaults({ methodLatencyMs: { GET: 150 } })
     await enqueueEvents(relay, [
       group({ groupId: 'acme', userId: 'u-1', traits: { name: 'Acme', plan: 'pro' } }),
       group({ groupId: 'acme', userId: 'u-2', traits: { seats: 40 } }),
@@ -145,11 +150,11 @@ describe('tenant mirroring merges, never replaces', () => {
 
     // Assess: one merge after the other; neither trait lost
     expect(response.batchItemFailures).toEqual([])
-    expect(reference.state.tenants.get('acme')).toEqual({
+    expect(tenant(relay.sandbox, 'acme')).toEqual({
       name: 'Acme',
       properties: { name: 'Acme', plan: 'pro', seats: 40 },
     })
-    expect(reference.state.memberships).toEqual(new Set(['u-1 acme', 'u-2 acme']))
+    expect(memberships(relay.sandbox)).toEqual(new Set(['u-1 acme', 'u-2 acme']))
   })
 
   it('creates a missing tenant named after the groupId when traits have no name', async () => {
@@ -157,18 +162,20 @@ describe('tenant mirroring merges, never replaces', () => {
 
     await deliverOnce()
 
-    expect(reference.state.tenants.get('g-1')).toEqual({ name: 'g-1', properties: { plan: 'pro' } })
+    expect(tenant(relay.sandbox, 'g-1')).toEqual({ name: 'g-1', properties: { plan: 'pro' } })
   })
 
   it('retries a 409 (concurrent modification) on the tenant write, reading the tenant again', async () => {
     // Prepare: the first PUT meets a conflict
-    reference.state.tenants.set('acme', { name: 'Acme', brand_id: 'brand-1', properties: { a: 1 } })
-    reference.failNext('PUT', '/tenants/acme', 409)
+    await seedCourier(relay.sandbox, [
+      ['PUT', '/tenants/acme', { name: 'Acme', brand_id: 'brand-1', properties: { a: 1 } }],
+    ])
+    failOnce(relay.sandbox, 'PUT', '/tenants/acme', 409)
     await enqueueEvents(relay, [group({ groupId: 'acme', userId: 'u-7', traits: { plan: 'pro' } })])
 
     // Act: the first attempt meets the conflict, the retry succeeds
     const first = await deliverOnce()
-    const afterConflict = structuredClone(reference.state.tenants.get('acme'))
+    const afterConflict = structuredClone(tenant(relay.sandbox, 'acme'))
     await skipWaits()
     const second = await deliverOnce()
 
@@ -176,24 +183,30 @@ describe('tenant mirroring merges, never replaces', () => {
     expect(first.batchItemFailures).toHaveLength(1)
     expect(afterConflict).toEqual({ name: 'Acme', brand_id: 'brand-1', properties: { a: 1 } })
     expect(second.batchItemFailures).toEqual([])
-    expect(reference.state.tenants.get('acme')).toEqual({
+    expect(tenant(relay.sandbox, 'acme')).toEqual({
       name: 'Acme',
       brand_id: 'brand-1',
       properties: { a: 1, plan: 'pro' },
     })
-    expect(courier.requests.filter((r) => r.method === 'GET' && r.url === '/tenants/acme')).toHaveLength(2)
+    expect(
+      relay.sandbox.received.filter((r) => r.method === 'GET' && r.path === '/tenants/acme'),
+    ).toHaveLength(2)
     expect(dlqMessages(relay)).toHaveLength(0)
   })
 })
 
 describe('a deletion removes the person', () => {
-  let reference: CourierReference
-  beforeEach(() => {
-    reference = courierReference()
-    courier.handle(reference.handler)
-    reference.state.profiles.set('u-1', { email: 'ada@example.com' })
-    reference.state.subscriptions.add('vip-1 u-1').add('news-2 u-1').add('vip-1 u-2')
-    reference.state.memberships.add('u-1 acme').add('u-1 globex').add('u-2 acme')
+  beforeEach(async () => {
+    relay.sandbox.reset()
+    await seedCourier(relay.sandbox, [
+      ['PUT', '/profiles/u-1', { profile: { email: 'ada@example.com' } }],
+      ['PUT', '/lists/vip-1/subscriptions/u-1'],
+      ['PUT', '/lists/news-2/subscriptions/u-1'],
+      ['PUT', '/lists/vip-1/subscriptions/u-2'],
+      ['PUT', '/users/u-1/tenants/acme', {}],
+      ['PUT', '/users/u-1/tenants/globex', {}],
+      ['PUT', '/users/u-2/tenants/acme', {}],
+    ])
   })
 
   it('removes the profile, every list subscription and every tenant membership', async () => {
@@ -202,9 +215,9 @@ describe('a deletion removes the person', () => {
     const response = await deliverOnce()
 
     expect(response.batchItemFailures).toEqual([])
-    expect(reference.state.profiles.has('u-1')).toBe(false)
-    expect(reference.state.subscriptions).toEqual(new Set(['vip-1 u-2']))
-    expect(reference.state.memberships).toEqual(new Set(['u-2 acme']))
+    expect(relay.sandbox.state.profiles.has('u-1')).toBe(false)
+    expect(subscriptions(relay.sandbox)).toEqual(new Set(['vip-1 u-2']))
+    expect(memberships(relay.sandbox)).toEqual(new Set(['u-2 acme']))
   })
 
   it.each([
@@ -215,12 +228,12 @@ describe('a deletion removes the person', () => {
     'retries the record when removing %s fails once, the other steps done meanwhile',
     async (_what, method, path) => {
       // Prepare
-      reference.failNext(method, path, 503)
+      failOnce(relay.sandbox, method, path, 503)
       await enqueueEvents(relay, [deletion({ userId: 'u-1' })])
 
       // Act
       const first = await deliverOnce()
-      const attempted = courier.requests.map((r) => `${r.method} ${decodeURI(r.url)}`)
+      const attempted = relay.sandbox.received.map((r) => `${r.method} ${r.path}`)
       await skipWaits()
       const second = await deliverOnce()
 
@@ -232,15 +245,15 @@ describe('a deletion removes the person', () => {
         'DELETE /profiles/u-1',
       ])
       expect(second.batchItemFailures).toEqual([])
-      expect(reference.state.profiles.has('u-1')).toBe(false)
-      expect(reference.state.subscriptions).toEqual(new Set(['vip-1 u-2']))
-      expect(reference.state.memberships).toEqual(new Set(['u-2 acme']))
+      expect(relay.sandbox.state.profiles.has('u-1')).toBe(false)
+      expect(subscriptions(relay.sandbox)).toEqual(new Set(['vip-1 u-2']))
+      expect(memberships(relay.sandbox)).toEqual(new Set(['u-2 acme']))
       expect(dlqMessages(relay)).toHaveLength(0)
     },
   )
 
   it('counts a 404 as already removed', async () => {
-    reference.failNext('DELETE', '/profiles/u-1', 404)
+    failOnce(relay.sandbox, 'DELETE', '/profiles/u-1', 404)
     await enqueueEvents(relay, [deletion({ userId: 'u-1' })])
 
     const response = await deliverOnce()
@@ -250,7 +263,7 @@ describe('a deletion removes the person', () => {
   })
 
   it('dead-letters a step Courier refuses for good, naming the call, once nothing else is left to retry', async () => {
-    reference.failNext('DELETE', '/users/u-1/tenants', 400)
+    failOnce(relay.sandbox, 'DELETE', '/users/u-1/tenants', 400)
     await enqueueEvents(relay, [deletion({ userId: 'u-1' })])
 
     const response = await deliverOnce()
@@ -260,6 +273,6 @@ describe('a deletion removes the person', () => {
       // The reason names the call with the person's key, never the id (lib/user-key.ts).
       `failed once (400) (DELETE /users/${userKey('u-1')}/tenants)`,
     )
-    expect(reference.state.profiles.has('u-1')).toBe(false)
+    expect(relay.sandbox.state.profiles.has('u-1')).toBe(false)
   })
 })

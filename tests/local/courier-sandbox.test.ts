@@ -517,6 +517,7 @@ describe('fault knobs', () => {
 
   it('setFaults refuses a bad knob in-process too', () => {
     expect(() => sandbox.setFaults({ latencyMs: -1 })).toThrow(/latencyMs/)
+    expect(() => sandbox.setFaults({ methodLatencyMs: { GET: -1 } })).toThrow(/methodLatencyMs/)
     expect(() => sandbox.setFaults({ nope: 1 } as never)).toThrow(/unknown knob "nope"/)
   })
 
@@ -532,6 +533,7 @@ describe('fault knobs', () => {
       conflictShare: 0,
       dropShare: 0,
       latencyMs: 0,
+      methodLatencyMs: {},
       maxRps: 5,
       listWritesPerMinute: 20,
       maxRecipientsPerCall: null,
@@ -613,6 +615,23 @@ describe('idempotency and the control routes', () => {
         expect.objectContaining({ event: 'Segment-TrackEvent:Audience Entered', messageId: 'm-2' }),
       ],
     })
+  })
+
+  it('methodLatencyMs holds back only the requests of its method', async () => {
+    // Prepare: POSTs wait a minute, GETs do not
+    await control('POST', 'faults', { methodLatencyMs: { post: 60_000 } })
+    const slow = call('POST', '/inbound/segment', identify())
+    while (sandbox.inFlight() === 0) await new Promise((resolve) => setTimeout(resolve, 10))
+
+    // Act
+    const fast = await call('GET', '/profiles/nobody')
+
+    // Assess: the GET was answered while the POST still waited
+    expect(fast.status).toBe(404)
+    expect(sandbox.inFlight()).toBe(1)
+    expect(sandbox.faults.methodLatencyMs).toEqual({ POST: 60_000 })
+    sandbox.reset()
+    expect((await slow).status).toBe(503)
   })
 
   it('forgets a request still in flight across a reset: it changes nothing and is not logged', async () => {

@@ -12,15 +12,15 @@ import { untilStalled } from '../support/progress.ts'
 import { startTestRelay, type TestRelay } from '../support/relay.ts'
 
 /**
- * Soak with faults: thousands of events through the pieces
- * `npm start` runs (HTTP front door → ingest → embedded SQS → event source poller → deliver →
- * Courier sandbox) while the sandbox cycles through 429s with and without Retry-After, 5xx,
- * answers slower than the client timeout, dropped connections and a full outage. It takes about
- * a minute on an idle machine; its waits are bounded by progress (untilStalled), so a busy one only
+ * Soak with faults: 1,500 events (SOAK_EVENTS for more; each fault phase still meets a couple of
+ * hundred fresh ones) through the pieces `npm start` runs (HTTP front door → ingest → embedded
+ * SQS → event source poller → deliver → Courier sandbox) while the sandbox cycles through 429s
+ * with and without Retry-After, 5xx, answers slower than the client timeout, dropped connections
+ * and a full outage. Its waits are bounded by progress (untilStalled), so a busy machine only
  * makes it slower, and a hang fails it.
  */
 
-const EVENTS = Number(process.env.SOAK_EVENTS ?? 3_000)
+const EVENTS = Number(process.env.SOAK_EVENTS ?? 1_500)
 const PHASE_MS = 1_500
 // 5xx, timeouts and resets come before the 429s: a 429 makes deliver slow down (it learns
 // Courier's limit), and a phase met by few requests would test little.

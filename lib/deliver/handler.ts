@@ -8,10 +8,12 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import { type Config, courierAuthToken, parseConfig } from '../config.ts'
 import { type CourierClient, createCourierClient } from '../courier/client.ts'
+import { createDeletionMarks, type DeletionMarks } from '../deletion-marks.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { createDynamoDbClient } from './membership-ledger.ts'
 import { type Clock, createPacers, type PacerFor } from './pacer.ts'
 import { deliverBatch } from './worker.ts'
 
@@ -35,6 +37,11 @@ export interface DeliverHandlerOptions {
   readonly random?: Random
   /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
   readonly sqsTimeouts?: SqsTimeouts
+  /**
+   * The deletion marks (default: AUDIENCE_TABLE_NAME's, with a client of its own). `false` turns the
+   * erasure check off: only the benchmark's baseline does.
+   */
+  readonly deletionMarks?: DeletionMarks | false
 }
 
 export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
@@ -72,6 +79,17 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
       'is required by the deliver function while COURIER_AUDIENCE_LISTS is on (the queue of the audience list sync)',
     )
   }
+  const table = config.queue.audienceTable
+  if (table === undefined && options.deletionMarks === undefined) {
+    throw new ConfigError(
+      'AUDIENCE_TABLE_NAME',
+      'is required by the deliver function (the deletion marks every event is checked against, whether or not audience lists are on)',
+    )
+  }
+  const deletionMarks =
+    options.deletionMarks === false
+      ? undefined
+      : (options.deletionMarks ?? createDeletionMarks(createDynamoDbClient(), table as string))
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
   const pacers = pacersFrom(config, logger, options.clock)
@@ -86,6 +104,7 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     pacerFor: options.pacerFor ?? pacers,
     pacers: () => (options.pacerFor === undefined ? pacers.active() : []),
     random: options.random ?? Math.random,
+    deletionMarks,
   }
   return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
     deliverBatch(deps, event, context),

@@ -2,7 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger'
 import type { Metrics } from '@aws-lambda-powertools/metrics'
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
-import type { Random } from '../backoff.ts'
+import { type Random, retryDelaySeconds } from '../backoff.ts'
 import type { Config } from '../config.ts'
 import { audienceChangeOf, deletionOf } from '../courier/audience.ts'
 import type { CourierClient, SendResult } from '../courier/client.ts'
@@ -11,6 +11,7 @@ import { endpointClassOf } from '../courier/endpoint-class.ts'
 import { type Outcome, readCourierErrorBody } from '../courier/outcome.ts'
 import { type CourierRequest, routeEvent } from '../courier/routing.ts'
 import { mergeTenant } from '../courier/tenant.ts'
+import type { DeletionMarks } from '../deletion-marks.ts'
 import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-client.ts'
@@ -19,6 +20,7 @@ import { changeVisibility, earliestReceive, type VisibilityChange } from '../que
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
 import { addClassMetric, addMetric } from '../telemetry.ts'
+import { type BatchMarks, erasureVerdict, readBatchMarks } from './erasure-check.ts'
 import { giveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
@@ -46,11 +48,15 @@ export interface DeliverDeps {
   readonly sqsTimeouts?: SqsTimeouts
   /** The queue's maxReceiveCount (default QUEUE_SETTINGS.maxReceiveCount). */
   readonly maxReceiveCount?: number
+  /** The deletion marks every identify, track and group is checked against (erasure-check.ts). */
+  readonly deletionMarks?: DeletionMarks | undefined
 }
 
 export type RecordOutcome =
   | 'delivered'
   | 'skipped'
+  /** Not sent: the person was deleted after Segment received the event (erasure-check.ts). */
+  | 'erased'
   | 'dead-lettered'
   | 'retried'
   | 'rate-limited'
@@ -381,12 +387,53 @@ const deliverRecord = async (
   record: SQSRecord,
   deadline: number,
   held: AbortSignal = new AbortController().signal,
+  marks: BatchMarks = undefined,
 ): Promise<RecordResult> => {
   const parsed = parseRecord(record)
   const event = 'event' in parsed ? parsed.event : undefined
   let decision: Decision
   let status: number | undefined
   let courierError: CourierError | undefined
+  const verdict =
+    'event' in parsed ? erasureVerdict(marks, parsed.event, parsed.ids) : { kind: 'send' as const }
+  const backoff = () =>
+    retryDelaySeconds(
+      receiveCountOf(record),
+      deps.config.retry.baseSeconds,
+      deps.config.retry.maxSeconds,
+      deps.random,
+    )
+  if (verdict.kind === 'unknown') {
+    // Never sent unchecked: the record (and its user's later ones) come back.
+    return { outcome: 'retried', event, delaySeconds: backoff(), reason: verdict.reason }
+  }
+  // Ends here, never dead-lettered: the queue deletes it, traits and all.
+  if (verdict.kind === 'erased') return { outcome: 'erased', event, reason: verdict.reason }
+  if (verdict.kind === 'deletion') {
+    if (verdict.step === 'repeat') {
+      return { outcome: 'skipped', event, reason: 'deletion carried out already (the same notification)' }
+    }
+    let marked = verdict.step === 'perform'
+    if (marked) {
+      try {
+        marked = await deps.deletionMarks!.mark(verdict.person, verdict.deletion)
+      } catch (error) {
+        return {
+          outcome: 'retried',
+          event,
+          delaySeconds: backoff(),
+          reason: `deletion mark: ${String(error)}`,
+        }
+      }
+    }
+    if (!marked) {
+      return {
+        outcome: 'skipped',
+        event,
+        reason: 'a later deletion of this person is marked: this older one must not remove them again',
+      }
+    }
+  }
   if ('error' in parsed) {
     decision = { action: 'dead-letter', reason: parsed.error, status: 0 }
   } else {
@@ -420,6 +467,21 @@ const deliverRecord = async (
     }
   }
   if (decision.action === 'delete') {
+    if (verdict.kind === 'deletion') {
+      try {
+        // Done: a replay of this notification is not carried out again (deletionStep 'repeat').
+        await deps.deletionMarks!.finish(verdict.person, verdict.deletion)
+      } catch (error) {
+        // Repeating the removals is harmless; forgetting they were done is not.
+        return {
+          outcome: 'retried',
+          event,
+          delaySeconds: backoff(),
+          status,
+          reason: `deletion mark: ${String(error)}`,
+        }
+      }
+    }
     const forwarded = event === undefined ? undefined : await forwardAudienceChange(deps, event, record.body)
     if (forwarded !== undefined) {
       // The profile has the trait; the list change did not reach its queue. Retrying the record
@@ -488,6 +550,14 @@ export const deliverBatch = async (
   const invokedAt = Date.now()
   const deadline = invokedAt + context.getRemainingTimeInMillis() - finishMarginMs(deps.sqsTimeouts)
   const results = new Map<SQSRecord, RecordResult>()
+  // One read of the deletion marks for the whole batch, before anything is sent.
+  const marks = await readBatchMarks(
+    deps.deletionMarks,
+    records.flatMap((record) => {
+      const parsed = parseRecord(record)
+      return 'ids' in parsed ? [parsed.ids] : []
+    }),
+  )
   const groups = byGroup(records)
   let holdBackSeconds: number | undefined
   const held = new AbortController()
@@ -498,7 +568,7 @@ export const deliverBatch = async (
       if (holdBackSeconds !== undefined || Date.now() >= deadline) return
       let result: RecordResult
       try {
-        result = await deliverRecord(deps, record, deadline, held.signal)
+        result = await deliverRecord(deps, record, deadline, held.signal, marks)
       } catch (error) {
         // Unknown errors are retried, never classified as permanent: a bug must not drop events.
         deps.logger.error('unexpected error delivering a record', {
@@ -570,6 +640,7 @@ const isRetry = (result: RecordResult) =>
 const METRIC_OF: Readonly<Record<RecordOutcome, Parameters<typeof addMetric>[1]>> = {
   delivered: 'Delivered',
   skipped: 'Skipped',
+  erased: 'Erased',
   'dead-lettered': 'DeadLettered',
   retried: 'Retried',
   'rate-limited': 'RateLimited',

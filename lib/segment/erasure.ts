@@ -57,13 +57,16 @@ export const deletionTimeOf = (event: SegmentEvent): number =>
 /** The event types a deletion can erase: those that carry a person's data to Courier. */
 const ERASABLE: ReadonlySet<string> = new Set(['identify', 'track', 'group'])
 
+/** Whether a deletion can erase the event at all (identify, track, group). */
+export const isErasable = (event: SegmentEvent): boolean => ERASABLE.has(event.type)
+
 /**
  * Pure: whether the person's deletion covers the event: an identify, track or group Segment
  * received at or before the deletion (see the header on the clock). Deletions and the types the
  * relay skips are never erased.
  */
 export const isErasedBy = (event: SegmentEvent, deletion: DeletionTime | undefined): boolean => {
-  if (deletion === undefined || !ERASABLE.has(event.type)) return false
+  if (deletion === undefined || !isErasable(event)) return false
   const at = receivedTimeOf(event)
   return at === undefined || at <= deletion.at
 }

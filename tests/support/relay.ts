@@ -1,3 +1,4 @@
+import { DeleteItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb'
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
@@ -7,8 +8,9 @@ import {
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
+import { DELETED_PEOPLE } from '../../lib/deletion-marks.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
-import type { MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
+import { createDynamoDbClient, type MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
@@ -56,6 +58,8 @@ export interface TestRelay {
   readonly ledger: (table?: string) => MembershipLedger
   readonly env: Record<string, string>
   readonly deliver: (options?: DeliverHandlerOptions) => ReturnType<typeof createDeliverHandler>
+  /** Empties the deletion marks, so one test's deletions do not cover another's events. */
+  readonly forgetDeletions: () => Promise<void>
   readonly stop: () => Promise<void>
 }
 
@@ -66,6 +70,10 @@ export const startTestRelay = async (
   const queues = await startTestQueues(queueOptions)
   const sandbox = await startCourierSandbox({ authToken: SANDBOX_TOKEN })
   const dynamodb = await startLocalDynamoDb()
+  // Any deliver handler made from `env` in this process (as npm start makes them) reaches the
+  // embedded DynamoDB for its deletion marks: the SDK reads this variable when a client is made.
+  const endpointBefore = process.env.AWS_ENDPOINT_URL_DYNAMODB
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint
   const deliverSqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' }, TEST_SQS_TIMEOUTS)
   const fullEnv = {
     QUEUE_URL: queues.queueUrl,
@@ -91,8 +99,37 @@ export const startTestRelay = async (
         logger: createLogger('deliver-test'),
         ...options,
       }),
+    forgetDeletions: async () => {
+      const client = createDynamoDbClient({
+        endpoint: dynamodb.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      })
+      try {
+        const { Items = [] } = await client.send(
+          new QueryCommand({
+            TableName: dynamodb.tableName,
+            KeyConditionExpression: '#list = :deleted',
+            ExpressionAttributeNames: { '#list': 'list' },
+            ExpressionAttributeValues: { ':deleted': { S: DELETED_PEOPLE } },
+          }),
+        )
+        for (const item of Items) {
+          await client.send(
+            new DeleteItemCommand({
+              TableName: dynamodb.tableName,
+              Key: { list: item.list as { S: string }, member: item.member as { S: string } },
+            }),
+          )
+        }
+      } finally {
+        client.destroy()
+      }
+    },
     stop: async () => {
       deliverSqs.destroy()
+      if (endpointBefore === undefined) delete process.env.AWS_ENDPOINT_URL_DYNAMODB
+      else process.env.AWS_ENDPOINT_URL_DYNAMODB = endpointBefore
       await sandbox.stop()
       await dynamodb.stop()
       await queues.stop()
@@ -108,9 +145,10 @@ export const useTestRelay = (onStart: (relay: TestRelay) => void) => {
     onStart(relay)
   })
   afterAll(() => relay.stop())
-  beforeEach(() => {
+  beforeEach(async () => {
     clearQueues(relay.queues)
     relay.sandbox.reset()
+    await relay.forgetDeletions()
   })
 }
 

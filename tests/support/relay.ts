@@ -8,7 +8,7 @@ import {
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
-import { DELETED_PEOPLE } from '../../lib/deletion-marks.ts'
+import { createDeletionMarks, DELETED_PEOPLE } from '../../lib/deletion-marks.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
 import { createDynamoDbClient, type MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
@@ -19,6 +19,7 @@ import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../li
 import { eventDeduplicationId, messageGroupId } from '../../lib/queue/message-group.ts'
 import { createSqsClient, type SqsTimeouts } from '../../lib/queue/sqs-client.ts'
 import { fifoFields, isFifoQueueUrl, outgoingMessage, toSqsAttributes } from '../../lib/queue/sqs-message.ts'
+import { deriveMessageId } from '../../lib/segment/event.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import type { EventFixture } from './fixtures.ts'
 import { clearQueues, peek, startTestQueues, type TestQueues } from './queues.ts'
@@ -74,6 +75,12 @@ export const startTestRelay = async (
   // embedded DynamoDB for its deletion marks: the SDK reads this variable when a client is made.
   const endpointBefore = process.env.AWS_ENDPOINT_URL_DYNAMODB
   process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint
+  const dynamoDbClient = () =>
+    createDynamoDbClient({
+      endpoint: dynamodb.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    })
   const deliverSqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' }, TEST_SQS_TIMEOUTS)
   const fullEnv = {
     QUEUE_URL: queues.queueUrl,
@@ -97,14 +104,12 @@ export const startTestRelay = async (
         sqs: deliverSqs,
         sqsTimeouts: TEST_SQS_TIMEOUTS,
         logger: createLogger('deliver-test'),
+        // This relay's own DynamoDB, whatever the environment says (two relays may run in one file).
+        deletionMarks: createDeletionMarks(dynamoDbClient(), dynamodb.tableName),
         ...options,
       }),
     forgetDeletions: async () => {
-      const client = createDynamoDbClient({
-        endpoint: dynamodb.endpoint,
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-      })
+      const client = dynamoDbClient()
       try {
         const { Items = [] } = await client.send(
           new QueryCommand({
@@ -167,7 +172,8 @@ export const enqueueEvents = async (relay: TestRelay, events: readonly (EventFix
         { type: parsed.type, messageId: parsed.messageId },
         {
           group: messageGroupId(parsed, body),
-          deduplicationId: eventDeduplicationId(parsed.messageId ?? `${i + index}`),
+          // A deletion notification has no messageId: ingest derives one from its text.
+          deduplicationId: eventDeduplicationId(parsed.messageId ?? deriveMessageId(body)),
         },
       )
       return {

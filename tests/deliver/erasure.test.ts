@@ -1,6 +1,7 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import type { SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { main as dlq } from '../../lib/cli/dlq.ts'
 import { redrive } from '../../lib/cli/redrive.ts'
 import { parseConfig } from '../../lib/config.ts'
 import { createAudienceSyncHandler } from '../../lib/deliver/audience-handler.ts'
@@ -81,7 +82,16 @@ describe('nothing from before a deletion reaches Courier after it', () => {
     await enqueueEvents(fifo, [deletionOf('u-redrive')])
     await deliverAll(fifo)
 
-    // Act: the routine redrive, then deliver.
+    // Act: the operator looks, then the routine redrive, then deliver.
+    const listed: string[] = []
+    const dlqCode = await dlq(['--local', '--table', fifo.dynamodb.tableName], {
+      env: {
+        SQS_PORT: String(new URL(fifo.queues.endpoint).port),
+        AWS_ENDPOINT_URL_DYNAMODB: fifo.dynamodb.endpoint,
+      },
+      out: (line) => listed.push(line),
+      err: (line) => listed.push(line),
+    })
     const moved = await redrive(fifo.queues.sqs, {
       dlqUrl: fifo.queues.dlqUrl,
       queueUrl: fifo.queues.queueUrl,
@@ -91,6 +101,9 @@ describe('nothing from before a deletion reaches Courier after it', () => {
     const outcomes = await deliverAll(fifo)
 
     // Assess: moved, ended (deleted from the queue), no profile, nothing in the DLQ.
+    expect(dlqCode).toBe(0)
+    expect(listed[0]).toContain(`[erased on redrive: person deleted ${DELETED_AT}]`)
+    expect(listed[1]).toContain('1 of them of people deleted since')
     expect(moved).toMatchObject({ moved: 1 })
     expect(outcomes).toEqual(['done'])
     expect(inbound(fifo, refused.messageId)).toHaveLength(1) // only the refused first attempt

@@ -222,7 +222,9 @@ describe('npm run dlq', () => {
     expect(out.find((l) => l.includes(event.messageId))).toMatch(
       / {2}deliver {2}404 {2}track {2}.+ {2}Courier: Not Found$/,
     )
-    expect(out[2]).toMatch(/^2 dead-lettered event\(s\) listed from .+-events-dlq; nothing was removed; deletions not checked/)
+    expect(out[2]).toMatch(
+      /^2 dead-lettered event\(s\) listed from .+-events-dlq; nothing was removed; deletions not checked/,
+    )
     expect(dlqState()).toMatchObject({ visible: 2, hidden: 0 })
   })
 

@@ -44,8 +44,8 @@ beforeEach(async () => {
 })
 
 const DELETED_AT = '2026-12-01T10:00:00.000Z'
-const before = (seconds: number) => new Date(Date.parse(DELETED_AT) - seconds * 1_000).toISOString()
-const after = (seconds: number) => new Date(Date.parse(DELETED_AT) + seconds * 1_000).toISOString()
+const receivedBefore = (seconds: number) => new Date(Date.parse(DELETED_AT) - seconds * 1_000).toISOString()
+const receivedAfter = (seconds: number) => new Date(Date.parse(DELETED_AT) + seconds * 1_000).toISOString()
 /** Segment's deletion notification, as the classic Webhooks destination sends it (no messageId). */
 const deletionOf = (userId: string) => JSON.stringify({ type: 'delete', userId, timestamp: DELETED_AT })
 
@@ -72,7 +72,7 @@ describe('nothing from before a deletion reaches Courier after it', () => {
     // Prepare: Courier refuses the identify for good (it goes to the DLQ), then Segment deletes the person.
     const refused = identify({
       userId: 'u-redrive',
-      receivedAt: before(3_600),
+      receivedAt: receivedBefore(3_600),
       traits: { email: 'r@example.com' },
     })
     fifo.sandbox.setFaults({ failNext: [{ method: 'POST', path: '/inbound/segment', status: 400 }] })
@@ -114,8 +114,12 @@ describe('nothing from before a deletion reaches Courier after it', () => {
   it('a late Segment retry of an event received before the deletion is erased', async () => {
     await enqueueEvents(fifo, [deletionOf('u-late')])
     await deliverAll(fifo)
-    const late = identify({ userId: 'u-late', receivedAt: before(600), traits: { email: 'l@example.com' } })
-    const lateTrack = track({ userId: 'u-late', receivedAt: before(599) })
+    const late = identify({
+      userId: 'u-late',
+      receivedAt: receivedBefore(600),
+      traits: { email: 'l@example.com' },
+    })
+    const lateTrack = track({ userId: 'u-late', receivedAt: receivedBefore(599) })
 
     await enqueueEvents(fifo, [late, lateTrack])
     const outcomes = await deliverAll(fifo)
@@ -130,7 +134,11 @@ describe('nothing from before a deletion reaches Courier after it', () => {
   it('a person who comes back after the deletion is delivered as usual', async () => {
     await enqueueEvents(fifo, [deletionOf('u-back')])
     await deliverAll(fifo)
-    const back = identify({ userId: 'u-back', receivedAt: after(1), traits: { email: 'b@example.com' } })
+    const back = identify({
+      userId: 'u-back',
+      receivedAt: receivedAfter(1),
+      traits: { email: 'b@example.com' },
+    })
 
     await enqueueEvents(fifo, [back])
     await deliverAll(fifo)
@@ -143,7 +151,7 @@ describe('nothing from before a deletion reaches Courier after it', () => {
     // Prepare: the identify meets a 503 and waits for its retry; the deletion comes and is carried out.
     const earlier = identify({
       userId: 'u-overtake',
-      receivedAt: before(5),
+      receivedAt: receivedBefore(5),
       traits: { email: 'o@example.com' },
     })
     standard.sandbox.setFaults({ failNext: [{ method: 'POST', path: '/inbound/segment', status: 503 }] })
@@ -170,7 +178,7 @@ describe('a deletion is carried out once', () => {
     await enqueueEvents(standard, [deletionOf('u-repeat')])
     await deliverAll(standard)
     await enqueueEvents(standard, [
-      identify({ userId: 'u-repeat', receivedAt: after(60), traits: { email: 'n@example.com' } }),
+      identify({ userId: 'u-repeat', receivedAt: receivedAfter(60), traits: { email: 'n@example.com' } }),
     ])
     await deliverAll(standard)
     const deletesBefore = standard.sandbox.received.filter((r) => r.method === 'DELETE').length
@@ -219,14 +227,14 @@ describe('Engage Journeys steps sync to Courier lists as audiences do', () => {
 
   it('a member who reaches the step is put on the list `{key}-{id}`, and taken off when they leave it', async () => {
     await enqueueEvents(fifo, [
-      audienceIdentify({ ...step, userId: 'u-journey', inAudience: true, timestamp: before(20) }),
+      audienceIdentify({ ...step, userId: 'u-journey', inAudience: true, timestamp: receivedBefore(20) }),
     ])
     await deliverAll(fifo)
     await syncAll(fifo)
     const on = members(fifo)
 
     await enqueueEvents(fifo, [
-      audienceIdentify({ ...step, userId: 'u-journey', inAudience: false, timestamp: before(10) }),
+      audienceIdentify({ ...step, userId: 'u-journey', inAudience: false, timestamp: receivedBefore(10) }),
     ])
     await deliverAll(fifo)
     await syncAll(fifo)

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { GetParametersCommand } from '@aws-sdk/client-ssm'
+import { GetParameterCommand, GetParametersCommand } from '@aws-sdk/client-ssm'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { checkDeployParams } from '../lib/cli/deploy-params.ts'
 import {
@@ -31,6 +31,7 @@ import {
   readPackaged as read,
   readTemplate,
   SENTINELS,
+  type TemplateVariant,
   unzip,
 } from './support/template.ts'
 
@@ -189,7 +190,7 @@ describe('the packaged CloudFormation template', () => {
     expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * deliver.Timeout)
   })
 
-  it('maps the queue to deliver with ReportBatchItemFailures and a maximum concurrency matched by reserved concurrency', () => {
+  it('maps the queue to deliver with ReportBatchItemFailures and a maximum concurrency, reserving no concurrency by default', () => {
     const [, mapping] = resourcesOf('AWS::Lambda::EventSourceMapping').find(([, r]) =>
       refs(r.Properties.EventSourceArn).includes('EventsQueue'),
     ) as [string, Resource]
@@ -199,7 +200,10 @@ describe('the packaged CloudFormation template', () => {
     expect(mapping.Properties.EventSourceArn).toEqual({ 'Fn::GetAtt': ['EventsQueue', 'Arn'] })
     const maximum = (mapping.Properties.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency
     expect(maximum).toBeGreaterThanOrEqual(2)
-    expect(deliver.ReservedConcurrentExecutions).toBeGreaterThanOrEqual(maximum)
+    // An account with a low concurrency quota refuses any reservation: none unless asked for.
+    for (const fn of ['IngestLambdaFunction', 'DeliverLambdaFunction', 'AudiencesLambdaFunction']) {
+      expect(template.Resources[fn]?.Properties, fn).not.toHaveProperty('ReservedConcurrentExecutions')
+    }
     expect(
       (deliver.Environment as { Variables: Record<string, unknown> }).Variables.DELIVER_MAX_CONCURRENCY,
     ).toBe(String(maximum))
@@ -258,8 +262,9 @@ describe('the packaged CloudFormation template', () => {
     expect((mapping.Properties.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency).toBe(
       AUDIENCE_SYNC_INSTANCES,
     )
-    expect(sync.ReservedConcurrentExecutions).toBe(AUDIENCE_SYNC_INSTANCES)
-    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * (sync.Timeout as number))
+    // 6 × the timeout + the batching window, as for the events queue: 6 × 300 + 20.
+    expect(sync.Timeout).toBe(300)
+    expect(queue.VisibilityTimeout).toBe(6 * 300 + 20)
     expect(queue.MaximumMessageSize).toBe(SQS_MAX_BATCH_BYTES)
     // A standard queue redrives only to a standard DLQ: next to the FIFO DLQ (the default) it has its own.
     expect(propertiesOf(template, 'AudienceQueue').RedrivePolicy).toEqual({
@@ -572,6 +577,10 @@ describe('deploy parameter rules', () => {
     deliverMemoryMb: 256,
     ingestMemoryMb: 256,
     ingestReservedConcurrency: '',
+    deliverReservedConcurrency: '',
+    audiencesReservedConcurrency: '',
+    audiencesTimeoutSeconds: 300,
+    audiencesBatchingWindowSeconds: 20,
     httpApiRateLimit: 1000,
     httpApiBurstLimit: 2000,
     logRetentionDays: 30,
@@ -585,8 +594,11 @@ describe('deploy parameter rules', () => {
       problems: [],
       derived: {
         eventsVisibilityTimeout: 361,
+        audiencesVisibilityTimeout: 1_820,
         deliverEventSourceProperties: { MaximumBatchingWindowInSeconds: 1 },
         ingestFunctionProperties: {},
+        deliverFunctionProperties: {},
+        audiencesFunctionProperties: {},
         httpApiStageProperties: {
           DefaultRouteSettings: {
             DetailedMetricsEnabled: false,
@@ -604,6 +616,60 @@ describe('deploy parameter rules', () => {
     })
     expect(varied.derived.eventsVisibilityTimeout).toBe(5_700)
     expect(varied.derived.ingestFunctionProperties).toEqual({ ReservedConcurrentExecutions: 20 })
+  })
+
+  it.each([
+    { timeout: 300, window: 20, visibility: 1_820 },
+    { timeout: 60, window: 1, visibility: 361 },
+    { timeout: 900, window: 300, visibility: 5_700 },
+    { timeout: 120, window: 5, visibility: 725 },
+  ])(
+    'derives the audience queue visibility from the list sync: 6 × $timeout s + $window s = $visibility s',
+    ({ timeout, window, visibility }) => {
+      const { problems, derived } = checkDeployParams({
+        ...DEFAULTS,
+        audiencesTimeoutSeconds: timeout,
+        audiencesBatchingWindowSeconds: window,
+      })
+
+      expect(problems).toEqual([])
+      expect(derived.audiencesVisibilityTimeout).toBe(visibility)
+    },
+  )
+
+  it('refuses an audience timeout or window outside what the list sync and its event source take', () => {
+    const { problems } = checkDeployParams({
+      ...DEFAULTS,
+      audiencesTimeoutSeconds: 901,
+      audiencesBatchingWindowSeconds: 0,
+    })
+
+    expect(problems).toEqual([
+      expect.stringMatching(/^audiencesTimeoutSeconds "901": must be a whole number from 60 to 900/),
+      expect.stringMatching(/^audiencesBatchingWindowSeconds "0": must be a whole number from 1 to 300/),
+    ])
+  })
+
+  it('reserves concurrency only when asked, and never below the event source maximum it must carry', () => {
+    const opted = checkDeployParams({
+      ...DEFAULTS,
+      deliverReservedConcurrency: 8,
+      audiencesReservedConcurrency: 2,
+    })
+    const tooFew = checkDeployParams({
+      ...DEFAULTS,
+      deliverReservedConcurrency: 4,
+      audiencesReservedConcurrency: 1,
+    })
+
+    expect(opted.problems).toEqual([])
+    expect(opted.derived.deliverFunctionProperties).toEqual({ ReservedConcurrentExecutions: 8 })
+    expect(opted.derived.audiencesFunctionProperties).toEqual({ ReservedConcurrentExecutions: 2 })
+    expect(opted.derived.ingestFunctionProperties).toEqual({})
+    expect(tooFew.problems).toEqual([
+      'deliverReservedConcurrency "4": must be a whole number from 5 to 10000 (empty for none, else at least deliverMaxConcurrency (5))',
+      'audiencesReservedConcurrency "1": must be a whole number from 2 to 10000 (empty for none, else at least the list sync\'s maximum concurrency (2))',
+    ])
   })
 
   it('holds a FIFO event source to FIFO rules: batches of at most 10, no batching window', () => {
@@ -626,25 +692,31 @@ describe('deploy parameter rules', () => {
 })
 
 /** Packaged with parameters other than the defaults: the template must follow them and lint clean. */
+const VARIED_PARAMS = {
+  queueType: 'standard',
+  deliverTimeoutSeconds: '600',
+  // At most 10: cfn-lint checks the event source against both branches of the template's
+  // IsFifo condition (constant, but it explores it), so a batch above 10 reads to it as a FIFO
+  // error (E3705). The deploy parameter check allows it on standard queues, as AWS does.
+  deliverBatchSize: '10',
+  deliverBatchingWindowSeconds: '5',
+  ingestAuth: 'both',
+  ingestReservedConcurrency: '50',
+  deliverReservedConcurrency: '5',
+  audiencesReservedConcurrency: '2',
+  audiencesTimeoutSeconds: '120',
+  audiencesBatchingWindowSeconds: '5',
+  httpApiRateLimit: '50',
+  httpApiBurstLimit: '100',
+  alarmEmail: 'ops@example.com',
+} as const
 const VARIANTS = [
-  {
-    name: 'varied',
-    params: {
-      queueType: 'standard',
-      deliverTimeoutSeconds: '600',
-      // At most 10: cfn-lint checks the event source against both branches of the template's
-      // IsFifo condition (constant, but it explores it), so a batch above 10 reads to it as a FIFO
-      // error (E3705). The deploy parameter check allows it on standard queues, as AWS does.
-      deliverBatchSize: '10',
-      deliverBatchingWindowSeconds: '5',
-      ingestAuth: 'both',
-      ingestReservedConcurrency: '50',
-      httpApiRateLimit: '50',
-      httpApiBurstLimit: '100',
-      alarmEmail: 'ops@example.com',
-    },
-  },
-] as const
+  { name: 'varied', params: VARIED_PARAMS },
+  // The same two templates from Serverless Framework v3 (the last open-source release), compared
+  // below with osls's.
+  { name: 'default-sls3', params: {}, framework: 'serverless@3' },
+  { name: 'varied-sls3', params: { ...VARIED_PARAMS }, framework: 'serverless@3' },
+] as const satisfies readonly TemplateVariant[]
 
 describe('the template follows its parameters', () => {
   let variants: Map<string, Template>
@@ -687,9 +759,79 @@ describe('the template follows its parameters', () => {
     })
   })
 
+  it('reserves concurrency for each function only when its parameter is set, and derives the audience queue visibility', () => {
+    const reserved = variant('varied')
+    const sync = reserved.Resources.AudiencesLambdaFunction?.Properties as Record<string, unknown>
+    const [, mapping] = Object.entries(reserved.Resources).find(
+      ([, r]) =>
+        r.Type === 'AWS::Lambda::EventSourceMapping' &&
+        refs(r.Properties.EventSourceArn).includes('AudienceQueue'),
+    ) as [string, Resource]
+
+    expect(
+      ['IngestLambdaFunction', 'DeliverLambdaFunction', 'AudiencesLambdaFunction'].map(
+        (fn) => reserved.Resources[fn]?.Properties.ReservedConcurrentExecutions,
+      ),
+    ).toEqual([50, 5, 2])
+    expect(sync.Timeout).toBe(120)
+    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBe(5)
+    expect(reserved.Resources.AudienceQueue?.Properties.VisibilityTimeout).toBe(6 * 120 + 5)
+  })
+
+  /**
+   * Everything that decides what runs and who may do what, by resource: the functions (their
+   * code's S3 key aside, which names the packaging time), queues, event sources, alarms, roles,
+   * and the parameters, conditions and outputs they use.
+   */
+  const MATTERS = [
+    'AWS::Lambda::Function',
+    'AWS::SQS::Queue',
+    'AWS::Lambda::EventSourceMapping',
+    'AWS::CloudWatch::Alarm',
+    'AWS::IAM::Role',
+    'AWS::Lambda::Permission',
+    'AWS::ApiGatewayV2::Route',
+    'AWS::ApiGatewayV2::Stage',
+    'AWS::DynamoDB::Table',
+  ]
+  const whatMatters = (t: Template) => {
+    const resources = Object.fromEntries(
+      Object.entries(t.Resources)
+        .filter(([, r]) => MATTERS.includes(r.Type))
+        .map(([id, r]) => {
+          const { Code: _code, ...properties } = r.Properties
+          return [id, { ...r, Properties: properties }]
+        }),
+    )
+    return { resources, parameters: t.Parameters, conditions: t.Conditions, outputs: t.Outputs }
+  }
+
+  it.each([
+    ['default', () => template],
+    ['varied', () => variant('varied')],
+  ])('builds the same %s template with Serverless Framework v3 as with osls', async (name, osls) => {
+    const v3 = variant(`${name}-sls3`)
+
+    const [expected, got] = [whatMatters(osls()), whatMatters(v3)]
+
+    expect(Object.keys(got.resources).length).toBeGreaterThanOrEqual(15)
+    for (const type of MATTERS) {
+      expect(
+        Object.values(got.resources).some((r) => r.Type === type),
+        type,
+      ).toBe(true)
+    }
+    expect(Object.keys(got.resources).sort()).toEqual(Object.keys(expected.resources).sort())
+    for (const id of Object.keys(expected.resources))
+      expect(got.resources[id], id).toEqual(expected.resources[id])
+    expect(got.parameters).toEqual(expected.parameters)
+    expect(got.conditions).toEqual(expected.conditions)
+    expect(got.outputs).toEqual(expected.outputs)
+  })
+
   const lint = cfnLintCommand()
   it.skipIf(lint === undefined)(
-    `has no cfn-lint errors, for the default and the varied parameters${lint === undefined ? ' (SKIPPED: cfn-lint is not installed; pip install cfn-lint)' : ''}`,
+    `has no cfn-lint errors, for the default parameters and every variant, from either framework${lint === undefined ? ' (SKIPPED: cfn-lint is not installed; pip install cfn-lint)' : ''}`,
     async () => {
       // The default package's directory is gone by now (osls cleans .serverless when it packages
       // elsewhere): its template, read at the start, is linted from a copy.
@@ -710,11 +852,19 @@ describe('the template follows its parameters', () => {
   )
 })
 
-/** An SSM stub answering GetParameters from `existing` (name → type), recording the requests. */
+/**
+ * An SSM stub answering GetParameters from `existing` (name → type), recording the requests, and
+ * GetParameter (the Courier token, tried on Courier) with a value.
+ */
 const ssmStub = (existing: Record<string, string>) => {
   const requests: { Names?: string[]; WithDecryption?: boolean }[] = []
   const ssm: Ssm = {
-    send: (async (command: GetParametersCommand) => {
+    send: (async (command: GetParametersCommand | GetParameterCommand) => {
+      if (command instanceof GetParameterCommand) {
+        const name = command.input.Name ?? ''
+        if (!(name in existing)) throw Object.assign(new Error(name), { name: 'ParameterNotFound' })
+        return { Parameter: { Name: name, Type: existing[name], Value: 'pk_test_value' } }
+      }
       expect(command).toBeInstanceOf(GetParametersCommand)
       requests.push(command.input)
       const names = command.input.Names ?? []
@@ -743,6 +893,13 @@ const deps = (service: ResolvedService, ssm: Ssm) => {
       lines.regions.push(region)
       return ssm
     },
+    lambda: () => {
+      throw new Error('no reserved concurrency asked: Lambda must not be called')
+    },
+    courier: async (baseUrl) => ({
+      verdict: 'accepted',
+      line: `Courier accepted the deployed token (${baseUrl})`,
+    }),
     log: (line) => lines.log.push(line),
     error: (line) => lines.error.push(line),
   }

@@ -18,6 +18,8 @@ export interface DerivedDeploySettings {
    * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
    */
   readonly eventsVisibilityTimeout: number
+  /** The audience queue's, by the same rule from the audiences timeout and batching window. */
+  readonly audiencesVisibilityTimeout: number
   /**
    * Properties set on the generated deliver event source: its batching window, or none at all on
    * a FIFO queue (null: osls drops it), which takes no window. Computed here rather than with a
@@ -25,8 +27,16 @@ export interface DerivedDeploySettings {
    * BatchSize above 10 against it).
    */
   readonly deliverEventSourceProperties: { readonly MaximumBatchingWindowInSeconds: number | null }
-  /** Properties added to the generated ingest function: its reserved concurrency, when one is set. */
-  readonly ingestFunctionProperties: { readonly ReservedConcurrentExecutions?: number }
+  /**
+   * Properties added to each generated function: its reserved concurrency, only when one is set.
+   * None by default: an account whose concurrency quota is low (new accounts start at 10) refuses
+   * any reservation, and the event sources' MaximumConcurrency already caps deliver and the list
+   * sync without reserving anything.
+   * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+   */
+  readonly ingestFunctionProperties: ReservedConcurrency
+  readonly deliverFunctionProperties: ReservedConcurrency
+  readonly audiencesFunctionProperties: ReservedConcurrency
   /** The HTTP API stage's default route settings: its throttling. */
   readonly httpApiStageProperties: {
     readonly DefaultRouteSettings: {
@@ -37,7 +47,12 @@ export interface DerivedDeploySettings {
   }
 }
 
+export type ReservedConcurrency = { readonly ReservedConcurrentExecutions?: number }
+
 export type RawParams = Readonly<Record<string, unknown>>
+
+/** The audiences function's event source: its MaximumConcurrency (2, the least AWS allows). */
+export const AUDIENCES_MAX_CONCURRENCY = 2
 
 /** The parameters this module reads; a missing one (an older serverless.yml) is simply not checked. */
 export const CHECKED_PARAMS = [
@@ -55,6 +70,10 @@ export const CHECKED_PARAMS = [
   'deliverMemoryMb',
   'ingestMemoryMb',
   'ingestReservedConcurrency',
+  'deliverReservedConcurrency',
+  'audiencesReservedConcurrency',
+  'audiencesTimeoutSeconds',
+  'audiencesBatchingWindowSeconds',
   'httpApiRateLimit',
   'httpApiBurstLimit',
   'logRetentionDays',
@@ -92,6 +111,12 @@ class Checks {
       return min
     }
     return Number(value)
+  }
+
+  /** Empty: none; else a whole number from `min` (the event source's maximum concurrency, or 1). */
+  reserved(name: string, min: number, what: string): ReservedConcurrency {
+    if (text(this.raw[name]) === '') return {}
+    return { ReservedConcurrentExecutions: this.integer(name, min, 10_000, what) }
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], what: string): T {
@@ -135,7 +160,12 @@ export const checkDeployParams = (raw: RawParams): { problems: string[]; derived
     if (c.has(name)) c.oneOf(name, ['true', 'false'], 'a switch')
   }
 
-  c.integer('deliverMaxConcurrency', 2, 1_000, "the SQS event source's MaximumConcurrency")
+  const maxConcurrency = c.integer(
+    'deliverMaxConcurrency',
+    2,
+    1_000,
+    "the SQS event source's MaximumConcurrency",
+  )
   const batchMax = queueType === 'fifo' ? 10 : 10_000
   const batchSize = c.integer('deliverBatchSize', 1, batchMax, `records per batch on a ${queueType} queue`)
   const window = c.integer('deliverBatchingWindowSeconds', 0, 300, 'the event source batching window')
@@ -155,16 +185,39 @@ export const checkDeployParams = (raw: RawParams): { problems: string[]; derived
   )
   c.integer('deliverMemoryMb', 128, 10_240, "Lambda's memory range")
   c.integer('ingestMemoryMb', 128, 10_240, "Lambda's memory range")
-  const reserved = text(raw.ingestReservedConcurrency)
-  const ingestReserved =
-    reserved === ''
-      ? undefined
-      : c.integer(
-          'ingestReservedConcurrency',
-          1,
-          10_000,
-          'empty for none, else the instances kept for ingest',
-        )
+  const ingestReserved = c.reserved(
+    'ingestReservedConcurrency',
+    1,
+    'empty for none, else the instances kept for ingest',
+  )
+  // Reserved concurrency below the event source's maximum concurrency throttles the mapping, and
+  // a throttled batch uses up a receive. https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
+  const deliverReserved = c.reserved(
+    'deliverReservedConcurrency',
+    maxConcurrency,
+    `empty for none, else at least deliverMaxConcurrency (${maxConcurrency})`,
+  )
+  const audiencesReserved = c.reserved(
+    'audiencesReservedConcurrency',
+    AUDIENCES_MAX_CONCURRENCY,
+    `empty for none, else at least the list sync's maximum concurrency (${AUDIENCES_MAX_CONCURRENCY})`,
+  )
+  const audiencesTimeout = c.has('audiencesTimeoutSeconds')
+    ? c.integer(
+        'audiencesTimeoutSeconds',
+        60,
+        900,
+        "Lambda's maximum is 900; a batch waits for list writes Courier paces at 20 a minute",
+      )
+    : 300
+  const audiencesWindow = c.has('audiencesBatchingWindowSeconds')
+    ? c.integer(
+        'audiencesBatchingWindowSeconds',
+        1,
+        300,
+        'the event source batching window; batches of 1,000 need at least 1',
+      )
+    : 20
   const rate = c.integer('httpApiRateLimit', 1, 10_000, 'requests per second; the account allows 10,000')
   const burst = c.integer('httpApiBurstLimit', 1, 5_000, 'requests at once; the account allows 5,000')
   if (c.has('logRetentionDays')) {
@@ -194,9 +247,11 @@ export const checkDeployParams = (raw: RawParams): { problems: string[]; derived
     problems: c.problems,
     derived: {
       eventsVisibilityTimeout: 6 * timeout + effectiveWindow,
+      audiencesVisibilityTimeout: 6 * audiencesTimeout + audiencesWindow,
       deliverEventSourceProperties: { MaximumBatchingWindowInSeconds: queueType === 'fifo' ? null : window },
-      ingestFunctionProperties:
-        ingestReserved === undefined ? {} : { ReservedConcurrentExecutions: ingestReserved },
+      ingestFunctionProperties: ingestReserved,
+      deliverFunctionProperties: deliverReserved,
+      audiencesFunctionProperties: audiencesReserved,
       httpApiStageProperties: {
         DefaultRouteSettings: {
           DetailedMetricsEnabled: false,

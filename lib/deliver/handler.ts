@@ -13,6 +13,7 @@ import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { userKeySecretLoader } from '../user-key.ts'
 import { createDynamoDbClient } from './membership-ledger.ts'
 import { type Clock, createPacers, type PacerFor } from './pacer.ts'
 import { deliverBatch } from './worker.ts'
@@ -110,5 +111,6 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     deliverBatch(deps, event, context),
   )
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics)) as unknown as DeliverHandler
+    .use(logMetrics(metrics))
+    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as DeliverHandler
 }

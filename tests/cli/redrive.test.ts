@@ -1,6 +1,12 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { type Message, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs'
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  SendMessageBatchCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   conventionalQueueUrl,
@@ -14,9 +20,11 @@ import {
   startMoveTask,
 } from '../../lib/cli/redrive.ts'
 import { type DeadLetterReason, deadLetterMessage } from '../../lib/queue/dead-letter.ts'
+import { createSqsClient } from '../../lib/queue/sqs-client.ts'
 import { toSqsAttributes } from '../../lib/queue/sqs-message.ts'
 import { identify, track } from '../support/fixtures.ts'
 import { clearQueues, peek, receiveAll, startTestQueues, type TestQueues } from '../support/queues.ts'
+import { type SqsWithMoveTasks, startSqsWithMoveTasks } from '../support/sqs-move-tasks.ts'
 
 let queues: TestQueues
 let port: number
@@ -376,6 +384,126 @@ describe('redrive on AWS (StartMessageMoveTask)', () => {
     expect(lines).toContain('started SQS message move task h-1')
     expect(lines).toContain(`aws sqs list-message-move-tasks --source-arn ${arnOf(DLQ)} --region eu-west-1`)
     expect(lines).toContain("aws sqs cancel-message-move-task --task-handle 'h-1' --region eu-west-1")
+  })
+})
+
+describe('redrive on AWS, against SQS that enforces the move task rules', () => {
+  let aws: SqsWithMoveTasks
+  let client: SQSClient
+  /** A FIFO pair of this project's naming, and a standard queue no one dead-letters into. */
+  const fifo = { queueUrl: '', dlqUrl: '' }
+  let parkingLot = ''
+  const arnOf = async (url: string) =>
+    (await queues.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] })))
+      .Attributes?.QueueArn as string
+
+  beforeAll(async () => {
+    const create = async (name: string, attributes: Record<string, string> = {}) =>
+      (await queues.sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes })))
+        .QueueUrl as string
+    fifo.dlqUrl = await create('shop-dlq.fifo', { FifoQueue: 'true' })
+    fifo.queueUrl = await create('shop-events.fifo', {
+      FifoQueue: 'true',
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: await arnOf(fifo.dlqUrl), maxReceiveCount: 1000 }),
+    })
+    parkingLot = await create('parking-lot')
+    aws = await startSqsWithMoveTasks(queues.endpoint, queues.sqs)
+    client = createSqsClient({ endpoint: aws.url, region: 'us-east-1' })
+  })
+  afterAll(async () => {
+    client.destroy()
+    await aws.stop()
+  })
+  beforeEach(() => {
+    aws.completeAll()
+    aws.starts.length = 0
+  })
+
+  it('starts one task from the DLQ to the events queue, always naming the destination ARN, and moves nothing itself', async () => {
+    // Prepare
+    await deadLetter([{ body: JSON.stringify(identify()) }])
+
+    // Act: auto, as npm run redrive runs against AWS
+    const result = await redrive(client, { dlqUrl: queues.dlqUrl, mode: 'auto' })
+
+    // Assess
+    expect(result).toMatchObject({
+      mode: 'aws',
+      sourceArn: await arnOf(queues.dlqUrl),
+      destinationArn: await arnOf(queues.queueUrl),
+    })
+    expect(aws.starts).toEqual([
+      { SourceArn: await arnOf(queues.dlqUrl), DestinationArn: await arnOf(queues.queueUrl) },
+    ])
+    expect(aws.tasks.at(-1)).toMatchObject({
+      status: 'RUNNING',
+      taskHandle: (result as { taskHandle: string }).taskHandle,
+    })
+    // SQS moves them in the background; the command moved nothing by hand.
+    expect(dlq().bodies).toHaveLength(1)
+  })
+
+  it('is refused while a task runs on the DLQ, without moving anything by hand, and starts again once it is done', async () => {
+    // Prepare
+    await deadLetter([{ body: JSON.stringify(identify()) }])
+    await redrive(client, { dlqUrl: queues.dlqUrl, mode: 'auto' })
+
+    // Act
+    const second = await redrive(client, { dlqUrl: queues.dlqUrl, mode: 'auto' }).catch(
+      (error: Error) => error,
+    )
+    aws.completeAll()
+    const third = await redrive(client, { dlqUrl: queues.dlqUrl, mode: 'auto' })
+
+    // Assess
+    expect(second).toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringContaining('already running'),
+    })
+    expect(dlq().bodies).toHaveLength(1)
+    expect(peek(queues, queues.queueUrl)).toEqual([])
+    expect(third.mode).toBe('aws')
+  })
+
+  it('is refused for a source that is no dead-letter queue', async () => {
+    const refused = await redrive(client, {
+      dlqUrl: queues.queueUrl,
+      queueUrl: parkingLot,
+      mode: 'auto',
+    }).catch((error: Error) => error)
+
+    expect(refused).toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringContaining('not the dead-letter queue'),
+    })
+    expect(aws.tasks.filter((task) => task.status === 'RUNNING')).toEqual([])
+  })
+
+  it('redrives a FIFO DLQ only to a FIFO queue: its own events queue by default, never a standard one', async () => {
+    // Act
+    const toStandard = await redrive(client, {
+      dlqUrl: fifo.dlqUrl,
+      queueUrl: parkingLot,
+      mode: 'auto',
+    }).catch((error: Error) => error)
+    const toItsQueue = await redrive(client, { dlqUrl: fifo.dlqUrl, mode: 'auto' })
+
+    // Assess
+    expect(toStandard).toMatchObject({
+      name: 'InvalidParameterValue',
+      message: expect.stringContaining('FIFO'),
+    })
+    expect(toItsQueue).toMatchObject({ mode: 'aws', destinationArn: await arnOf(fifo.queueUrl) })
+  })
+
+  it('is refused for a destination ARN that names no queue', async () => {
+    const gone = fifo.queueUrl.replace('shop-events', 'shop-gone')
+
+    const refused = await startMoveTask(client, fifo.dlqUrl, gone).catch((error: Error) => error)
+
+    // GetQueueAttributes of a queue that does not exist fails first: no task is asked for.
+    expect(refused).toBeInstanceOf(Error)
+    expect(aws.starts).toEqual([])
   })
 })
 

@@ -12,6 +12,8 @@ import { inflateRawSync } from 'node:zlib'
 
 const ROOT = new URL('../..', import.meta.url)
 const OSLS = new URL('node_modules/osls/bin/serverless.js', ROOT).pathname
+/** Serverless Framework v3 (the `serverless` devDependency, pinned to the last open-source release). */
+const SERVERLESS_V3 = new URL('node_modules/serverless/bin/serverless.js', ROOT).pathname
 
 /** Put in the environment of the package run; none of them may appear in the template or the zips. */
 export const SENTINELS = {
@@ -20,14 +22,44 @@ export const SENTINELS = {
   INGEST_TOKEN: 'SENTINEL_INGEST_TOKEN_91f3',
 } as const
 
-/** Runs osls with no AWS credentials at all: what must work offline is proven to. */
-export const osls = (args: string[]) =>
-  promisify(execFile)(process.execPath, [OSLS, ...args], {
+/**
+ * Serverless Framework v3 reaches out on its own unless told not to: usage telemetry, update
+ * notifications, a geolocation check that may send Chinese users to another CLI, auto-update.
+ * Each switch is read from the environment by serverless@3.40.0 (lib/utils/telemetry/are-disabled.js,
+ * @serverless/utils get-notifications-mode, lib/cli/triage.js, lib/utils/eventually-update.js).
+ */
+export const SERVERLESS_V3_OFFLINE = {
+  SLS_TELEMETRY_DISABLED: '1',
+  SLS_NOTIFICATIONS_MODE: 'off',
+  SLS_GEO_LOCATION: 'no-cn',
+  SLS_DISABLE_AUTO_UPDATE: '1',
+} as const
+
+export type Framework = 'osls' | 'serverless@3'
+
+/** Runs a framework's CLI with no AWS credentials at all: what must work offline is proven to. */
+export const framework = (name: Framework, args: string[]) =>
+  promisify(execFile)(process.execPath, [name === 'osls' ? OSLS : SERVERLESS_V3, ...args], {
     cwd: ROOT,
-    env: { ...process.env, ...SENTINELS, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '' },
+    env: {
+      ...process.env,
+      ...SENTINELS,
+      ...(name === 'serverless@3' ? SERVERLESS_V3_OFFLINE : {}),
+      AWS_ACCESS_KEY_ID: '',
+      AWS_SECRET_ACCESS_KEY: '',
+      AWS_PROFILE: '',
+    },
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   })
+
+export const osls = (args: string[]) => framework('osls', args)
+
+/** The version a framework's CLI reports (`--version`'s first line naming it). */
+export const frameworkVersion = async (name: Framework): Promise<string> => {
+  const { stdout } = await framework(name, ['--version'])
+  return stdout.trim().split('\n')[0] ?? ''
+}
 
 let packaged: Promise<unknown> | undefined
 
@@ -63,6 +95,8 @@ export const unzip = (zip: Buffer): Map<string, Buffer> => {
 export interface TemplateVariant {
   readonly name: string
   readonly params: Readonly<Record<string, string>>
+  /** osls unless said. */
+  readonly framework?: Framework
 }
 
 const variantsRoot = join(tmpdir(), `scr-template-variants-${process.pid}`)
@@ -78,7 +112,7 @@ export const packageVariants = async (variants: readonly TemplateVariant[]): Pro
   for (const variant of variants) {
     const dir = join(variantsRoot, variant.name)
     const params = Object.entries(variant.params).map(([name, value]) => `--param=${name}=${value}`)
-    await osls(['package', '--package', dir, ...params])
+    await framework(variant.framework ?? 'osls', ['package', '--package', dir, ...params])
     paths.set(variant.name, join(dir, 'cloudformation-template-update-stack.json'))
   }
   return paths

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDeletionMarks, DELETED_PEOPLE, markMemberKey } from '../lib/deletion-marks.ts'
-import { createDynamoDbClient } from '../lib/deliver/membership-ledger.ts'
+import { createDynamoDbClient, memberKey } from '../lib/deliver/membership-ledger.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../lib/local/dynamodb.ts'
 
 /** The deletion marks on the embedded DynamoDB (dynalite): forward only, read in one batch, done once. */
@@ -65,5 +65,14 @@ describe('deletion marks', () => {
     expect(markMemberKey(long)).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect((await marks.read([long])).get(long)?.messageId).toBe('m-long')
     expect(DELETED_PEOPLE).not.toContain('-')
+  })
+
+  it('is the very item the list sync reads as the person’s deletion (the ledger’s key of the pseudo-list)', () => {
+    for (const person of ['u-1', 'x'.repeat(2_000)]) {
+      expect(memberKey(DELETED_PEOPLE, person)).toEqual({
+        list: { S: DELETED_PEOPLE },
+        member: { S: markMemberKey(person) },
+      })
+    }
   })
 })

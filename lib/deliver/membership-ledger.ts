@@ -59,10 +59,11 @@ export const MEMBERSHIP_TABLE_KEYS: {
 }
 
 /**
- * The pseudo-list whose members are deleted people, at the time of their deletion: a list id is
+ * The pseudo-list whose members are deleted people, at the time of their deletion (the deletion
+ * marks, lib/deletion-marks.ts, which deliver writes and both functions read): a list id is
  * `{computation_key}-{computation_id}` and always holds a '-', so this one is never a real list.
  */
-export const DELETED_PEOPLE = 'deleted'
+export { DELETED_PEOPLE } from '../deletion-marks.ts'
 
 /** The TTL attribute (epoch seconds). */
 export const MEMBERSHIP_TTL_ATTRIBUTE = 'expiresAt'

@@ -1,6 +1,21 @@
+import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parseConfig } from '../../lib/config.ts'
 import { compareMessageIds, isLater } from '../../lib/courier/audience.ts'
+import { createAudienceSyncHandler } from '../../lib/deliver/audience-handler.ts'
+import { createPacer, type PacerFor, unpaced } from '../../lib/deliver/pacer.ts'
+import { createLambdaContext } from '../../lib/local/lambda-context.ts'
+import { recordsToDelete, toSqsRecord } from '../../lib/local/sqs-poller.ts'
+import { createLogger } from '../../lib/telemetry.ts'
 import { type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb-local.ts'
+import { audienceIdentify } from '../support/fixtures.ts'
+import {
+  enqueueEvents,
+  invokeDeliver,
+  receiveRecords,
+  startTestRelay,
+  type TestRelay,
+} from '../support/relay.ts'
 
 /**
  * The membership ledger and the deletion marks against Amazon's DynamoDB Local, which compares
@@ -60,5 +75,73 @@ describe('a tie at the same millisecond, broken the same way before the write an
 
     expect([first, second]).toEqual([true, false])
     expect(kept).toEqual({ at: AT, messageId: ASTRAL, done: false })
+  })
+})
+
+describe('the list sync on the relay, its ledger on DynamoDB Local', () => {
+  let relay: TestRelay
+  beforeAll(async () => {
+    relay = await startTestRelay()
+  })
+  afterAll(() => relay?.stop())
+
+  const LIST_KEY = 'vip_customers'
+  const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
+  /** Delivers what is queued, then one list sync invocation over what deliver handed over. */
+  const deliverAndSync = async () => {
+    const deliver = relay.deliver()
+    for (
+      let records = await receiveRecords(relay);
+      records.length > 0;
+      records = await receiveRecords(relay)
+    ) {
+      await invokeDeliver(deliver, records, relay)
+    }
+    const { Messages = [] } = await relay.queues.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: relay.queues.audienceQueueUrl, MaxNumberOfMessages: 10 }),
+    )
+    const records = Messages.map((m) => toSqsRecord(m, relay.queues.audienceQueueArn, 'us-east-1'))
+    const sync = createAudienceSyncHandler({
+      config: parseConfig(relay.env),
+      sqs: relay.queues.sqs,
+      logger: createLogger('audiences-test'),
+      pacerFor: fastLists,
+      ledger: dynamodb.ledger(),
+    })
+    const response = await sync({ Records: records }, createLambdaContext('audiences', 60_000))
+    const done = recordsToDelete(records, response)
+    if (done.length > 0) {
+      await relay.queues.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: relay.queues.audienceQueueUrl,
+          Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
+        }),
+      )
+    }
+  }
+
+  it('an enter (astral messageId) and an exit (BMP messageId) at the same millisecond: the member ends where DynamoDB’s order says, whichever came first', async () => {
+    // Prepare: by UTF-8 bytes the astral id is the later one, so the enter wins the tie; by
+    // JavaScript's `<` the exit would, and the exit applied second would take the member off the
+    // list while the ledger kept the enter.
+    const at = '2026-12-01T10:00:00.000Z'
+    const enter = audienceIdentify(
+      { key: LIST_KEY, id: 'a1', userId: 'u-astral', inAudience: true, timestamp: at },
+      { messageId: ASTRAL },
+    )
+    const exit = audienceIdentify(
+      { key: LIST_KEY, id: 'a1', userId: 'u-astral', inAudience: false, timestamp: at },
+      { messageId: BMP },
+    )
+
+    // Act: the enter first, then the exit in a later batch.
+    await enqueueEvents(relay, [enter])
+    await deliverAndSync()
+    await enqueueEvents(relay, [exit])
+    await deliverAndSync()
+
+    // Assess
+    const members = [...(relay.sandbox.state.lists.get(`${LIST_KEY}-a1`)?.subscriptions.keys() ?? [])]
+    expect(members).toEqual(['u-astral'])
   })
 })

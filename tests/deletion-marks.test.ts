@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { memberKey } from '../lib/audiences/membership-ledger.ts'
 import { createDeletionMarks, DELETED_PEOPLE, markMemberKey } from '../lib/deletion-marks.ts'
-import { createDynamoDbClient, memberKey } from '../lib/deliver/membership-ledger.ts'
+import { createDynamoDbClient } from '../lib/dynamodb-client.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../lib/local/dynamodb.ts'
 
 /** The deletion marks on the embedded DynamoDB (dynalite): forward only, read in one batch, done once. */

@@ -6,7 +6,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs'
 import { createDeletionMarks, type DeletionMark, type DeletionMarks } from '../deletion-marks.ts'
-import { createDynamoDbClient } from '../deliver/membership-ledger.ts'
+import { createDynamoDbClient } from '../dynamodb-client.ts'
 import { HISTORY_ATTRIBUTE, type PastDeadLetter, pastDeadLetters } from '../queue/dead-letter.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { isErasedBy } from '../segment/erasure.ts'

@@ -1,41 +1,26 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
-import type { Metrics } from '@aws-lambda-powertools/metrics'
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
-import type { SQSClient } from '@aws-sdk/client-sqs'
-import middy from '@middy/core'
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
-import type { Random } from '../backoff.ts'
-import { type Config, courierAuthToken, parseConfig } from '../config.ts'
-import { type CourierClient, createCourierClient } from '../courier/client.ts'
+import { type Config, parseConfig } from '../config.ts'
+import { type CourierFunctionOptions, courierFrom } from '../courier/from-config.ts'
+import { type Clock, createPacers } from '../courier/pacer.ts'
 import { createDeletionMarks, type DeletionMarks } from '../deletion-marks.ts'
+import { createDynamoDbClient } from '../dynamodb-client.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
-import { resolveSecret } from '../secrets.ts'
+import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
-import { userKeySecretLoader } from '../user-key.ts'
-import { createDynamoDbClient } from './membership-ledger.ts'
-import { type Clock, createPacers, type PacerFor } from './pacer.ts'
-import { deliverBatch } from './worker.ts'
+import { deliverBatch } from './batch.ts'
+import { createDeliverInstance } from './instance.ts'
 
 /**
- * Assembles the deliver Lambda: configuration validated once at cold start, one Courier
- * client, one SQS client and one pacer per endpoint class per instance (reused while the
- * instance is warm, so the rate learnt from Courier's answers carries over between invocations).
- * The local poller (`npm start`) and the tests call this same handler.
+ * Assembles the deliver Lambda: configuration validated once at cold start, one Courier client,
+ * one SQS client and the instance's state (lib/deliver/instance.ts: the pacers, so the rate
+ * learnt from Courier's answers carries over between invocations). The local poller
+ * (`npm start`) and the tests call this same handler.
  */
 
-export interface DeliverHandlerOptions {
-  readonly config?: Config
-  readonly sqs?: SQSClient
-  readonly courier?: CourierClient
-  readonly logger?: Logger
-  readonly metrics?: Metrics
-  /** Replaces the instance's adaptive pacers (tests). */
-  readonly pacerFor?: PacerFor
+export interface DeliverHandlerOptions extends CourierFunctionOptions {
   /** The clock the adaptive pacers wait on (tests). */
   readonly clock?: Clock
-  readonly random?: Random
   /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
   readonly sqsTimeouts?: SqsTimeouts
   /**
@@ -45,17 +30,7 @@ export interface DeliverHandlerOptions {
   readonly deletionMarks?: DeletionMarks | false
 }
 
-export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
-
-export const courierFrom = (config: Config): CourierClient => {
-  const ref = courierAuthToken(config)
-  return createCourierClient({
-    baseUrl: config.courier.baseUrl,
-    timeoutMs: config.courier.timeoutMs,
-    authToken: async () =>
-      (await resolveSecret('COURIER_AUTH_TOKEN', ref, config.secretsCacheSeconds)) as string,
-  })
-}
+export type DeliverHandler = SqsBatchHandler
 
 const pacersFrom = (config: Config, logger: Logger, clock: Clock | undefined) =>
   createPacers(
@@ -80,7 +55,7 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
       'is required by the deliver function while COURIER_AUDIENCE_LISTS is on (the queue of the audience list sync)',
     )
   }
-  const table = config.queue.audienceTable
+  const table = config.audiences.table
   if (table === undefined && options.deletionMarks === undefined) {
     throw new ConfigError(
       'AUDIENCE_TABLE_NAME',
@@ -98,19 +73,20 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     config,
     logger,
     metrics,
-    // Bounded calls: the worker keeps back enough of each invocation for them (finishMarginMs).
+    // Bounded calls: the batch keeps back enough of each invocation for them (finishMarginMs).
     sqs: options.sqs ?? createSqsClient({}, SQS_TIMEOUTS),
     sqsTimeouts: options.sqsTimeouts ?? SQS_TIMEOUTS,
     courier: options.courier ?? courierFrom(config),
-    pacerFor: options.pacerFor ?? pacers,
-    pacers: () => (options.pacerFor === undefined ? pacers.active() : []),
+    instance:
+      options.pacerFor === undefined
+        ? createDeliverInstance(pacers, pacers.active)
+        : createDeliverInstance(options.pacerFor),
     random: options.random ?? Math.random,
     deletionMarks,
   }
-  return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
-    deliverBatch(deps, event, context),
-  )
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics))
-    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as DeliverHandler
+  return sqsBatchFunction((event, context) => deliverBatch(deps, event, context), {
+    logger,
+    metrics,
+    secretsCacheSeconds: config.secretsCacheSeconds,
+  })
 }

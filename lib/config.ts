@@ -49,7 +49,7 @@ export interface Config {
     readonly batchMaxBytes: number
   }
   readonly audiences: {
-    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger (DynamoDB); required by the list sync. */
+    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger and deliver's deletion marks (DynamoDB); required by both. */
     readonly table: string | undefined
   }
   readonly retry: {

@@ -20,6 +20,8 @@ export const METRIC_UNITS = {
   RequestsRefused: MetricUnit.Count,
   Delivered: MetricUnit.Count,
   Skipped: MetricUnit.Count,
+  /** Events not sent because their person was deleted after Segment received them. */
+  Erased: MetricUnit.Count,
   Retried: MetricUnit.Count,
   RateLimited: MetricUnit.Count,
   DeadLettered: MetricUnit.Count,

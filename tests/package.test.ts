@@ -279,7 +279,7 @@ describe('the packaged CloudFormation template', () => {
     expect(refs(deliverSends.map((s) => s.Resource))).toContain('AudienceQueue')
   })
 
-  it('gives the list sync its membership ledger: the table the code and npm start use, reachable by the list sync only', () => {
+  it('gives the list sync its membership ledger: the table the code and npm start use, reachable by the list sync and (its deletion marks) deliver', () => {
     const table = propertiesOf(template, 'MembershipTable')
     const sync = template.Resources.AudiencesLambdaFunction?.Properties as {
       Environment: { Variables: Record<string, unknown> }
@@ -300,9 +300,17 @@ describe('the packaged CloudFormation template', () => {
       'dynamodb:UpdateItem',
     ])
     expect(dynamodb.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
-    for (const role of ['IngestRole', 'DeliverRole']) {
-      expect(refs(statementsOf(role))).not.toContain('dynamodb:')
+    expect(refs(statementsOf('IngestRole'))).not.toContain('dynamodb:')
+    // Deliver reads and writes the deletion marks (lib/deletion-marks.ts) on the same table, nothing more.
+    const deliver = template.Resources.DeliverLambdaFunction?.Properties as {
+      Environment: { Variables: Record<string, unknown> }
     }
+    const deliverDynamodb = statementsOf('DeliverRole').filter((s) =>
+      actions(s).some((a) => a.startsWith('dynamodb:')),
+    )
+    expect(deliver.Environment.Variables.AUDIENCE_TABLE_NAME).toEqual({ Ref: 'MembershipTable' })
+    expect(deliverDynamodb.flatMap(actions).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'])
+    expect(deliverDynamodb.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
   })
 
   it('holds no secret value, only SSM parameter names that CloudFormation checks exist', async () => {

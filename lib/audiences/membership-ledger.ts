@@ -4,8 +4,7 @@ import {
   type AttributeDefinition,
   BatchGetItemCommand,
   DeleteItemCommand,
-  DynamoDBClient,
-  type DynamoDBClientConfig,
+  type DynamoDBClient,
   type KeySchemaElement,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb'
@@ -42,10 +41,11 @@ export const MEMBERSHIP_TABLE_KEYS: {
 }
 
 /**
- * The pseudo-list whose members are deleted people, at the time of their deletion: a list id is
+ * The pseudo-list whose members are deleted people, at the time of their deletion (the deletion
+ * marks, lib/deletion-marks.ts, which deliver writes and both functions read): a list id is
  * `{computation_key}-{computation_id}` and always holds a '-', so this one is never a real list.
  */
-export const DELETED_PEOPLE = 'deleted'
+export { DELETED_PEOPLE } from '../deletion-marks.ts'
 
 /** The TTL attribute (epoch seconds). */
 export const MEMBERSHIP_TTL_ATTRIBUTE = 'expiresAt'
@@ -136,43 +136,8 @@ const UNPROCESSED_ATTEMPTS = 3
 /** Conditional updates in flight at once while recording. */
 const RECORD_CONCURRENCY = 25
 
-/**
- * How long one DynamoDB call may take: bounded as the SQS calls are (the same SDK options and
- * retry), so the list sync's deadline margin covers them (listSyncMarginMs). DynamoDB answers in
- * milliseconds; a call that has not in a second is retried once.
- * https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
- */
-export interface DynamoDbTimeouts {
-  /** Attempts per call, the first included (the SDK's maxAttempts). */
-  readonly maxAttempts: number
-  readonly connectionTimeoutMs: number
-  readonly requestTimeoutMs: number
-}
-
-export const LEDGER_TIMEOUTS: DynamoDbTimeouts = {
-  maxAttempts: 2,
-  connectionTimeoutMs: 1_000,
-  requestTimeoutMs: 1_000,
-}
-
-/**
- * One DynamoDB client per function, made at cold start. Locally and in tests
- * `AWS_ENDPOINT_URL_DYNAMODB` points it at the embedded DynamoDB; the SDK reads it itself.
- * https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html
- */
-export const createDynamoDbClient = (
-  overrides: DynamoDBClientConfig = {},
-  timeouts: DynamoDbTimeouts = LEDGER_TIMEOUTS,
-): DynamoDBClient =>
-  new DynamoDBClient({
-    maxAttempts: timeouts.maxAttempts,
-    requestHandler: {
-      connectionTimeout: timeouts.connectionTimeoutMs,
-      requestTimeout: timeouts.requestTimeoutMs,
-      throwOnRequestTimeout: true,
-    },
-    ...overrides,
-  })
+// The client and its bounds are shared with deliver's deletion marks (lib/dynamodb-client.ts).
+export { createDynamoDbClient, type DynamoDbTimeouts, LEDGER_TIMEOUTS } from '../dynamodb-client.ts'
 
 export const createMembershipLedger = (
   client: DynamoDBClient,

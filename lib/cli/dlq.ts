@@ -5,8 +5,12 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs'
+import { createDeletionMarks, type DeletionMark, type DeletionMarks } from '../deletion-marks.ts'
+import { createDynamoDbClient } from '../dynamodb-client.ts'
 import { HISTORY_ATTRIBUTE, type PastDeadLetter, pastDeadLetters } from '../queue/dead-letter.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
+import { isErasedBy } from '../segment/erasure.ts'
+import { validateEvent } from '../segment/event.ts'
 import { userKey as personOf, readIdentities } from '../segment/identity.ts'
 import { isUserKey, type UserKeyOf, userKeySecret, userKeyWith } from '../user-key.ts'
 import { parseFlags, runCli, usageProblem } from './args.ts'
@@ -208,6 +212,43 @@ export const countDeadLetters = async (sqs: SQSClient, dlqUrl: string): Promise<
   )
 }
 
+/**
+ * Pure: the dead letters whose person Segment deleted after it received them (lib/segment/erasure.ts),
+ * each with the deletion that covers it. A redrive moves them back like any other, and deliver
+ * then erases them: they are never sent to Courier again.
+ */
+export const erasedLetters = (
+  letters: readonly DeadLetter[],
+  marks: ReadonlyMap<string, DeletionMark>,
+): Map<DeadLetter, DeletionMark> => {
+  const erased = new Map<DeadLetter, DeletionMark>()
+  for (const letter of letters) {
+    const person = personOfLetter(letter)
+    const mark = person === undefined ? undefined : marks.get(person.userId)
+    if (person !== undefined && mark !== undefined && isErasedBy(person.event, mark)) erased.set(letter, mark)
+  }
+  return erased
+}
+
+const personOfLetter = (letter: DeadLetter) => {
+  let value: unknown
+  try {
+    value = JSON.parse(letter.body)
+  } catch {
+    return undefined // a truncated body: no person to tell
+  }
+  const validation = validateEvent(value, letter.body)
+  if (!validation.ok || validation.ids.userId === undefined) return undefined
+  return { event: validation.event, userId: validation.ids.userId }
+}
+
+/** Reads the deletion marks of the letters' people (one BatchGetItem per 100). */
+export const deletionMarksOf = async (
+  letters: readonly DeadLetter[],
+  marks: DeletionMarks,
+): Promise<Map<string, DeletionMark>> =>
+  marks.read([...new Set(letters.flatMap((letter) => personOfLetter(letter)?.userId ?? []))])
+
 /** The header row above the lines of formatDeadLetter. */
 export const DEAD_LETTER_HEADER = 'deadLetteredAt  stage  status  type  user  messageId  reason'
 
@@ -284,7 +325,10 @@ the messageId and the reason.
   --user <userId>  only this person's (the userId, else the anonymousId; or a u_… key), found
                    by the key made with $USER_KEY_SECRET (the stage's; locally the dev secret)
   --max N          list at most N events (default ${DEFAULT_MAX})
-  --json           one JSON line per event, body included (the count goes to stderr)`
+  --json           one JSON line per event, body included (the count goes to stderr)
+  --table <name>   the membership table (the MembershipTableName output; default $AUDIENCE_TABLE_NAME;
+                   with --local, npm start's, at $AWS_ENDPOINT_URL_DYNAMODB as it prints it): marks the
+                   dead letters of people deleted since, which a redrive moves and deliver erases`
 
 export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   const { env = process.env, out = console.log, err = console.error } = io
@@ -296,6 +340,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
       user: { type: 'string' },
       max: { type: 'string' },
       json: { type: 'boolean' },
+      table: { type: 'string' },
     },
     USAGE,
   )
@@ -318,8 +363,37 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
       values.user === undefined ? undefined : isUserKey(values.user) ? values.user : keyOf(values.user)
     const letters = await listDeadLetters(sqs, target.dlqUrl, { max, warn: err, keyOf })
     const shown = byTime(letters).filter((letter) => wanted === undefined || letter.user === wanted)
+    const table = values.table ?? env.AUDIENCE_TABLE_NAME
+    let erased = new Map<DeadLetter, DeletionMark>()
+    let erasure = 'deletions not checked (--table <MembershipTableName> to check them)'
+    if (table) {
+      const endpoint = env.AWS_ENDPOINT_URL_DYNAMODB?.trim()
+      const dynamodb = createDynamoDbClient({
+        ...(endpoint ? { endpoint } : {}),
+        ...(target.region ? { region: target.region } : {}),
+        ...(target.credentials ? { credentials: target.credentials } : {}),
+      })
+      try {
+        erased = erasedLetters(shown, await deletionMarksOf(shown, createDeletionMarks(dynamodb, table)))
+        erasure = `${erased.size} of them of people deleted since: a redrive moves them and deliver erases them, they never reach Courier again`
+      } catch (error) {
+        erasure = `deletions could not be checked: ${error instanceof Error ? error.message : String(error)}`
+      } finally {
+        dynamodb.destroy()
+      }
+    }
     if (!values.json && shown.length > 0) out(DEAD_LETTER_HEADER)
-    for (const letter of shown) out(values.json ? deadLetterJson(letter) : formatDeadLetter(letter))
+    for (const letter of shown) {
+      const mark = erased.get(letter)
+      if (values.json) {
+        const line = deadLetterJson(letter)
+        out(mark === undefined ? line : `${line.slice(0, -1)},"erasedBy":${JSON.stringify(mark)}}`)
+      } else {
+        const note =
+          mark === undefined ? '' : `  [erased on redrive: person deleted ${new Date(mark.at).toISOString()}]`
+        out(`${formatDeadLetter(letter)}${note}`)
+      }
+    }
     // With --json, stdout stays pure JSON lines (for jq); the summary goes to stderr.
     const summary = values.json ? err : out
     // A FIFO queue hands out a user's later messages only once the earlier ones are gone, so a
@@ -333,7 +407,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     const whose =
       wanted === undefined ? '' : ` of user key ${wanted} (${shown.length} of ${letters.length} read)`
     summary(
-      `${shown.length} dead-lettered event(s)${whose} listed from ${target.dlqUrl}${more}; nothing was removed`,
+      `${shown.length} dead-lettered event(s)${whose} listed from ${target.dlqUrl}${more}; nothing was removed; ${erasure}`,
     )
     return 0
   } finally {

@@ -2,12 +2,14 @@ import type { SegmentEvent } from '../segment/event.ts'
 import { type Identities, readIdentities } from '../segment/identity.ts'
 
 /**
- * Engage audiences as Courier lists, the way Courier's own Segment (Actions) destination maps
- * them (its *Sync Audience* action, segmentio/action-destinations
- * `packages/destination-actions/src/destinations/courier/audienceToList/index.ts`):
+ * Engage audiences and Journeys steps as Courier lists, the way Courier's own Segment (Actions)
+ * destination maps them (its *Sync Audience* action, segmentio/action-destinations
+ * `packages/destination-actions/src/destinations/courier/audienceToList/index.ts`, which accepts
+ * both classes since segmentio/action-destinations#2691):
  *
  * - an audience event is an identify or track whose `context.personas.computation_class` is
- *   `"audience"`;
+ *   `"audience"` or `"journey_step"` (a Journeys step sends the same calls as an audience,
+ *   https://www.twilio.com/docs/segment/engage/journeys/v1/send-data: the step key names the trait or property);
  * - the list is `{computation_key}-{computation_id}`;
  * - the member is `userId`, else `anonymousId`;
  * - `traits[computation_key]` (identify) or `properties[computation_key]` (track `Audience
@@ -39,6 +41,9 @@ const idText = (value: unknown): string | undefined =>
       ? String(value)
       : undefined
 
+/** The Engage computation classes Courier's Sync Audience action takes (its `segment_computation_action` choices). */
+export const LIST_COMPUTATION_CLASSES: readonly string[] = ['audience', 'journey_step']
+
 const timeOf = (event: SegmentEvent): number => {
   for (const value of [event.timestamp, event.receivedAt]) {
     const at = typeof value === 'string' ? Date.parse(value) : Number.NaN
@@ -68,7 +73,8 @@ export const audienceChangeOf = (
   if (event.type !== 'identify' && event.type !== 'track') return undefined
   const context = event.context
   const personas = isRecord(context) ? context.personas : undefined
-  if (!isRecord(personas) || personas.computation_class !== 'audience') return undefined
+  if (!isRecord(personas) || !LIST_COMPUTATION_CLASSES.includes(personas.computation_class as string))
+    return undefined
   const key = idText(personas.computation_key)
   const id = idText(personas.computation_id)
   const recipientId = ids.userId ?? ids.anonymousId
@@ -110,14 +116,28 @@ export const membershipKey = (change: Pick<AudienceChange, 'listId' | 'recipient
 export type ChangeOrder = Pick<AudienceChange, 'at' | 'messageId'>
 
 /**
+ * Pure: messageIds in the order DynamoDB compares strings, the bytes of their UTF-8 encoding
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html,
+ * "String"), which is Unicode code point order. JavaScript's `<` compares UTF-16 code units
+ * instead, and the two disagree when a character outside the Basic Multilingual Plane (a
+ * surrogate pair, 0xD800–0xDFFF) meets one from U+E000–U+FFFF: '\u{1F600}' < '\uFF5E' in
+ * JavaScript, the other way round in DynamoDB. The ledger's conditional writes compare in
+ * DynamoDB, so the decision made before the write must compare the same way.
+ * Negative, 0 or positive, as `Array.prototype.sort` expects.
+ */
+export const compareMessageIds = (a: string, b: string): number =>
+  a === b ? 0 : Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+
+/**
  * Pure: whether `next` supersedes `current`: the later Segment event wins; at the same
- * millisecond the greater messageId, so every instance decides a tie the same way whatever the
- * arrival order; the same change again (a retry) supersedes itself.
+ * millisecond the greater messageId (compareMessageIds: DynamoDB's order), so every instance and
+ * the ledger's conditional write decide a tie the same way whatever the arrival order; the same
+ * change again (a retry) supersedes itself.
  */
 export const isLater = (next: ChangeOrder, current: ChangeOrder | undefined): boolean =>
   current === undefined ||
   next.at > current.at ||
-  (next.at === current.at && next.messageId >= current.messageId)
+  (next.at === current.at && compareMessageIds(next.messageId, current.messageId) >= 0)
 
 /**
  * Courier documents no maximum for the recipients of `POST /lists/{list_id}/subscriptions`

@@ -19,6 +19,7 @@ import {
   type RecordOutcome,
   type RecordResult,
 } from './deliver-record.ts'
+import { readBatchMarks } from './erasure-check.ts'
 import type { DeliverInstance } from './instance.ts'
 import { eventOf, groupOf, idsOf, parseBatch } from './records.ts'
 import { byGroup, runGroups } from './schedule.ts'
@@ -40,6 +41,7 @@ export interface DeliverDeps extends RecordDeps {
 const METRIC_OF: Readonly<Record<RecordOutcome, MetricName>> = {
   delivered: 'Delivered',
   skipped: 'Skipped',
+  erased: 'Erased',
   'dead-lettered': 'DeadLettered',
   retried: 'Retried',
   'rate-limited': 'RateLimited',
@@ -52,6 +54,7 @@ const fateOf = (result: RecordResult, holdBackSeconds: number | undefined): Fate
   switch (result.outcome) {
     case 'delivered':
     case 'skipped':
+    case 'erased':
       return { action: 'delete' }
     case 'dead-lettered':
       return {
@@ -100,6 +103,11 @@ export const deliverBatch = async (
   const invokedAt = Date.now()
   const deadline = invokedAt + context.getRemainingTimeInMillis() - finishMarginMs(deps.sqsTimeouts)
   const batch = parseBatch(records)
+  // One read of the deletion marks for the whole batch, before anything is sent.
+  const marks = await readBatchMarks(
+    deps.deletionMarks,
+    [...batch.values()].flatMap((parsed) => ('ids' in parsed ? [parsed.ids] : [])),
+  )
   const groupOfRecord = (record: SQSRecord) => groupOf(batch, record)
   let holdBackSeconds: number | undefined
   const held = new AbortController()
@@ -113,6 +121,7 @@ export const deliverBatch = async (
         batch.get(record) ?? { error: 'unread' },
         deadline,
         held.signal,
+        marks,
       )
     } catch (error) {
       // A bug, or input no rule foresaw: this record's failure alone, retried (never dropped on
@@ -207,4 +216,4 @@ const statusOf = (result: RecordResult | undefined): number | undefined =>
   result?.outcome === 'delivered' ? result.status : undefined
 
 const reasonOf = (result: RecordResult | undefined): string | undefined =>
-  result?.outcome === 'skipped' ? result.reason : undefined
+  result?.outcome === 'skipped' || result?.outcome === 'erased' ? result.reason : undefined

@@ -2,14 +2,16 @@ import type { Logger } from '@aws-lambda-powertools/logger'
 import type { Metrics } from '@aws-lambda-powertools/metrics'
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import type { SQSRecord } from 'aws-lambda'
-import type { Random } from '../backoff.ts'
+import { type Random, retryDelaySeconds } from '../backoff.ts'
 import { listChangeOf } from '../courier/list-change.ts'
 import { decide } from '../courier/retry-policy.ts'
+import type { DeletionMarks } from '../deletion-marks.ts'
 import { receiveCountOf } from '../queue/expiry.ts'
 import { NOT_STARTED, UNSTARTED_DELAY_SECONDS } from '../queue/settle-batch.ts'
 import type { SegmentEvent } from '../segment/event.ts'
 import { addMetric } from '../telemetry.ts'
 import { type CallDeps, sendEvent } from './courier-calls.ts'
+import { type BatchMarks, erasureVerdict } from './erasure-check.ts'
 import type { ParsedRecord } from './records.ts'
 
 /**
@@ -22,16 +24,19 @@ export interface RecordDeps extends CallDeps {
   readonly logger: Logger
   readonly metrics?: Metrics | undefined
   readonly random?: Random | undefined
+  /** The deletion marks every identify, track and group is checked against (erasure-check.ts). */
+  readonly deletionMarks?: DeletionMarks | undefined
 }
 
 /** A record that comes back: its delay is its own, or (held back) the batch's 429's. */
 export type RetryOutcome = 'retried' | 'rate-limited' | 'held-back' | 'waiting'
 
-export type RecordOutcome = 'delivered' | 'skipped' | 'dead-lettered' | RetryOutcome
+/** `erased`: not sent, the person was deleted after Segment received the event (erasure-check.ts). */
+export type RecordOutcome = 'delivered' | 'skipped' | 'erased' | 'dead-lettered' | RetryOutcome
 
 export type RecordResult =
   | { readonly outcome: 'delivered'; readonly event: SegmentEvent; readonly status?: number | undefined }
-  | { readonly outcome: 'skipped'; readonly event: SegmentEvent; readonly reason: string }
+  | { readonly outcome: 'skipped' | 'erased'; readonly event: SegmentEvent; readonly reason: string }
   | {
       readonly outcome: 'dead-lettered'
       readonly event?: SegmentEvent | undefined
@@ -97,9 +102,48 @@ export const deliverRecord = async (
   parsed: ParsedRecord,
   deadline: number,
   held: AbortSignal,
+  marks: BatchMarks = undefined,
 ): Promise<RecordResult> => {
   if ('error' in parsed) return { outcome: 'dead-lettered', reason: parsed.error, status: 0 }
   const { event } = parsed
+  const verdict = erasureVerdict(marks, event, parsed.ids)
+  const backoff = () =>
+    retryDelaySeconds(
+      receiveCountOf(record),
+      deps.config.retry.baseSeconds,
+      deps.config.retry.maxSeconds,
+      deps.random,
+    )
+  // Never sent unchecked: the record (and its user's later ones) come back.
+  if (verdict.kind === 'unknown')
+    return { outcome: 'retried', event, delaySeconds: backoff(), reason: verdict.reason }
+  // Ends here, never dead-lettered: the queue deletes it, traits and all.
+  if (verdict.kind === 'erased') return { outcome: 'erased', event, reason: verdict.reason }
+  if (verdict.kind === 'deletion') {
+    if (verdict.step === 'repeat') {
+      return { outcome: 'skipped', event, reason: 'deletion carried out already (the same notification)' }
+    }
+    let marked = verdict.step === 'perform'
+    if (marked && deps.deletionMarks !== undefined) {
+      try {
+        marked = await deps.deletionMarks.mark(verdict.person, verdict.deletion)
+      } catch (error) {
+        return {
+          outcome: 'retried',
+          event,
+          delaySeconds: backoff(),
+          reason: `deletion mark: ${String(error)}`,
+        }
+      }
+    }
+    if (!marked) {
+      return {
+        outcome: 'skipped',
+        event,
+        reason: 'a later deletion of this person is marked: this older one must not remove them again',
+      }
+    }
+  }
   const sent = await sendEvent(deps, event, parsed.ids, record.body, deadline, held)
   if ('skipped' in sent) return { outcome: 'skipped', event, reason: sent.skipped }
   if ('unsent' in sent) {
@@ -144,6 +188,21 @@ export const deliverRecord = async (
         courierType: sent.error?.courierType,
       }
     case 'delete': {
+      if (verdict.kind === 'deletion' && deps.deletionMarks !== undefined) {
+        try {
+          // Done: a replay of this notification is not carried out again (deletionStep 'repeat').
+          await deps.deletionMarks.finish(verdict.person, verdict.deletion)
+        } catch (error) {
+          // Repeating the removals is harmless; forgetting they were done is not.
+          return {
+            outcome: 'retried',
+            event,
+            delaySeconds: backoff(),
+            status,
+            reason: `deletion mark: ${String(error)}`,
+          }
+        }
+      }
       const forwarded = await forwardListChange(deps, event, record.body)
       // The profile has the trait; the list change did not reach its queue. Retrying the record
       // repeats only the inbound call, which Courier dedupes on messageId.

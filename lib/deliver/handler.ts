@@ -2,6 +2,8 @@ import type { Logger } from '@aws-lambda-powertools/logger'
 import { type Config, parseConfig } from '../config.ts'
 import { type CourierFunctionOptions, courierFrom } from '../courier/from-config.ts'
 import { type Clock, createPacers } from '../courier/pacer.ts'
+import { createDeletionMarks, type DeletionMarks } from '../deletion-marks.ts'
+import { createDynamoDbClient } from '../dynamodb-client.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts'
@@ -21,6 +23,11 @@ export interface DeliverHandlerOptions extends CourierFunctionOptions {
   readonly clock?: Clock
   /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
   readonly sqsTimeouts?: SqsTimeouts
+  /**
+   * The deletion marks (default: AUDIENCE_TABLE_NAME's, with a client of its own). `false` turns the
+   * erasure check off: only the benchmark's baseline does.
+   */
+  readonly deletionMarks?: DeletionMarks | false
 }
 
 export type DeliverHandler = SqsBatchHandler
@@ -48,6 +55,17 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
       'is required by the deliver function while COURIER_AUDIENCE_LISTS is on (the queue of the audience list sync)',
     )
   }
+  const table = config.audiences.table
+  if (table === undefined && options.deletionMarks === undefined) {
+    throw new ConfigError(
+      'AUDIENCE_TABLE_NAME',
+      'is required by the deliver function (the deletion marks every event is checked against, whether or not audience lists are on)',
+    )
+  }
+  const deletionMarks =
+    options.deletionMarks === false
+      ? undefined
+      : (options.deletionMarks ?? createDeletionMarks(createDynamoDbClient(), table as string))
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
   const pacers = pacersFrom(config, logger, options.clock)
@@ -64,6 +82,7 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
         ? createDeliverInstance(pacers, pacers.active)
         : createDeliverInstance(options.pacerFor),
     random: options.random ?? Math.random,
+    deletionMarks,
   }
   return sqsBatchFunction((event, context) => deliverBatch(deps, event, context), {
     logger,

@@ -7,6 +7,7 @@
  *   BENCH_OUTAGE_SECONDS=10 BENCH_SETTLE_SECONDS=8 BENCH_MEASURE_SECONDS=8 npm run bench   # a quick look
  *   BENCH_ONLY=adaptive npm run bench          # only the unknown-limit rows
  *   BENCH_ONLY=queue-types npm run bench       # only FIFO and standard side by side
+ *   BENCH_ONLY=erasure npm run bench           # only deliver with the erasure check ÷ without
  *
  * The relay runs on FIFO queues (the deployed default) with events of 1,000 users; the first
  * section runs ingest and delivery on both queue types side by side (speed is not the price of
@@ -97,7 +98,14 @@ const inParallel = async <T>(items: readonly T[], width: number, work: (item: T)
 
 const queues = await startLocalQueues({ visibilityTimeoutSeconds: 30 })
 const sandbox = await startCourierSandbox({ authToken: 'bench' })
+// The membership table: the list sync's ledger and the deletion marks deliver checks every event
+// against. Every deliver instance (this process's and the child's) reaches it through the SDK's
+// endpoint variable, as under npm start.
+const { startLocalDynamoDb } = await import('../../lib/local/dynamodb.ts')
+const dynamodb = await startLocalDynamoDb()
+process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint
 const env = {
+  AUDIENCE_TABLE_NAME: dynamodb.tableName,
   QUEUE_URL: queues.queueUrl,
   DLQ_URL: queues.dlqUrl,
   AUDIENCE_QUEUE_URL: queues.audienceQueueUrl,
@@ -648,6 +656,66 @@ if (runs('drain')) {
 }
 
 // 5. Bundles: the real package, and each handler's cold import in a fresh process.
+if (runs('erasure')) {
+  // Deliver throughput with the erasure check (one BatchGetItem of the deletion marks per batch,
+  // on the embedded DynamoDB) ÷ without it: 5,000 events of 1,000 users drained by INSTANCES
+  // instances, a tenth of the users deleted before their events (so the reads find marks and
+  // every event is still delivered). Rounds alternate (with, without, without, with), each figure
+  // the better of its two, so the machine's load drifting favours neither.
+  console.error('erasure check on and off…')
+  const { createDeletionMarks } = await import('../../lib/deletion-marks.ts')
+  const { createDynamoDbClient } = await import('../../lib/dynamodb-client.ts')
+  const marks = createDeletionMarks(createDynamoDbClient(), dynamodb.tableName)
+  const deletedAt = Date.now() - 86_400_000
+  for (let i = 0; i < USERS; i += 10)
+    await marks.mark(`user-${i}`, { at: deletedAt, messageId: `bench-${i}` })
+  const throughput: Record<'with' | 'without', number> = { with: 0, without: 0 }
+  for (const mode of ['with', 'without', 'without', 'with'] as const) {
+    queues.server.reset()
+    sandbox.reset()
+    const events = Array.from({ length: 5_000 }, (_, i) => (i % 2 ? track() : identify()))
+    for (let i = 0; i < events.length; i += 100) {
+      await ingest(
+        segmentRequest(JSON.stringify(events.slice(i, i + 100))),
+        createLambdaContext('ingest', 6_000),
+      )
+    }
+    const sqs = createSqsClient({ endpoint: queues.endpoint })
+    const config = parseConfig(env)
+    const started = performance.now()
+    const poller = startPoller({
+      sqs,
+      queueUrl: queues.queueUrl,
+      queueArn: queues.queueArn,
+      handler: Array.from({ length: INSTANCES }, () =>
+        createDeliverHandler({
+          config,
+          sqs,
+          logger,
+          ...(mode === 'without' ? { deletionMarks: false } : {}),
+        }),
+      ),
+      maxConcurrency: INSTANCES,
+      waitTimeSeconds: 1,
+      functionTimeoutMs: 60_000,
+      onError: () => undefined,
+    })
+    await until(() => depth() === 0, 10 * 60_000)
+    const rate = events.length / ((performance.now() - started) / 1_000)
+    await poller.stop()
+    sqs.destroy()
+    throughput[mode] = Math.max(throughput[mode], rate)
+  }
+  const load = (await import('node:os')).loadavg()[0] as number
+  const ratio = throughput.with / throughput.without
+  row(
+    'Delivery throughput with the erasure check ÷ without, 5 instances, 5,000 queued events of 1,000 users (FIFO)',
+    `${Math.round(throughput.with).toLocaleString('en')} ÷ ${Math.round(throughput.without).toLocaleString('en')} events/s = ${ratio.toFixed(2)} (load average ${load.toFixed(1)} on a shared machine)`,
+    '≥ 0.9',
+    ratio >= 0.9,
+  )
+}
+
 if (runs('bundles')) {
   console.error('bundles…')
   execFileSync(new URL('node_modules/.bin/osls', root).pathname, ['package'], { cwd: root, stdio: 'ignore' })
@@ -734,8 +802,6 @@ queues.server.reset()
 sandbox.reset()
 const AUDIENCE_LIST = 'new_audience-aud_bench'
 // The list sync's membership ledger in the embedded DynamoDB, one client per instance as in Lambda.
-const { startLocalDynamoDb } = await import('../../lib/local/dynamodb.ts')
-const dynamodb = await startLocalDynamoDb()
 const audienceMembers = Array.from({ length: 10_000 }, (_, i) =>
   identify({
     userId: `member-${i}`,

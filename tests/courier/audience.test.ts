@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   audienceChangeOf,
+  compareMessageIds,
   deletionOf,
   isLater,
   LIST_SUBSCRIBE_MAX_BYTES,
@@ -48,6 +49,33 @@ describe("audienceChangeOf: Engage audiences as Courier's Actions destination ma
   })
 
   it.each([
+    [
+      'identify',
+      audienceIdentify({
+        key: 'welcome__step_2',
+        id: 'js_7',
+        inAudience: true,
+        computationClass: 'journey_step',
+      }),
+      true,
+    ],
+    [
+      'track',
+      audienceTrack({
+        key: 'welcome__step_2',
+        id: 'js_7',
+        inAudience: false,
+        computationClass: 'journey_step',
+      }),
+      false,
+    ],
+  ])('a Journeys step (%s) is a list change as an audience is', (_name, event, subscribed) => {
+    const change = audienceChangeOf(asEvent(event))
+
+    expect(change).toMatchObject({ listId: 'welcome__step_2-js_7', recipientId: 'user-1', subscribed })
+  })
+
+  it.each([
     ['a plain identify', identify()],
     ['a plain track', track()],
     ['a group', group()],
@@ -84,6 +112,21 @@ describe("audienceChangeOf: Engage audiences as Courier's Actions destination ma
     expect(isLater({ at: 1, messageId: 'b' }, { at: 1, messageId: 'a' })).toBe(true)
     expect(isLater({ at: 1, messageId: 'a' }, { at: 1, messageId: 'b' })).toBe(false)
     expect(membershipKey(early)).toBe(membershipKey(late))
+  })
+
+  it('breaks a tie in UTF-8 byte order, as DynamoDB compares strings, not in UTF-16 order', () => {
+    // Prepare: U+1F600 is a surrogate pair (0xD83D 0xDE00) in UTF-16, F0 9F 98 80 in UTF-8;
+    // U+FF5E is 0xFF5E in UTF-16, EF BD 9E in UTF-8. JavaScript and DynamoDB order them oppositely.
+    const astral = 'msg-\u{1F600}'
+    const bmp = 'msg-\uFF5E'
+    expect(astral < bmp).toBe(true)
+
+    // Act + Assess
+    expect(compareMessageIds(astral, bmp)).toBeGreaterThan(0)
+    expect(compareMessageIds(bmp, astral)).toBeLessThan(0)
+    expect(compareMessageIds(astral, astral)).toBe(0)
+    expect(isLater({ at: 1, messageId: astral }, { at: 1, messageId: bmp })).toBe(true)
+    expect(isLater({ at: 1, messageId: bmp }, { at: 1, messageId: astral })).toBe(false)
   })
 })
 

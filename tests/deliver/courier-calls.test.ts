@@ -33,9 +33,10 @@ afterAll(async () => {
   await relay.stop()
   await courier.stop()
 })
-beforeEach(() => {
+beforeEach(async () => {
   courier.reset()
   clearQueues(relay.queues)
+  await relay.forgetDeletions()
 })
 
 describe("x-should-retry: Courier's verdict decides where the event goes", () => {

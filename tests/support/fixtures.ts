@@ -59,9 +59,14 @@ export const segmentRequest = (body: string, options: RequestOptions = {}): APIG
 }
 
 /** What Engage sends for an audience (Segment's classic destination format): `context.personas` names the computation. */
-const personas = (key: string, id: string) => ({
+const personas = (key: string, id: string, computationClass = 'audience') => ({
   library: { name: 'analytics-node', version: '6.2.0' },
-  personas: { computation_class: 'audience', computation_key: key, computation_id: id, space_id: 'spa_1' },
+  personas: {
+    computation_class: computationClass,
+    computation_key: key,
+    computation_id: id,
+    space_id: 'spa_1',
+  },
 })
 
 export interface AudienceFixture {
@@ -70,6 +75,8 @@ export interface AudienceFixture {
   readonly inAudience: boolean
   readonly userId?: string
   readonly timestamp?: string
+  /** `audience` (the default) or `journey_step`: an Engage Journeys step sends the same calls. */
+  readonly computationClass?: string
 }
 
 /** An audience change as identify with the boolean trait. */
@@ -78,7 +85,7 @@ export const audienceIdentify = (a: AudienceFixture, overrides: Record<string, u
   return identify({
     userId: a.userId ?? 'user-1',
     traits: { [key]: a.inAudience },
-    context: personas(key, a.id ?? 'aud_1'),
+    context: personas(key, a.id ?? 'aud_1', a.computationClass),
     ...(a.timestamp === undefined ? {} : { timestamp: a.timestamp }),
     ...overrides,
   })
@@ -91,7 +98,7 @@ export const audienceTrack = (a: AudienceFixture, overrides: Record<string, unkn
     event: a.inAudience ? 'Audience Entered' : 'Audience Exited',
     userId: a.userId ?? 'user-1',
     properties: { audience_key: key, [key]: a.inAudience },
-    context: personas(key, a.id ?? 'aud_1'),
+    context: personas(key, a.id ?? 'aud_1', a.computationClass),
     ...(a.timestamp === undefined ? {} : { timestamp: a.timestamp }),
     ...overrides,
   })

@@ -1,3 +1,4 @@
+import { DeleteItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb'
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
@@ -8,7 +9,9 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import type { MembershipLedger } from '../../lib/audiences/membership-ledger.ts'
 import { parseConfig } from '../../lib/config.ts'
+import { createDeletionMarks, DELETED_PEOPLE } from '../../lib/deletion-marks.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
+import { createDynamoDbClient } from '../../lib/dynamodb-client.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
@@ -17,6 +20,7 @@ import { type Poller, recordsToDelete, startPoller, toSqsRecord } from '../../li
 import { eventDeduplicationId, messageGroupId } from '../../lib/queue/message-group.ts'
 import { createSqsClient, type SqsTimeouts } from '../../lib/queue/sqs-client.ts'
 import { fifoFields, isFifoQueueUrl, outgoingMessage, toSqsAttributes } from '../../lib/queue/sqs-message.ts'
+import { deriveMessageId } from '../../lib/segment/event.ts'
 import { createLogger } from '../../lib/telemetry.ts'
 import type { EventFixture } from './fixtures.ts'
 import { clearQueues, peek, startTestQueues, type TestQueues } from './queues.ts'
@@ -56,6 +60,8 @@ export interface TestRelay {
   readonly ledger: (table?: string) => MembershipLedger
   readonly env: Record<string, string>
   readonly deliver: (options?: DeliverHandlerOptions) => ReturnType<typeof createDeliverHandler>
+  /** Empties the deletion marks, so one test's deletions do not cover another's events. */
+  readonly forgetDeletions: () => Promise<void>
   readonly stop: () => Promise<void>
 }
 
@@ -66,6 +72,16 @@ export const startTestRelay = async (
   const queues = await startTestQueues(queueOptions)
   const sandbox = await startCourierSandbox({ authToken: SANDBOX_TOKEN })
   const dynamodb = await startLocalDynamoDb()
+  // Any deliver handler made from `env` in this process (as npm start makes them) reaches the
+  // embedded DynamoDB for its deletion marks: the SDK reads this variable when a client is made.
+  const endpointBefore = process.env.AWS_ENDPOINT_URL_DYNAMODB
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint
+  const dynamoDbClient = () =>
+    createDynamoDbClient({
+      endpoint: dynamodb.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    })
   const deliverSqs = createSqsClient({ endpoint: queues.endpoint, region: 'us-east-1' }, TEST_SQS_TIMEOUTS)
   const fullEnv = {
     QUEUE_URL: queues.queueUrl,
@@ -89,10 +105,37 @@ export const startTestRelay = async (
         sqs: deliverSqs,
         sqsTimeouts: TEST_SQS_TIMEOUTS,
         logger: createLogger('deliver-test'),
+        // This relay's own DynamoDB, whatever the environment says (two relays may run in one file).
+        deletionMarks: createDeletionMarks(dynamoDbClient(), dynamodb.tableName),
         ...options,
       }),
+    forgetDeletions: async () => {
+      const client = dynamoDbClient()
+      try {
+        const { Items = [] } = await client.send(
+          new QueryCommand({
+            TableName: dynamodb.tableName,
+            KeyConditionExpression: '#list = :deleted',
+            ExpressionAttributeNames: { '#list': 'list' },
+            ExpressionAttributeValues: { ':deleted': { S: DELETED_PEOPLE } },
+          }),
+        )
+        for (const item of Items) {
+          await client.send(
+            new DeleteItemCommand({
+              TableName: dynamodb.tableName,
+              Key: { list: item.list as { S: string }, member: item.member as { S: string } },
+            }),
+          )
+        }
+      } finally {
+        client.destroy()
+      }
+    },
     stop: async () => {
       deliverSqs.destroy()
+      if (endpointBefore === undefined) delete process.env.AWS_ENDPOINT_URL_DYNAMODB
+      else process.env.AWS_ENDPOINT_URL_DYNAMODB = endpointBefore
       await sandbox.stop()
       await dynamodb.stop()
       await queues.stop()
@@ -108,9 +151,10 @@ export const useTestRelay = (onStart: (relay: TestRelay) => void) => {
     onStart(relay)
   })
   afterAll(() => relay.stop())
-  beforeEach(() => {
+  beforeEach(async () => {
     clearQueues(relay.queues)
     relay.sandbox.reset()
+    await relay.forgetDeletions()
   })
 }
 
@@ -129,7 +173,8 @@ export const enqueueEvents = async (relay: TestRelay, events: readonly (EventFix
         { type: parsed.type, messageId: parsed.messageId },
         {
           group: messageGroupId(parsed, body),
-          deduplicationId: eventDeduplicationId(parsed.messageId ?? `${i + index}`),
+          // A deletion notification has no messageId: ingest derives one from its text.
+          deduplicationId: eventDeduplicationId(parsed.messageId ?? deriveMessageId(body)),
         },
       )
       return {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { BatchGetItemCommand, type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import { consistentBatchGet } from './dynamodb-batch-get.ts'
 
 /**
  * The deletion marks: for each person Segment deleted, when (Segment's clock, epoch ms), by which
@@ -34,8 +35,6 @@ export const DELETED_PEOPLE = 'deleted'
 export const DELETION_MEMORY_DAYS = 35
 
 const SORT_KEY_MAX_BYTES = 1_024
-const BATCH_GET_MAX_KEYS = 100
-const UNPROCESSED_ATTEMPTS = 3
 
 /** A person's mark: when, by which notification, and whether every Courier removal succeeded. */
 export interface DeletionMark {
@@ -70,11 +69,6 @@ const markKey = (person: string) => ({ list: { S: DELETED_PEOPLE }, member: { S:
 const isConditionFailed = (error: unknown): boolean =>
   (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const chunks = <T>(items: readonly T[], size: number): T[][] =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
-
 export const createDeletionMarks = (
   client: DynamoDBClient,
   tableName: string,
@@ -84,41 +78,21 @@ export const createDeletionMarks = (
     const marks = new Map<string, DeletionMark>()
     const byKey = new Map<string, string>()
     for (const person of people) byKey.set(markMemberKey(person), person)
-    await Promise.all(
-      chunks([...byKey.keys()], BATCH_GET_MAX_KEYS).map(async (keys) => {
-        let pending: Record<string, { S: string }>[] = keys.map((member) => ({
-          list: { S: DELETED_PEOPLE },
-          member: { S: member },
-        }))
-        for (let attempt = 0; pending.length > 0; attempt++) {
-          if (attempt >= UNPROCESSED_ATTEMPTS)
-            throw new Error('DynamoDB left keys unprocessed (BatchGetItem)')
-          if (attempt > 0) await sleep(50 * 2 ** attempt)
-          const result = await client.send(
-            new BatchGetItemCommand({
-              RequestItems: {
-                [tableName]: {
-                  Keys: pending,
-                  ConsistentRead: true,
-                  // `member` and `at` are among DynamoDB's reserved words.
-                  ProjectionExpression: '#member, #at, messageId, doneBy',
-                  ExpressionAttributeNames: { '#member': 'member', '#at': 'at' },
-                },
-              },
-            }),
-          )
-          for (const item of result.Responses?.[tableName] ?? []) {
-            const person = byKey.get(item.member?.S ?? '')
-            const at = Number(item.at?.N)
-            if (person !== undefined && Number.isFinite(at)) {
-              const messageId = item.messageId?.S ?? ''
-              marks.set(person, { at, messageId, done: item.doneBy?.S === messageId })
-            }
-          }
-          pending = (result.UnprocessedKeys?.[tableName]?.Keys ?? []) as typeof pending
-        }
-      }),
+    const items = await consistentBatchGet(
+      client,
+      tableName,
+      [...byKey.keys()].map((member) => ({ list: { S: DELETED_PEOPLE }, member: { S: member } })),
+      // `member` and `at` are among DynamoDB's reserved words.
+      { expression: '#member, #at, messageId, doneBy', names: { '#member': 'member', '#at': 'at' } },
     )
+    for (const item of items) {
+      const person = byKey.get(item.member?.S ?? '')
+      const at = Number(item.at?.N)
+      if (person !== undefined && Number.isFinite(at)) {
+        const messageId = item.messageId?.S ?? ''
+        marks.set(person, { at, messageId, done: item.doneBy?.S === messageId })
+      }
+    }
     return marks
   },
 

@@ -2,7 +2,6 @@ import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type AttributeDefinition,
-  BatchGetItemCommand,
   DeleteItemCommand,
   type DynamoDBClient,
   type KeySchemaElement,
@@ -10,6 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb'
 import pLimit from 'p-limit'
 import type { ChangeOrder } from '../courier/audience.ts'
+import { consistentBatchGet } from '../dynamodb-batch-get.ts'
 
 /**
  * The list sync's durable memory, so that "the later Segment event wins" holds across its
@@ -59,8 +59,6 @@ export const MEMORY_DAYS = 35
 
 const PARTITION_KEY_MAX_BYTES = 2_048
 const SORT_KEY_MAX_BYTES = 1_024
-/** BatchGetItem takes at most 100 keys a call, and may leave some `UnprocessedKeys` to ask again. https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html */
-const BATCH_GET_MAX_KEYS = 100
 const LEASE_KEY = 'lease'
 
 /** A change the list sync applied: one member of one list, at the Segment event's time. */
@@ -123,16 +121,11 @@ export const memberKey = (listId: string, member: string) => ({
 
 const leaseKey = (listId: string) => ({ list: listKey(listId), member: { S: LEASE_KEY } })
 
-const chunks = <T>(items: readonly T[], size: number): T[][] =>
-  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
-
 const isConditionFailed = (error: unknown): boolean =>
   (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException'
 
 /** Waits between lease attempts: short, since a holder keeps it for one Courier call. */
 const LEASE_POLL_MS = { first: 100, max: 1_000 }
-/** BatchGetItem's unprocessed keys are asked again, after 100 then 200 ms, at most this many times. */
-const UNPROCESSED_ATTEMPTS = 3
 /** Conditional updates in flight at once while recording. */
 const RECORD_CONCURRENCY = 25
 
@@ -213,40 +206,20 @@ export const createMembershipLedger = (
       const byKey = new Map<string, string>()
       for (const member of members) byKey.set(memberKey(listId, member).member.S, member)
       const list = listKey(listId)
-      await Promise.all(
-        chunks([...byKey.keys()], BATCH_GET_MAX_KEYS).map(async (keys) => {
-          let pending: Record<string, { S: string }>[] = keys.map((member) => ({
-            list,
-            member: { S: member },
-          }))
-          for (let attempt = 0; pending.length > 0; attempt++) {
-            if (attempt >= UNPROCESSED_ATTEMPTS)
-              throw new Error('DynamoDB left keys unprocessed (BatchGetItem)')
-            if (attempt > 0) await sleep(50 * 2 ** attempt)
-            const result = await client.send(
-              new BatchGetItemCommand({
-                RequestItems: {
-                  [tableName]: {
-                    Keys: pending,
-                    ConsistentRead: true,
-                    // `member` is one of DynamoDB's reserved words.
-                    ProjectionExpression: '#member, #at, messageId',
-                    ExpressionAttributeNames: { '#member': 'member', '#at': 'at' },
-                  },
-                },
-              }),
-            )
-            for (const item of result.Responses?.[tableName] ?? []) {
-              const member = byKey.get(item.member?.S ?? '')
-              const at = Number(item.at?.N)
-              if (member !== undefined && Number.isFinite(at)) {
-                applied.set(member, { at, messageId: item.messageId?.S ?? '' })
-              }
-            }
-            pending = (result.UnprocessedKeys?.[tableName]?.Keys ?? []) as typeof pending
-          }
-        }),
+      const items = await consistentBatchGet(
+        client,
+        tableName,
+        [...byKey.keys()].map((member) => ({ list, member: { S: member } })),
+        // `member` is one of DynamoDB's reserved words.
+        { expression: '#member, #at, messageId', names: { '#member': 'member', '#at': 'at' } },
       )
+      for (const item of items) {
+        const member = byKey.get(item.member?.S ?? '')
+        const at = Number(item.at?.N)
+        if (member !== undefined && Number.isFinite(at)) {
+          applied.set(member, { at, messageId: item.messageId?.S ?? '' })
+        }
+      }
       return applied
     },
 

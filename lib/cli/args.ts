@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { configMistakes } from '../errors/config-error.ts'
+import { UsageError } from './target.ts'
 
 /**
  * What a CLI prints for a mistake in how it was called: the problem first, on its own line, then
@@ -10,6 +11,16 @@ export const usageProblem = (problem: string, usage: string): string => {
   const blank = usage.indexOf('\n\n')
   const synopsis = blank === -1 ? usage : usage.slice(0, blank)
   return `error: ${problem}\n${synopsis}\n(--help explains every flag)`
+}
+
+/**
+ * The end of a CLI whose call was wrong: a UsageError's problem and the synopsis on `err`, and the
+ * exit code 2 to return; any other error goes on up.
+ */
+export const usageExit = (error: unknown, usage: string, err: (line: string) => void): 2 => {
+  if (!(error instanceof UsageError)) throw error
+  err(usageProblem(error.message, usage))
+  return 2
 }
 
 /**

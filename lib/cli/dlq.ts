@@ -13,8 +13,8 @@ import { isErasedBy } from '../segment/erasure.ts'
 import { validateEvent } from '../segment/event.ts'
 import { userKey as personOf, readIdentities } from '../segment/identity.ts'
 import { isUserKey, type UserKeyOf, userKeySecret, userKeyWith } from '../user-key.ts'
-import { parseFlags, runCli, usageProblem } from './args.ts'
-import { type CliTarget, cliTarget, type Env, UsageError } from './target.ts'
+import { parseFlags, runCli, usageExit } from './args.ts'
+import { type CliTarget, cliTarget, type Env, TARGET_FLAGS, UsageError } from './target.ts'
 
 /**
  * `npm run dlq -- [--local | --dlq-url <url>] [--max N] [--json]`: lists dead-lettered events
@@ -335,8 +335,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   const values = parseFlags(
     argv,
     {
-      local: { type: 'boolean' },
-      'dlq-url': { type: 'string' },
+      ...TARGET_FLAGS,
       user: { type: 'string' },
       max: { type: 'string' },
       json: { type: 'boolean' },
@@ -351,9 +350,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     target = cliTarget(values, env)
     max = positiveInteger('max', values.max, DEFAULT_MAX)
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    err(usageProblem(error.message, USAGE))
-    return 2
+    return usageExit(error, USAGE, err)
   }
   const sqs = sqsClientFor(target)
   try {

@@ -14,9 +14,9 @@ import {
 import { packInWaves } from '../queue/batch-pack.ts'
 import { fifoId, messageGroupId } from '../queue/message-group.ts'
 import { fifoFields, isFifoQueueUrl, messageSize } from '../queue/sqs-message.ts'
-import { parseFlags, runCli, usageProblem } from './args.ts'
+import { parseFlags, runCli, usageExit } from './args.ts'
 import { type CliIo, sqsClientFor } from './dlq.ts'
-import { type CliTarget, cliTarget, UsageError } from './target.ts'
+import { type CliTarget, cliTarget, TARGET_FLAGS, UsageError } from './target.ts'
 
 /**
  * `npm run redrive -- [--local | --dlq-url <url> [--queue-url <url>]]`: moves dead-lettered
@@ -473,8 +473,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   const values = parseFlags(
     argv,
     {
-      local: { type: 'boolean' },
-      'dlq-url': { type: 'string' },
+      ...TARGET_FLAGS,
       'queue-url': { type: 'string' },
     },
     USAGE,
@@ -484,9 +483,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   try {
     target = cliTarget(values, env)
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    err(usageProblem(error.message, USAGE))
-    return 2
+    return usageExit(error, USAGE, err)
   }
   const sqs = sqsClientFor(target)
   try {
@@ -499,9 +496,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     for (const line of describeRedrive(result, target.region)) out(line)
     return result.mode === 'local' && (result.failed > 0 || result.error !== undefined) ? 1 : 0
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    err(usageProblem(error.message, USAGE))
-    return 2
+    return usageExit(error, USAGE, err)
   } finally {
     sqs.destroy()
   }

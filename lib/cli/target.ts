@@ -57,6 +57,12 @@ export const endpointOverride = (env: Env): string | undefined =>
 export const regionOfQueueUrl = (url: string): string | undefined =>
   /^https?:\/\/sqs\.([a-z0-9-]+)\.(?:amazonaws\.com(?:\.cn)?|localhost)[:/]/.exec(url)?.[1]
 
+/** The flags that say which queues a CLI works on, as parseFlags takes them (TargetFlags parsed). */
+export const TARGET_FLAGS = {
+  local: { type: 'boolean' },
+  'dlq-url': { type: 'string' },
+} as const
+
 export interface TargetFlags {
   readonly local?: boolean | undefined
   readonly 'dlq-url'?: string | undefined

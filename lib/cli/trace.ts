@@ -8,7 +8,7 @@ import {
 import { localPort } from '../config.ts'
 import { buildTimelines, formatTimeline, type LogEntry, type Timeline } from '../timeline.ts'
 import { isUserKey, USER_KEY_VARIABLE, userKeySecret, userKeyWith } from '../user-key.ts'
-import { parseFlags, runCli, usageProblem } from './args.ts'
+import { parseFlags, runCli, usageExit } from './args.ts'
 import type { CliIo } from './dlq.ts'
 import { type Env, UsageError } from './target.ts'
 
@@ -217,9 +217,7 @@ export const main = async (argv: string[], io: TraceIo = {}): Promise<number> =>
     }
     since = sinceSeconds(values.since)
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    err(usageProblem(error.message, USAGE))
-    return 2
+    return usageExit(error, USAGE, err)
   }
   const user =
     values.user === undefined

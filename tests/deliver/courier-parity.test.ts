@@ -1,11 +1,6 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import { describe, expect, it } from 'vitest'
-import { createAudienceSyncHandler } from '../../lib/audiences/handler.ts'
 import { parseConfig } from '../../lib/config.ts'
-import { createPacer, type PacerFor, unpaced } from '../../lib/courier/pacer.ts'
-import { createLambdaContext } from '../../lib/local/lambda-context.ts'
-import { recordsToDelete, toSqsRecord } from '../../lib/local/sqs-poller.ts'
-import { createLogger } from '../../lib/telemetry.ts'
+import { syncAudienceOnce } from '../support/audience-sync.ts'
 import { audienceIdentify, audienceTrack, deletion, group, identify } from '../support/fixtures.ts'
 import {
   enqueueEvents,
@@ -29,7 +24,6 @@ useTestRelay((started) => {
 })
 
 const LIST = 'order_completed_last_30days-aud_1'
-const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
 
 /** What the sandbox says through its API, as a person or the relay would read it. */
 const courier = async (method: string, path: string, body?: unknown) => {
@@ -49,34 +43,7 @@ const deliverAll = async (env: Record<string, string> = {}) => {
   }
 }
 
-const syncAll = async () => {
-  const handler = createAudienceSyncHandler({
-    config: parseConfig(relay.env),
-    sqs: relay.queues.sqs,
-    logger: createLogger('audiences-test'),
-    pacerFor: fastLists,
-    ledger: relay.ledger(),
-  })
-  const { Messages = [] } = await relay.queues.sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: relay.queues.audienceQueueUrl,
-      MaxNumberOfMessages: 10,
-      MessageSystemAttributeNames: ['All'],
-    }),
-  )
-  const records = Messages.map((m) => toSqsRecord(m, relay.queues.audienceQueueArn, 'us-east-1'))
-  const response = await handler({ Records: records }, createLambdaContext('audiences', 60_000))
-  const done = recordsToDelete(records, response)
-  if (done.length > 0) {
-    await relay.queues.sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: relay.queues.audienceQueueUrl,
-        Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-      }),
-    )
-  }
-  return response
-}
+const syncAll = () => syncAudienceOnce(relay)
 
 const members = () => [...(relay.sandbox.state.lists.get(LIST)?.subscriptions.keys() ?? [])].sort()
 

@@ -1,14 +1,8 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import fc from 'fast-check'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createAudienceSyncHandler } from '../../lib/audiences/handler.ts'
-import { parseConfig } from '../../lib/config.ts'
-import { createPacer, type PacerFor, unpaced } from '../../lib/courier/pacer.ts'
 import { pathSegment } from '../../lib/courier/routing.ts'
-import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { type LocalServer, startLocalServer } from '../../lib/local/server.ts'
-import { recordsToDelete, toSqsRecord } from '../../lib/local/sqs-poller.ts'
-import { createLogger } from '../../lib/telemetry.ts'
+import { syncAudienceOnce } from '../support/audience-sync.ts'
 import { audienceIdentify, identify } from '../support/fixtures.ts'
 import { clearQueues } from '../support/queues.ts'
 import {
@@ -66,36 +60,7 @@ const deliverAll = async () => {
   }
 }
 
-const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
-
-const syncAll = async () => {
-  const handler = createAudienceSyncHandler({
-    config: parseConfig(relay.env),
-    sqs: relay.queues.sqs,
-    logger: createLogger('audiences-test'),
-    pacerFor: fastLists,
-    ledger: relay.ledger(),
-  })
-  const { Messages = [] } = await relay.queues.sqs.send(
-    new ReceiveMessageCommand({
-      QueueUrl: relay.queues.audienceQueueUrl,
-      MaxNumberOfMessages: 10,
-      MessageSystemAttributeNames: ['All'],
-    }),
-  )
-  const records = Messages.map((m) => toSqsRecord(m, relay.queues.audienceQueueArn, 'us-east-1'))
-  const response = await handler({ Records: records }, createLambdaContext('audiences', 60_000))
-  const done = recordsToDelete(records, response)
-  if (done.length > 0) {
-    await relay.queues.sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: relay.queues.audienceQueueUrl,
-        Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-      }),
-    )
-  }
-  return response
-}
+const syncAll = () => syncAudienceOnce(relay)
 
 const dlqReasons = () => dlqMessages(relay).map((m) => m.messageAttributes?.reason?.StringValue)
 

@@ -1,56 +1,24 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sign } from '../../lib/segment/signature.ts'
 import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
+import { startNpmStart } from '../support/npm-start.ts'
 
 /**
  * `npm start` as a new user runs it: the real entry point in its own process, on free ports,
  * with a shared secret. A signed event posted to the printed URL reaches the Courier sandbox.
  */
 
-/** `npm start` in a child process (every port picked free, the sandbox as Courier), its output gathered. */
-const startLocalRelay = (env: Record<string, string>) => {
-  let output = ''
-  const child = spawn(process.execPath, ['lib/local/start.ts'], {
-    cwd: new URL('../..', import.meta.url),
-    env: {
-      ...process.env,
-      PORT: '0',
-      SQS_PORT: '0',
-      COURIER_SANDBOX_PORT: '0',
-      COURIER_AUTH_TOKEN: '',
-      COURIER_BASE_URL: '',
-      ...env,
-    },
+/** `npm start` in a child process (every port picked free, the sandbox as Courier), with the suite's quiet logs. */
+const startLocalRelay = (env: Record<string, string>) =>
+  startNpmStart({
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'SILENT',
+    POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+    ...env,
   })
-  child.stdout?.on('data', (chunk) => {
-    output += chunk
-  })
-  child.stderr?.on('data', (chunk) => {
-    output += chunk
-  })
-  return {
-    child,
-    output: () => output,
-    waitFor: async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> => {
-      const started = Date.now()
-      for (;;) {
-        const match = output.match(pattern)
-        if (match) return match
-        if (Date.now() - started > timeoutMs)
-          throw new Error(`npm start did not print ${pattern}:\n${output}`)
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
-    },
-    stopped: () =>
-      child.exitCode !== null || child.signalCode !== null
-        ? Promise.resolve()
-        : new Promise((resolve) => child.once('exit', resolve)),
-  }
-}
 
 let relay: ReturnType<typeof startLocalRelay>
 const waitFor = (pattern: RegExp, timeoutMs?: number) => relay.waitFor(pattern, timeoutMs)

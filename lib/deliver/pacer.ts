@@ -66,20 +66,34 @@ export const perInstanceRate = (fleetRps: number, maxConcurrency: number): numbe
 /** Courier's published limit for list writes: 20 requests a minute. https://www.courier.com/docs/reference/rate-limits */
 export const LISTS_PUBLISHED_RPS = 20 / 60
 
-/** Where a cold instance starts on a class with no published limit: 1 request/s, a few seconds from any real limit. */
+/**
+ * The unit of a class with no published limit (1 request/s): where it paces from in slow start,
+ * and half of it is its floor.
+ */
 export const COLD_START_RPS = 1
+
+/**
+ * How a cold instance starts on a class without a known limit: `open-until-pushback` (the
+ * default: no pacing until Courier's first 429 or Retry-After, rate-control.ts) or `slow-start`
+ * (paced from COLD_START_RPS and grown while saturated: the relay before, kept for the benchmark's
+ * before/after rows).
+ */
+export type ColdStart = 'open-until-pushback' | 'slow-start'
 
 export interface PacerSettings {
   /** COURIER_MAX_RPS: the whole fleet's known budget, a hard ceiling. */
   readonly maxRps: number | undefined
   /** DELIVER_MAX_CONCURRENCY: how many instances share it. */
   readonly instances: number
+  /** Default `open-until-pushback`. */
+  readonly coldStart?: ColdStart
 }
 
 /**
  * The controller's knobs for one class in one instance. A known limit (COURIER_MAX_RPS, or the
- * lists' published 20/min) is split over the instances; classes without one start at
- * COLD_START_RPS in slow start. The slow class's steps are scaled to its rate.
+ * lists' published 20/min) is split over the instances and paced from the start; a class without
+ * one is not paced until Courier pushes back (or, with `slow-start`, starts at COLD_START_RPS).
+ * The slow class's steps are scaled to its rate.
  */
 export const rateParamsFor = (endpointClass: EndpointClass, settings: PacerSettings): RateControlParams => {
   const ceiling =
@@ -93,6 +107,7 @@ export const rateParamsFor = (endpointClass: EndpointClass, settings: PacerSetti
   return {
     ...CUBIC_DEFAULTS,
     initialRate: Math.min(COLD_START_RPS, ceiling),
+    openUntilPushback: (settings.coldStart ?? 'open-until-pushback') === 'open-until-pushback',
     minRate: unit / 2,
     // A published limit is a ceiling too: successes under it say nothing about room above it.
     maxRate: published === undefined ? ceiling : Math.min(ceiling, published),
@@ -107,6 +122,18 @@ const CATCH_UP_MS = 100
 
 const isTimeout = (outcome: Outcome) =>
   outcome.kind === 'transient' && outcome.status === undefined && outcome.reason.startsWith('timeout')
+
+/**
+ * Courier pushing back: a 429 (even one `x-should-retry: false` made permanent: the refusal is
+ * still a rate signal), or any answer that says when to come back (Retry-After or
+ * retry-after-ms, which Courier's SDKs wait for on every retried answer:
+ * https://github.com/trycourier/courier-node/blob/main/src/client.ts, retryRequest).
+ */
+export const isPushback = (outcome: Outcome): boolean =>
+  outcome.status === 429 || (outcome.kind === 'transient' && outcome.retryAfterSeconds !== undefined)
+
+/** Starts within the last second, for the rate an open start was sending at when refused. */
+const SENT_RATE_WINDOW_MS = 1_000
 
 export interface AdaptivePacerOptions {
   readonly endpointClass: EndpointClass
@@ -124,6 +151,13 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
   let lastStart = Number.NEGATIVE_INFINITY
   const waiting: { readonly arrived: number; readonly start: (slot: PaceSlot | undefined) => void }[] = []
   let pumping = false
+  // While open: the start times of the last second, oldest first.
+  const recentStarts: number[] = []
+  const sentRate = (at: number) => {
+    while (recentStarts.length > 0 && (recentStarts[0] as number) <= at - SENT_RATE_WINDOW_MS)
+      recentStarts.shift()
+    return recentStarts.length / (SENT_RATE_WINDOW_MS / 1_000)
+  }
 
   // One loop hands out starts in arrival order; it re-reads the rate after every wait, so a cut
   // applies to requests already waiting.
@@ -155,6 +189,14 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
     acquire: (signal) =>
       new Promise<PaceSlot | undefined>((start) => {
         if (signal?.aborted === true) return start(undefined)
+        if (state.open) {
+          // Not paced until Courier pushes back: the call starts now, bounded only by the caller's concurrency.
+          const now = clock.now()
+          recentStarts.push(now)
+          sentRate(now)
+          lastStart = now
+          return start({ sentAt: now, saturated: false })
+        }
         const waiter = { arrived: clock.now(), start }
         waiting.push(waiter)
         signal?.addEventListener(
@@ -171,12 +213,16 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
     report: (slot, outcome) => {
       const at = clock.now()
       const before = state.rate
-      if (outcome.kind === 'rate-limited' || isTimeout(outcome)) {
+      if (isPushback(outcome)) {
+        const engaging = state.open
         state = nextRateState(
           state,
-          { kind: outcome.kind === 'rate-limited' ? 'rate-limited' : 'timeout', sentAt: slot.sentAt, at },
+          { kind: 'rate-limited', sentAt: slot.sentAt, at, ...(engaging ? { sentRate: sentRate(at) } : {}) },
           params,
         )
+        if (engaging) recentStarts.length = 0
+      } else if (isTimeout(outcome)) {
+        state = nextRateState(state, { kind: 'timeout', sentAt: slot.sentAt, at }, params)
       } else {
         state = nextRateState(
           state,
@@ -190,7 +236,7 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
         reference = state.rate
       }
     },
-    ratePerSecond: () => state.rate,
+    ratePerSecond: () => (state.open ? Number.POSITIVE_INFINITY : state.rate),
     holdBackSeconds: () => Math.max(1, Math.ceil(1 / state.rate)),
   }
 }
@@ -214,6 +260,7 @@ export const createPacer = (ratePerSecond: number, clock: Clock = realClock): Pa
     params: {
       ...CUBIC_DEFAULTS,
       initialRate: ratePerSecond,
+      openUntilPushback: false,
       minRate: ratePerSecond,
       maxRate: ratePerSecond,
       knownLimit: ratePerSecond,
@@ -222,7 +269,10 @@ export const createPacer = (ratePerSecond: number, clock: Clock = realClock): Pa
     clock,
   })
 
-/** One adaptive pacer per endpoint class, made on first use: what each deliver instance holds. */
+/**
+ * One adaptive pacer per endpoint class, made on first use: what each deliver instance holds.
+ * `active` lists the classes paced at a learnt or known rate (an open class has no rate to report).
+ */
 export const createPacers = (
   settings: PacerSettings,
   options: Pick<AdaptivePacerOptions, 'clock' | 'onHalved'> = {},
@@ -240,5 +290,7 @@ export const createPacers = (
     }
     return pacer
   }
-  return Object.assign(pacerFor, { active: () => [...pacers.entries()] })
+  return Object.assign(pacerFor, {
+    active: () => [...pacers.entries()].filter(([, pacer]) => Number.isFinite(pacer.ratePerSecond())),
+  })
 }

@@ -19,6 +19,7 @@ import {
 } from '../lib/cli/preflight.ts'
 import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
 import { AUDIENCE_SYNC_INSTANCES } from '../lib/deliver/audience-sync.ts'
+import { LEARNT_RATES_KEY } from '../lib/deliver/learnt-rates.ts'
 import { MEMBERSHIP_TABLE_KEYS, MEMBERSHIP_TTL_ATTRIBUTE } from '../lib/deliver/membership-ledger.ts'
 import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
@@ -48,7 +49,7 @@ type Template = {
   Outputs: Record<string, unknown>
   Parameters: Record<string, { Type: string; Default: string }>
 }
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown }
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown }
 
 let template: Template
 let templateText: string
@@ -279,7 +280,7 @@ describe('the packaged CloudFormation template', () => {
     expect(refs(deliverSends.map((s) => s.Resource))).toContain('AudienceQueue')
   })
 
-  it('gives the list sync its membership ledger: the table the code and npm start use, reachable by the list sync only', () => {
+  it('gives the list sync its membership ledger: the table the code and npm start use; deliver reaches only the learnt rates in it', () => {
     const table = propertiesOf(template, 'MembershipTable')
     const sync = template.Resources.AudiencesLambdaFunction?.Properties as {
       Environment: { Variables: Record<string, unknown> }
@@ -300,9 +301,20 @@ describe('the packaged CloudFormation template', () => {
       'dynamodb:UpdateItem',
     ])
     expect(dynamodb.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
-    for (const role of ['IngestRole', 'DeliverRole']) {
-      expect(refs(statementsOf(role))).not.toContain('dynamodb:')
+    expect(refs(statementsOf('IngestRole'))).not.toContain('dynamodb:')
+    // deliver: read and write the fleet's learnt rates (lib/deliver/learnt-rates.ts), nothing else
+    const deliverEnv = template.Resources.DeliverLambdaFunction?.Properties as {
+      Environment: { Variables: Record<string, unknown> }
     }
+    expect(deliverEnv.Environment.Variables.AUDIENCE_TABLE_NAME).toEqual({ Ref: 'MembershipTable' })
+    const learnt = statementsOf('DeliverRole').filter((s) =>
+      actions(s).some((a) => a.startsWith('dynamodb:')),
+    )
+    expect(learnt.flatMap(actions).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'])
+    expect(learnt.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
+    expect(learnt.map((s) => s.Condition)).toEqual([
+      { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [LEARNT_RATES_KEY] } },
+    ])
   })
 
   it('holds no secret value, only SSM parameter names that CloudFormation checks exist', async () => {

@@ -3,15 +3,17 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
 import type { Metrics } from '@aws-lambda-powertools/metrics'
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
 import type { SQSClient } from '@aws-sdk/client-sqs'
-import middy from '@middy/core'
+import middy, { type MiddlewareObj } from '@middy/core'
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import type { Random } from '../backoff.ts'
 import { type Config, courierAuthToken, parseConfig } from '../config.ts'
 import { type CourierClient, createCourierClient } from '../courier/client.ts'
+import type { EndpointClass } from '../courier/endpoint-class.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { type LearntRates, learntRatesIn } from './learnt-rates.ts'
 import { type Clock, createPacers, type PacerFor } from './pacer.ts'
 import { deliverBatch } from './worker.ts'
 
@@ -32,6 +34,11 @@ export interface DeliverHandlerOptions {
   readonly pacerFor?: PacerFor
   /** The clock the adaptive pacers wait on (tests). */
   readonly clock?: Clock
+  /**
+   * Where the fleet shares the rate it learnt (learnt-rates.ts); default the table AUDIENCE_TABLE_NAME
+   * names, none without it; `null` shares nothing.
+   */
+  readonly learntRates?: LearntRates | null
   readonly random?: Random
   /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
   readonly sqsTimeouts?: SqsTimeouts
@@ -49,10 +56,16 @@ export const courierFrom = (config: Config): CourierClient => {
   })
 }
 
-const pacersFrom = (config: Config, logger: Logger, clock: Clock | undefined) =>
+const pacersFrom = (
+  config: Config,
+  logger: Logger,
+  clock: Clock | undefined,
+  fleet: Pick<Parameters<typeof createPacers>[1] & object, 'fleetRate' | 'onLearnt'>,
+) =>
   createPacers(
     { maxRps: config.courier.maxRps, instances: config.delivery.eventSourceMaxConcurrency },
     {
+      ...fleet,
       ...(clock === undefined ? {} : { clock }),
       onHalved: ({ endpointClass, from, to }) =>
         logger.warn('Courier is rate-limiting: the delivery rate halved', {
@@ -74,7 +87,18 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
   }
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
-  const pacers = pacersFrom(config, logger, options.clock)
+  const table = config.queue.audienceTable
+  const learnt =
+    options.learntRates === undefined
+      ? table === undefined
+        ? null
+        : learntRatesIn(table)
+      : options.learntRates
+  const fleet = shareLearntRates(learnt, logger)
+  const pacers = pacersFrom(config, logger, options.clock, {
+    fleetRate: fleet.fleetRate,
+    onLearnt: fleet.onLearnt,
+  })
   const deps = {
     config,
     logger,
@@ -91,5 +115,49 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     deliverBatch(deps, event, context),
   )
     .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics)) as unknown as DeliverHandler
+    .use(logMetrics(metrics))
+    .use(fleet.middleware) as unknown as DeliverHandler
+}
+
+/**
+ * The fleet's learnt rates for this instance: read before its first batch (a cold instance then
+ * starts paced just under them instead of open), and what it learns written back before each
+ * invocation ends (Lambda may freeze the instance once it has answered). A failed read or write
+ * is logged and skipped: the instance then behaves as if nothing were shared.
+ */
+const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => {
+  let rates: ReadonlyMap<EndpointClass, number> | undefined
+  const writes: Promise<void>[] = []
+  const flush = async () => {
+    await Promise.all(writes.splice(0))
+  }
+  return {
+    fleetRate: (endpointClass: EndpointClass) => rates?.get(endpointClass),
+    onLearnt:
+      learnt === null
+        ? undefined
+        : ({ endpointClass, ratePerSecond }: { endpointClass: EndpointClass; ratePerSecond: number }) => {
+            writes.push(
+              learnt.write(endpointClass, ratePerSecond).catch((error: unknown) => {
+                logger.warn('sharing the learnt Courier rate failed', {
+                  endpointClass,
+                  error: error as Error,
+                })
+              }),
+            )
+          },
+    middleware: {
+      before: async () => {
+        if (rates !== undefined || learnt === null) return
+        rates = await learnt.read().catch((error: unknown) => {
+          logger.warn('reading the fleet’s learnt Courier rate failed: starting unpaced', {
+            error: error as Error,
+          })
+          return new Map()
+        })
+      },
+      after: flush,
+      onError: flush,
+    } satisfies MiddlewareObj<SQSEvent, SQSBatchResponse>,
+  }
 }

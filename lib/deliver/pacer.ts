@@ -6,6 +6,7 @@ import {
   nextRateState,
   type RateControlParams,
   type RateState,
+  seededRateState,
 } from './rate-control.ts'
 
 /**
@@ -141,13 +142,31 @@ export interface AdaptivePacerOptions {
   readonly clock?: Clock
   /** Told when the rate has fallen to half of where it was when last told (or its peak since). */
   readonly onHalved?: (change: { endpointClass: EndpointClass; from: number; to: number }) => void
+  /**
+   * The per-instance rate the rest of the fleet learnt for this class, requests/s: a class that
+   * would start open starts paced just under it instead (rate-control.ts seededRateState).
+   */
+  readonly fleetRate?: number | undefined
+  /**
+   * Told the learnt limit (wMax, requests/s) when it has moved by more than LEARNT_CHANGE of what
+   * was last told or seeded: what the fleet shares, so it is never per request.
+   */
+  readonly onLearnt?: (change: { endpointClass: EndpointClass; ratePerSecond: number }) => void
 }
+
+/** A learnt limit closer than this share to the last one shared is not worth telling the fleet. */
+export const LEARNT_CHANGE = 0.1
 
 export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
   const { endpointClass, params } = options
   const clock = options.clock ?? realClock
-  let state: RateState = initialRateState(params)
+  const cold = initialRateState(params)
+  let state: RateState =
+    cold.open && options.fleetRate !== undefined && options.fleetRate > 0
+      ? seededRateState(params, options.fleetRate, clock.now())
+      : cold
   let reference = state.rate
+  let told = state.open ? undefined : options.fleetRate
   let lastStart = Number.NEGATIVE_INFINITY
   const waiting: { readonly arrived: number; readonly start: (slot: PaceSlot | undefined) => void }[] = []
   let pumping = false
@@ -230,6 +249,16 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
           params,
         )
       }
+      const learnt = state.wMax
+      if (
+        options.onLearnt !== undefined &&
+        params.openUntilPushback &&
+        learnt !== undefined &&
+        (told === undefined || Math.abs(learnt - told) > LEARNT_CHANGE * told)
+      ) {
+        told = learnt
+        options.onLearnt({ endpointClass, ratePerSecond: learnt })
+      }
       if (state.rate > reference) reference = state.rate
       if (state.rate < before && state.rate <= reference / 2) {
         options.onHalved?.({ endpointClass, from: reference, to: state.rate })
@@ -275,16 +304,21 @@ export const createPacer = (ratePerSecond: number, clock: Clock = realClock): Pa
  */
 export const createPacers = (
   settings: PacerSettings,
-  options: Pick<AdaptivePacerOptions, 'clock' | 'onHalved'> = {},
+  options: Pick<AdaptivePacerOptions, 'clock' | 'onHalved' | 'onLearnt'> & {
+    /** The fleet's learnt rate of a class, asked when its pacer is made (on its first use). */
+    readonly fleetRate?: (endpointClass: EndpointClass) => number | undefined
+  } = {},
 ): PacerFor & { readonly active: () => readonly (readonly [EndpointClass, Pacer])[] } => {
   const pacers = new Map<EndpointClass, Pacer>()
+  const { fleetRate, ...rest } = options
   const pacerFor = (endpointClass: EndpointClass) => {
     let pacer = pacers.get(endpointClass)
     if (pacer === undefined) {
       pacer = createAdaptivePacer({
-        ...options,
+        ...rest,
         endpointClass,
         params: rateParamsFor(endpointClass, settings),
+        fleetRate: fleetRate?.(endpointClass),
       })
       pacers.set(endpointClass, pacer)
     }

@@ -8,7 +8,8 @@ import type { SQSBatchResponse, SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
-import type { MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
+import { createLearntRates } from '../../lib/deliver/learnt-rates.ts'
+import { createDynamoDbClient, type MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
@@ -89,6 +90,15 @@ export const startTestRelay = async (
         sqs: deliverSqs,
         sqsTimeouts: TEST_SQS_TIMEOUTS,
         logger: createLogger('deliver-test'),
+        // the fleet's learnt rates in the embedded DynamoDB, through a client of this instance
+        learntRates: createLearntRates(
+          createDynamoDbClient({
+            endpoint: dynamodb.endpoint,
+            region: 'us-east-1',
+            credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+          }),
+          dynamodb.tableName,
+        ),
         ...options,
       }),
     stop: async () => {

@@ -35,6 +35,24 @@ export const parseFlags = <T extends NonNullable<ParseArgsConfig['options']>>(
 }
 
 /**
+ * A hint for the failures a person can fix from here: nothing listening (is `npm start`
+ * running?), and a queue that does not exist, which locally most often means `npm start` runs the
+ * other queue type (a FIFO queue's name ends in .fifo, so the CLI looked for the other name). SQS
+ * answers that with `QueueDoesNotExist` ("The specified queue does not exist."):
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html
+ */
+export const errorHint = (error: unknown, env: Readonly<Record<string, string | undefined>>): string => {
+  if ((error as { code?: string }).code === 'ECONNREFUSED') return ' (is `npm start` running? SQS_PORT?)'
+  const name = (error as { name?: string }).name ?? ''
+  const message = (error as { message?: string }).message ?? ''
+  if (/QueueDoesNotExist|NonExistentQueue/.test(name) || message.includes('queue does not exist')) {
+    const type = env.QUEUE_TYPE?.trim() || 'fifo'
+    return ` (looked for the ${type} queues, QUEUE_TYPE=${type}: set QUEUE_TYPE to the one \`npm start\` runs, or check --dlq-url/--queue-url)`
+  }
+  return ''
+}
+
+/**
  * Runs a CLI's main when the file is executed: failures print one clear line, not a stack. A
  * setting that is wrong (a ConfigError) ends with status 2, as a usage mistake does.
  */
@@ -47,9 +65,7 @@ export const runCli = async (main: (argv: string[]) => Promise<number>): Promise
       process.exitCode = 2
       return
     }
-    const detail =
-      (error as { code?: string }).code === 'ECONNREFUSED' ? ' (is `npm start` running? SQS_PORT?)' : ''
-    console.error(`error: ${(error as Error).message || String(error)}${detail}`)
+    console.error(`error: ${(error as Error).message || String(error)}${errorHint(error, process.env)}`)
     process.exitCode = 1
   }
 }

@@ -7,6 +7,8 @@ import {
 } from '@aws-sdk/client-sqs'
 import { HISTORY_ATTRIBUTE, type PastDeadLetter, pastDeadLetters } from '../queue/dead-letter.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
+import { userKey as personOf, readIdentities } from '../segment/identity.ts'
+import { isUserKey, type UserKeyOf, userKeySecret, userKeyWith } from '../user-key.ts'
 import { parseFlags, runCli, usageProblem } from './args.ts'
 import { type CliTarget, cliTarget, type Env, UsageError } from './target.ts'
 
@@ -37,6 +39,8 @@ export interface DeadLetter {
   readonly status: number | undefined
   readonly courierType: string | undefined
   readonly type: string | undefined
+  /** The person's pseudonymous key (lib/user-key.ts), from the body's userId else anonymousId. */
+  readonly user: string | undefined
   readonly messageId: string | undefined
   readonly reason: string | undefined
   readonly truncated: boolean
@@ -59,6 +63,8 @@ export interface ListOptions {
   readonly waitSeconds?: number
   /** Told about messages whose visibility could not be restored (they reappear after hideSeconds). */
   readonly warn?: (line: string) => void
+  /** Makes the user keys (default: with the secret of this process's environment). */
+  readonly keyOf?: UserKeyOf
 }
 
 export const DEFAULT_MAX = 1_000
@@ -79,8 +85,25 @@ const optionalNumber = (raw: string | undefined): number | undefined => {
   return Number.isFinite(value) ? value : undefined
 }
 
+/** The key of the person a dead letter's body is about; undefined for a body that is no event (truncated). */
+const userOfBody = (body: string, keyOf: UserKeyOf): string | undefined => {
+  let value: unknown
+  try {
+    value = JSON.parse(body)
+  } catch {
+    return undefined
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const read = readIdentities(value as Record<string, unknown>, body)
+  const id = read.ok ? personOf(read.ids) : undefined
+  return id === undefined ? undefined : keyOf(id)
+}
+
 /** Pure: one received DLQ message as a typed record. */
-export const toDeadLetter = (message: Message): DeadLetter => {
+export const toDeadLetter = (
+  message: Message,
+  keyOf: UserKeyOf = userKeyWith(userKeySecret(process.env)),
+): DeadLetter => {
   const a = stringAttributes(message)
   return {
     sqsMessageId: message.MessageId ?? '',
@@ -90,6 +113,7 @@ export const toDeadLetter = (message: Message): DeadLetter => {
     status: optionalNumber(a.status),
     courierType: a.courierType,
     type: a.type,
+    user: userOfBody(message.Body ?? '', keyOf),
     messageId: a.messageId,
     reason: a.reason,
     truncated: a.truncated === 'true',
@@ -133,6 +157,7 @@ export const listDeadLetters = async (
     hideSeconds = HIDE_SECONDS,
     waitSeconds = 1,
     warn,
+    keyOf,
   } = typeof options === 'number' ? { max: options } : options
   const seen = new Map<string, DeadLetter>()
   const handles: string[] = []
@@ -150,7 +175,7 @@ export const listDeadLetters = async (
       if (Messages.length === 0) break
       for (const message of Messages) {
         if (message.ReceiptHandle !== undefined) handles.push(message.ReceiptHandle)
-        const letter = toDeadLetter(message)
+        const letter = toDeadLetter(message, keyOf)
         if (!seen.has(letter.sqsMessageId)) seen.set(letter.sqsMessageId, letter)
       }
     }
@@ -183,6 +208,9 @@ export const countDeadLetters = async (sqs: SQSClient, dlqUrl: string): Promise<
   )
 }
 
+/** The header row above the lines of formatDeadLetter. */
+export const DEAD_LETTER_HEADER = 'deadLetteredAt  stage  status  type  user  messageId  reason'
+
 /** Pure: the one line a person reads. An event SQS itself moved after maxReceiveCount has no reason attributes. */
 export const formatDeadLetter = (letter: DeadLetter): string =>
   [
@@ -190,6 +218,7 @@ export const formatDeadLetter = (letter: DeadLetter): string =>
     letter.stage ?? '-',
     letter.status === undefined ? '-' : String(letter.status),
     letter.type ?? '-',
+    letter.user ?? '-',
     letter.messageId ?? '-',
     letter.reason ?? '(no reason: moved by SQS after maxReceiveCount receives)',
     letter.truncated ? `truncated (${letter.originalBytes ?? '?'} bytes originally)` : '',
@@ -212,6 +241,7 @@ export const deadLetterJson = (letter: DeadLetter): string =>
     status: letter.status,
     courierType: letter.courierType,
     type: letter.type,
+    user: letter.user,
     messageId: letter.messageId,
     reason: letter.reason,
     truncated: letter.truncated,
@@ -244,11 +274,15 @@ export interface CliIo {
   readonly err?: (line: string) => void
 }
 
-export const USAGE = `usage: npm run dlq -- [--local | --dlq-url <url>] [--max N] [--json]
+export const USAGE = `usage: npm run dlq -- [--local | --dlq-url <url>] [--user <userId>] [--max N] [--json]
 
 Lists dead-lettered events, oldest first, with why each is there, and leaves them all in the DLQ.
+Each line: when, which stage, Courier's status, the type, the person's user key (never the id),
+the messageId and the reason.
   --local          the queues of \`npm start\` (embedded SQS on SQS_PORT, default 3002)
   --dlq-url <url>  the DlqUrl output of the deploy (default: $DLQ_URL)
+  --user <userId>  only this person's (the userId, else the anonymousId; or a u_… key), found
+                   by the key made with $USER_KEY_SECRET (the stage's; locally the dev secret)
   --max N          list at most N events (default ${DEFAULT_MAX})
   --json           one JSON line per event, body included (the count goes to stderr)`
 
@@ -259,6 +293,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
     {
       local: { type: 'boolean' },
       'dlq-url': { type: 'string' },
+      user: { type: 'string' },
       max: { type: 'string' },
       json: { type: 'boolean' },
     },
@@ -278,8 +313,13 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   const sqs = sqsClientFor(target)
   try {
     const total = await countDeadLetters(sqs, target.dlqUrl)
-    const letters = await listDeadLetters(sqs, target.dlqUrl, { max, warn: err })
-    for (const letter of byTime(letters)) out(values.json ? deadLetterJson(letter) : formatDeadLetter(letter))
+    const keyOf = userKeyWith(userKeySecret(env))
+    const wanted =
+      values.user === undefined ? undefined : isUserKey(values.user) ? values.user : keyOf(values.user)
+    const letters = await listDeadLetters(sqs, target.dlqUrl, { max, warn: err, keyOf })
+    const shown = byTime(letters).filter((letter) => wanted === undefined || letter.user === wanted)
+    if (!values.json && shown.length > 0) out(DEAD_LETTER_HEADER)
+    for (const letter of shown) out(values.json ? deadLetterJson(letter) : formatDeadLetter(letter))
     // With --json, stdout stays pure JSON lines (for jq); the summary goes to stderr.
     const summary = values.json ? err : out
     // A FIFO queue hands out a user's later messages only once the earlier ones are gone, so a
@@ -290,8 +330,10 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
         ? 'a FIFO queue shows the oldest of each user while the earlier ones stay'
         : '--max to see more'
     const more = total > letters.length ? ` (about ${total} in the DLQ; ${hint})` : ''
+    const whose =
+      wanted === undefined ? '' : ` of user key ${wanted} (${shown.length} of ${letters.length} read)`
     summary(
-      `${letters.length} dead-lettered event(s) listed from ${target.dlqUrl}${more}; nothing was removed`,
+      `${shown.length} dead-lettered event(s)${whose} listed from ${target.dlqUrl}${more}; nothing was removed`,
     )
     return 0
   } finally {

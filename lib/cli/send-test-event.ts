@@ -33,6 +33,17 @@ export const localWebhookUrl = (env: Readonly<Record<string, string | undefined>
 const isLoopback = (url: string): boolean =>
   ['127.0.0.1', 'localhost', '[::1]'].includes(URL.parse(url)?.hostname ?? '')
 
+/**
+ * Pure: what to do about a 401, naming the variables and flags: the relay refuses a request whose
+ * credentials do not match the ones it was started with, and says no more (it must not help a guesser).
+ */
+export const credentialsHint = (secret: string | undefined, token: string | undefined): string => {
+  const sent = [secret && 'an X-Signature made with the shared secret', token && 'a bearer token']
+    .filter(Boolean)
+    .join(' and ')
+  return `the relay refused the credentials (sent: ${sent || 'none'}): set SEGMENT_SHARED_SECRET (or --secret) and/or INGEST_TOKEN (or --token) to the values the relay runs with`
+}
+
 export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   const { env = process.env, out = console.log, err = console.error } = io
   const values = parseFlags(
@@ -83,6 +94,7 @@ export const main = async (argv: string[], io: CliIo = {}): Promise<number> => {
   }
   out(`HTTP ${answer.status}`)
   if (answer.text) out(answer.text)
+  if (answer.status === 401) err(credentialsHint(secret, token))
   return answer.status >= 200 && answer.status < 300 ? 0 : 1
 }
 

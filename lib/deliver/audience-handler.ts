@@ -9,6 +9,7 @@ import type { CourierClient } from '../courier/client.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { createLogger } from '../telemetry.ts'
+import { userKeySecretLoader } from '../user-key.ts'
 import { AUDIENCE_SYNC_INSTANCES, syncAudiences } from './audience-sync.ts'
 import { courierFrom } from './handler.ts'
 import { createDynamoDbClient, createMembershipLedger, type MembershipLedger } from './membership-ledger.ts'
@@ -69,5 +70,7 @@ export const createAudienceSyncHandler = (options: AudienceSyncHandlerOptions = 
   }
   return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
     syncAudiences(deps, event, context),
-  ).use(injectLambdaContext(logger)) as unknown as AudienceSyncHandler
+  )
+    .use(injectLambdaContext(logger))
+    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as AudienceSyncHandler
 }

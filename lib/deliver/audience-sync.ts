@@ -23,6 +23,8 @@ import { SQS_TIMEOUTS, type SqsTimeouts, sqsCallBudgetMs } from '../queue/sqs-cl
 import { fifoFields, toSqsAttributes } from '../queue/sqs-message.ts'
 import { changeVisibility, earliestReceive, type VisibilityChange } from '../queue/visibility.ts'
 import { validateEvent } from '../segment/event.ts'
+import { idsForLog } from '../telemetry.ts'
+import { pathForLog, textForLog, userKey } from '../user-key.ts'
 import { giveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import { DELETED_PEOPLE, LEDGER_TIMEOUTS, MEMORY_DAYS, type MembershipLedger } from './membership-ledger.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
@@ -248,11 +250,23 @@ export const syncAudiences = async (
     const reason =
       outcome.kind === 'delivered'
         ? undefined
-        : `${outcome.kind === 'rate-limited' ? 'rate limited' : outcome.reason} (${request.method} ${request.path})`
+        : textForLog(
+            `${outcome.kind === 'rate-limited' ? 'rate limited' : outcome.reason} (${request.method} ${pathForLog(request.path)})`,
+          )
+    // Who the write was for, keyed, so a trace of one person or one event finds it (lib/user-key.ts).
+    const who = group.flatMap((carrier) =>
+      carrier.records.map(readRecord).flatMap((read) => {
+        if (typeof read === 'string') return []
+        const one = 'change' in read ? read.change : read.deletion
+        return [{ messageId: one.messageId, user: userKey(one.recipientId) }]
+      }),
+    )
     deps.logger.info('list write', {
       method: request.method,
-      path: request.path,
+      path: pathForLog(request.path),
       members: group.length,
+      ...idsForLog(who.map((one) => one.messageId)),
+      users: idsForLog(who.map((one) => one.user)).messageIds,
       status: result.status,
       outcome: outcome.kind,
       ...(decision.action === 'retry' ? { delaySeconds: decision.delaySeconds } : {}),
@@ -454,7 +468,7 @@ export const syncAudiences = async (
       if (pathSegment(m.change.recipientId) !== undefined) unsubscribe.push(m)
       else {
         // '.' or '..' would resolve away (DELETE /lists/{id}/subscriptions/.. is DELETE /lists/{id}).
-        const reason = `member id ${JSON.stringify(m.change.recipientId)} cannot be a path segment: not unsubscribed`
+        const reason = `member ${userKey(m.change.recipientId)} cannot be a path segment: not unsubscribed`
         settle([m], { decision: { action: 'dead-letter', reason, status: 0 }, reason })
       }
     }

@@ -13,6 +13,7 @@ import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
 import { resolveSecret } from '../secrets.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { userKeySecretLoader } from '../user-key.ts'
 import { type LearntRates, learntRatesIn } from './learnt-rates.ts'
 import { type Clock, createPacers, type PacerFor } from './pacer.ts'
 import { deliverBatch } from './worker.ts'
@@ -116,6 +117,7 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
   )
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
+    .use(userKeySecretLoader(config.secretsCacheSeconds))
     .use(fleet.middleware) as unknown as DeliverHandler
 }
 

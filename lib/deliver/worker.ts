@@ -19,6 +19,7 @@ import { changeVisibility, earliestReceive, type VisibilityChange } from '../que
 import { type SegmentEvent, validateEvent } from '../segment/event.ts'
 import type { Identities } from '../segment/identity.ts'
 import { addClassMetric, addMetric } from '../telemetry.ts'
+import { pathForLog, personKey, textForLog } from '../user-key.ts'
 import { giveUpLimits, giveUpReason, receiveCountOf } from './expiry.ts'
 import type { Pacer, PacerFor } from './pacer.ts'
 import { type Decision, decide } from './retry-policy.ts'
@@ -166,12 +167,13 @@ const DELIVERED: Sent = { outcome: { kind: 'delivered', status: 202 }, error: un
 
 /** A failed answer, its reason naming the call when it was not the inbound one (a DLQ reader needs to know which). */
 const failure = (request: CourierRequest, result: SendResult, holdBackSeconds?: number): Sent => {
+  // Reasons are logged and kept with dead letters: paths and quoted ids keyed (lib/user-key.ts).
+  const { outcome } = result
+  const said = 'reason' in outcome ? { ...outcome, reason: textForLog(outcome.reason) } : outcome
   const named =
-    request.path === '/inbound/segment' ||
-    result.outcome.kind === 'delivered' ||
-    result.outcome.kind === 'rate-limited'
-      ? result.outcome
-      : { ...result.outcome, reason: `${result.outcome.reason} (${request.method} ${request.path})` }
+    request.path === '/inbound/segment' || !('reason' in said)
+      ? said
+      : { ...said, reason: `${said.reason} (${request.method} ${pathForLog(request.path)})` }
   const { message, type } = readCourierErrorBody(result.body) ?? {}
   return {
     outcome: named,
@@ -179,7 +181,11 @@ const failure = (request: CourierRequest, result: SendResult, holdBackSeconds?: 
     error:
       named.kind === 'delivered'
         ? undefined
-        : new CourierError(named, { courierMessage: message, courierType: type, cause: result.cause }),
+        : new CourierError(named, {
+            courierMessage: message === undefined ? undefined : textForLog(message),
+            courierType: type,
+            cause: result.cause,
+          }),
   }
 }
 
@@ -338,7 +344,7 @@ const deadLetter = async (deps: DeliverDeps, record: SQSRecord, result: RecordRe
     record.body,
     {
       stage: 'deliver',
-      reason: result.reason ?? 'unknown',
+      reason: textForLog(result.reason ?? 'unknown'),
       status: result.status,
       courierType: result.courierType,
       // A body that is not an event (a truncated dead letter) still has the ids ingest recorded.
@@ -628,15 +634,17 @@ const finish = async (
     const result = results.get(record) as RecordResult
     counts[result.outcome] = (counts[result.outcome] ?? 0) + 1
     const event = result.event ?? eventOf(record)
+    const parsed = parseRecord(record)
     deps.logger.info('record', {
       messageId: event?.messageId,
+      user: 'ids' in parsed ? personKey(parsed.ids) : undefined,
       type: event?.type,
       sqsMessageId: record.messageId,
       outcome: result.outcome,
       status: result.status,
       attempt: receiveCountOf(record),
       delaySeconds: result.delaySeconds,
-      reason: result.reason,
+      reason: result.reason === undefined ? undefined : textForLog(result.reason),
     })
     if (isRetry(result)) {
       changes.push({

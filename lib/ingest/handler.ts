@@ -8,6 +8,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { type Config, parseConfig } from '../config.ts'
 import { createSqsClient } from '../queue/sqs-client.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
+import { userKeySecretLoader } from '../user-key.ts'
 import type { IngestCredentials } from './authenticate.ts'
 import { ingest } from './ingest.ts'
 import { jsonErrors, jsonResponse } from './json-errors.ts'
@@ -46,5 +47,6 @@ export const createIngestHandler = (options: IngestHandlerOptions = {}): IngestH
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
     .use(jsonErrors(logger, metrics))
-    .use(segmentAuth(config, logger, options.credentials)) as unknown as IngestHandler
+    .use(segmentAuth(config, logger, options.credentials))
+    .use(userKeySecretLoader(config.secretsCacheSeconds)) as unknown as IngestHandler
 }

@@ -12,6 +12,7 @@ import { type Validation, validateEvent } from '../segment/event.ts'
 import { readIdentities } from '../segment/identity.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
+import { personKey } from '../user-key.ts'
 
 /**
  * The ingest path after authentication: read Segment's body, validate every event, and put
@@ -65,12 +66,24 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   const accepted: OutgoingMessage[] = []
   const acceptedIds: string[] = []
   /** Where each accepted message came from, should SQS refuse it. */
-  const origins = new Map<OutgoingMessage, { index: number; messageId: string; raw: string; type: string }>()
+  const origins = new Map<
+    OutgoingMessage,
+    { index: number; messageId: string; raw: string; type: string; user: string | undefined }
+  >()
+  /** Each accepted event's pseudonymous user key (lib/user-key.ts), beside its messageId. */
+  const acceptedUsers: (string | undefined)[] = []
   const types: Record<string, number> = {}
   const rejected: Rejection[] = []
   const deadLetters: OutgoingMessage[] = []
+  /** Each rejected event's user key, for the log line only (Segment's answer has no need of it). */
+  const rejectedUsers = new Map<number, string | undefined>()
   const reject = (raw: string, value: unknown, rejection: Rejection, type: unknown) => {
     rejected.push(rejection)
+    const who =
+      typeof value === 'object' && value !== null
+        ? readIdentities(value as Record<string, unknown>)
+        : undefined
+    rejectedUsers.set(rejection.index, who?.ok === true ? personKey(who.ids) : undefined)
     const why = {
       stage: 'ingest',
       reason: rejection.error,
@@ -113,7 +126,13 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
       continue
     }
     accepted.push(message)
-    origins.set(message, { index: item.index, messageId: event.messageId, raw: item.raw, type: event.type })
+    origins.set(message, {
+      index: item.index,
+      messageId: event.messageId,
+      raw: item.raw,
+      type: event.type,
+      user: personKey(who),
+    })
   }
 
   const deadline = Date.now() + Math.min(config.ingest.deadlineMs, remainingMs - ANSWER_MARGIN_MS)
@@ -132,6 +151,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     if (origin === undefined) continue
     origins.delete(message)
     rejected.push({ index: origin.index, messageId: origin.messageId, error: reason })
+    rejectedUsers.set(origin.index, origin.user)
     const why = { stage: 'ingest', reason, messageId: origin.messageId, type: origin.type } as const
     lateDeadLetters.push(
       deadLetterMessage(
@@ -153,8 +173,9 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     logger.error('SQS refused dead letters even in plain ASCII; they are not kept', { lost })
 
   for (const message of origins.keys()) {
-    const origin = origins.get(message) as { messageId: string; type: string }
+    const origin = origins.get(message) as { messageId: string; type: string; user: string | undefined }
     acceptedIds.push(origin.messageId)
+    acceptedUsers.push(origin.user)
     types[origin.type] = (types[origin.type] ?? 0) + 1
   }
   rejected.sort((a, b) => a.index - b.index)
@@ -167,7 +188,11 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     sqsCalls: queued.calls + parked.calls + late.calls,
   }
   addMetric(metrics, 'Received', request.items.length)
-  if (rejected.length > 0) logger.warn('events rejected', { rejected })
+  if (rejected.length > 0) {
+    logger.warn('events rejected', {
+      rejected: rejected.map((one) => ({ ...one, user: rejectedUsers.get(one.index) })),
+    })
+  }
   const unsent = queued.unsent.length + parked.unsent.length + late.unsent.length
   if (unsent > 0) {
     const lastError = queued.lastError ?? parked.lastError ?? late.lastError
@@ -188,6 +213,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     accepted: stored,
     rejected: rejected.length,
     ...idsForLog(acceptedIds),
+    users: idsForLog(acceptedUsers).messageIds,
   })
 
   if (stored === 0) {

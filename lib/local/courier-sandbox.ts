@@ -28,7 +28,8 @@ import {
  * `npm start` runs it when no real Courier token is set. Control routes under /_sandbox/ are never
  * faulted, so a person can flip faults and read the state with curl while the relay runs:
  *
- * - `GET /_sandbox/received`: every API request, in order, with the status it got
+ * - `GET /_sandbox/received[?userId=&messageId=]`: every API request (or those about one person or
+ *   event), in order, with the status it got and its time as ISO 8601 and epoch ms
  * - `GET /_sandbox/state`: profiles, tenants, memberships, lists with subscriptions, inbound events
  * - `GET|POST /_sandbox/faults`: read or change knobs (POST: a JSON object of knobs; 400 naming a bad one)
  * - `POST /_sandbox/reset`: empty the state and the log, knobs back to HEALTHY_FAULTS
@@ -116,6 +117,41 @@ const describe = (method: string, path: string, status: number, body: unknown): 
   return parts.join(' ')
 }
 
+/** Who a request is about: the event's userId/anonymousId, the ids in its path, the recipients it subscribes. */
+const peopleOf = (record: ReceivedRequest): string[] => {
+  const body = isJsonObject(record.body) ? record.body : {}
+  const people = [body.userId, body.anonymousId].filter((id) => id !== undefined && id !== null).map(String)
+  const segments = record.path.split('/')
+  const at = (name: string, offset: number) => {
+    const index = segments.indexOf(name)
+    return index === -1 ? undefined : segments[index + offset]
+  }
+  for (const id of [at('profiles', 1), at('users', 1), at('subscriptions', 1)]) if (id) people.push(id)
+  if (Array.isArray(body.recipients)) {
+    for (const one of body.recipients) {
+      if (isJsonObject(one) && typeof one.recipientId === 'string') people.push(one.recipientId)
+    }
+  }
+  return people
+}
+
+/**
+ * GET /_sandbox/received: every API request in order, or only those about `?userId=` (the event's
+ * user, or the person its path or recipients name) and/or carrying `?messageId=`; each with `time`,
+ * `at` as an ISO 8601 time, beside the epoch milliseconds.
+ */
+const receivedView = (received: readonly ReceivedRequest[], query: URLSearchParams) => {
+  const userId = query.get('userId')
+  const messageId = query.get('messageId')
+  return received
+    .filter(
+      (record) =>
+        (messageId === null || record.messageId === messageId) &&
+        (userId === null || peopleOf(record).includes(userId)),
+    )
+    .map((record) => ({ time: new Date(record.at).toISOString(), ...record }))
+}
+
 const respond = (response: ServerResponse, answer: SandboxAnswer) => {
   const text = answer.body === undefined ? '' : JSON.stringify(answer.body)
   response.writeHead(answer.status, {
@@ -154,7 +190,13 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
     Object.assign(faults, HEALTHY_FAULTS, { failNext: [] })
   }
 
-  const control = (request: IncomingMessage, response: ServerResponse, path: string, text: string) => {
+  const control = (
+    request: IncomingMessage,
+    response: ServerResponse,
+    path: string,
+    text: string,
+    query: URLSearchParams,
+  ) => {
     const method = request.method ?? 'GET'
     const only = (allowed: string, answer: () => SandboxAnswer) =>
       respond(
@@ -163,7 +205,8 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
           ? answer()
           : courierError(405, `${path} takes ${allowed.replace('|', ' or ')}`, 'invalid_request_error'),
       )
-    if (path === '/_sandbox/received') return only('GET', () => ({ status: 200, body: received }))
+    if (path === '/_sandbox/received')
+      return only('GET', () => ({ status: 200, body: receivedView(received, query) }))
     if (path === '/_sandbox/state')
       return only('GET', () => ({ status: 200, body: snapshotSandboxState(state) }))
     if (path === '/_sandbox/reset')
@@ -281,7 +324,8 @@ export const startCourierSandbox = async (options: SandboxOptions = {}): Promise
         throw cause
       })
       if (path.startsWith('/_sandbox/')) {
-        control(request, response, path, typeof text === 'string' ? text : '')
+        const query = new URL(request.url ?? '/', 'http://sandbox').searchParams
+        control(request, response, path, typeof text === 'string' ? text : '', query)
       } else {
         pending++
         try {

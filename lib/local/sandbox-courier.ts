@@ -540,6 +540,13 @@ const getSubscriptions: Handler = (state, { params: [id = ''] }) => {
   return { status: 200, body: { items: [...list.subscriptions.values()], paging: PAGING_DONE } }
 }
 
+/**
+ * `POST /debug`: the call Courier's own Segment (Actions) destination makes to test an API key
+ * (segmentio/action-destinations, packages/destination-actions/src/destinations/courier/index.ts,
+ * testAuthentication). What Courier answers beyond a success is not published: 200 and an empty object.
+ */
+const debug: Handler = () => ({ status: 200, body: {} })
+
 // ---------------------------------------------------------------------------------------------
 
 const SEGMENT = '([^/]+)'
@@ -552,6 +559,7 @@ const route = (method: string, path: string, handler: Handler) => ({
 /** Courier's API as the sandbox knows it, as data: method, path, handler. */
 export const COURIER_ROUTES = [
   route('POST', '/inbound/segment', inboundSegment),
+  route('POST', '/debug', debug),
   route('GET', '/profiles/{}', getProfile),
   route('POST', '/profiles/{}', mergeProfile),
   route('PUT', '/profiles/{}', replaceProfile),

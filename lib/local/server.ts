@@ -41,21 +41,37 @@ const send = (
   response.end(body)
 }
 
+/** An answer of one of the local relay's own pages (the status page and what it reads). */
+export interface PageAnswer {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
+}
+
+/** The relay's own GET routes, beside the webhook: undefined when `url` is none of them. */
+export type Pages = (url: URL) => PageAnswer | undefined | Promise<PageAnswer | undefined>
+
 export interface LocalServer {
   readonly server: Server
   readonly url: string
   readonly port: number
   readonly stop: () => Promise<void>
+  /** Webhook requests being answered now. */
+  readonly inFlight: () => number
 }
 
 export const startLocalServer = async (
   handler: IngestHandler,
   port = 0,
   host = '127.0.0.1',
+  pages?: Pages,
 ): Promise<LocalServer> => {
+  let inFlight = 0
   const server = createServer(async (request, response) => {
+    const url = URL.parse(request.url ?? '/', 'http://localhost') ?? new URL('http://localhost/')
+    const webhook = url.pathname === WEBHOOK_PATH
+    if (webhook) inFlight++
     try {
-      const url = new URL(request.url ?? '/', 'http://localhost')
       const body = await readBody(request)
       if (body === undefined)
         return send(
@@ -65,6 +81,13 @@ export const startLocalServer = async (
             error: `request body is over ${MAX_REQUEST_BYTES} bytes, API Gateway's HTTP API payload limit`,
           }),
         )
+      const page = request.method === 'GET' ? await pages?.(url) : undefined
+      if (page !== undefined) {
+        return send(response, page.status, page.body, {
+          'content-type': page.contentType,
+          'cache-control': 'no-store',
+        })
+      }
       if (url.pathname !== WEBHOOK_PATH || request.method !== 'POST') {
         return send(
           response,
@@ -103,6 +126,8 @@ export const startLocalServer = async (
       send(response, result.statusCode ?? 200, result.body ?? '', headers)
     } catch (error) {
       send(response, 500, JSON.stringify({ error: `local server: ${String(error)}` }))
+    } finally {
+      if (webhook) inFlight--
     }
   })
   // A port already taken is an 'error' event, not a throw: turn it into a rejection the caller can name.
@@ -118,6 +143,7 @@ export const startLocalServer = async (
     server,
     port: bound,
     url: `http://${host === '0.0.0.0' ? 'localhost' : host}:${bound}${WEBHOOK_PATH}`,
+    inFlight: () => inFlight,
     stop: () =>
       new Promise((resolve) => {
         server.closeAllConnections()

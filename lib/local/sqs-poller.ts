@@ -57,11 +57,15 @@ export interface PollerStats {
   deleted: number
   reportedFailures: number
   failedBatches: number
+  /** Records handed to the function whose invocation has not finished yet. */
+  inFlight: number
 }
 
 export interface Poller {
   readonly stats: PollerStats
   readonly stop: () => Promise<void>
+  /** Stops receiving at once without waiting for invocations under way (they are abandoned). */
+  readonly halt: () => void
 }
 
 const toLambdaAttribute = (value: MessageAttributeValue) => ({
@@ -119,7 +123,14 @@ export const recordsToDelete = (
 export const startPoller = (options: PollerOptions): Poller => {
   const { sqs, queueUrl, queueArn, handler } = options
   const region = options.region ?? 'us-east-1'
-  const stats: PollerStats = { invocations: 0, records: 0, deleted: 0, reportedFailures: 0, failedBatches: 0 }
+  const stats: PollerStats = {
+    invocations: 0,
+    records: 0,
+    deleted: 0,
+    reportedFailures: 0,
+    failedBatches: 0,
+    inFlight: 0,
+  }
   const abort = new AbortController()
   const onError = options.onError ?? ((error: unknown) => console.error('poller:', error))
 
@@ -167,6 +178,14 @@ export const startPoller = (options: PollerOptions): Poller => {
     const records = messages.map((message) => toSqsRecord(message, queueArn, region))
     stats.invocations++
     stats.records += records.length
+    stats.inFlight += records.length
+    try {
+      await invokeAndDelete(instance, records)
+    } finally {
+      stats.inFlight -= records.length
+    }
+  }
+  const invokeAndDelete = async (instance: number, records: SQSRecord[]) => {
     let toDelete: SQSRecord[]
     try {
       const context = createLambdaContext('deliver', options.functionTimeoutMs ?? 60_000)
@@ -211,5 +230,6 @@ export const startPoller = (options: PollerOptions): Poller => {
       abort.abort()
       await Promise.allSettled(loops)
     },
+    halt: () => abort.abort(),
   }
 }

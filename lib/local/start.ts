@@ -10,6 +10,11 @@
  * Every setting is validated before anything listens: a mistake ends the process with status 2
  * and one line naming the variable, the value and what is allowed (a ConfigError's message).
  * Every listener binds 127.0.0.1. The queues live in this process's memory: Ctrl-C drops them.
+ *
+ * What the functions log is kept as CloudWatch would keep it (relay-log.ts): `npm run trace --
+ * --local` and the status page at http://127.0.0.1:$PORT/ read it. Ctrl-C ends the process at
+ * once, whatever Courier is doing: nothing here is worth waiting for, since the queues die with
+ * it; it says what was dropped. `lib/local/start.mjs` checks the Node version before this file.
  */
 
 import { createServer } from 'node:net'
@@ -22,10 +27,13 @@ import {
   parseLocalConfig,
 } from '../config.ts'
 import { ConfigError, isConfigError } from '../errors/config-error.ts'
+import { checkCourier, courierCheckLine } from './courier-check.ts'
 import type { CourierSandbox } from './courier-sandbox.ts'
 import { LOOPBACK } from './loopback.ts'
 import type { LocalQueues } from './queues.ts'
-import type { SqsHandler } from './sqs-poller.ts'
+import { createRelayLog, type RelayLog, tapOutput } from './relay-log.ts'
+import type { Poller, SqsHandler } from './sqs-poller.ts'
+import { droppedLine, type QueueDepth } from './status-page.ts'
 
 // Only what validation needs is imported up front: the SDK, the emulator and the handlers load
 // once the settings and ports are known to be right, so a mistake is answered at once, not after
@@ -160,20 +168,24 @@ const validate = (env: Env): Validated => {
   throw new AggregateError(mistakes, mistakes.map((mistake) => mistake.message).join('\n'))
 }
 
-/** What Ctrl-C drops: the local queues live in memory. */
-const stillQueued = (queues: LocalQueues): { queued: number; deadLettered: number } => {
-  const count = (name: string) => {
-    const messages = queues.server.inspectQueue(name)?.messages
-    return messages ? messages.ready.length + messages.delayed.length + messages.inflight.length : 0
+/** Each queue's depth, by its name, from the emulator's own view (no SQS call: it answers at once). */
+const queueDepths = (queues: LocalQueues): Record<string, QueueDepth> => {
+  const depth = (url: string): QueueDepth => {
+    const messages = queues.server.inspectQueue(url.split('/').pop() as string)?.messages
+    return {
+      ready: messages?.ready.length ?? 0,
+      inFlight: messages?.inflight.length ?? 0,
+      delayed: messages?.delayed.length ?? 0,
+    }
   }
-  const name = (url: string) => url.split('/').pop() as string
   return {
-    queued: count(name(queues.queueUrl)) + count(name(queues.audienceQueueUrl)),
-    deadLettered: count(name(queues.dlqUrl)),
+    events: depth(queues.queueUrl),
+    audiences: depth(queues.audienceQueueUrl),
+    dlq: depth(queues.dlqUrl),
   }
 }
 
-const main = async (env: NodeJS.ProcessEnv) => {
+const main = async (env: NodeJS.ProcessEnv, relayLog: RelayLog) => {
   const { local, config, courier } = validate(env)
   await ensureFree([
     ['PORT', local.port],
@@ -181,6 +193,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
     ...(courier.kind === 'sandbox' ? [['COURIER_SANDBOX_PORT', local.sandboxPort] as const] : []),
   ])
   const [
+    { relayPages },
     { AUDIENCE_SYNC_INSTANCES },
     { createSqsClient },
     { buildTestEvent, curlCommand },
@@ -190,6 +203,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
     { startLocalServer },
     { startPoller },
   ] = await Promise.all([
+    import('./relay-pages.ts'),
     import('../deliver/audience-sync.ts'),
     import('../queue/sqs-client.ts'),
     import('../segment/test-event.ts'),
@@ -240,7 +254,9 @@ const main = async (env: NodeJS.ProcessEnv) => {
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     AWS_SESSION_TOKEN: '',
-    POWERTOOLS_METRICS_DISABLED: env.POWERTOOLS_METRICS_DISABLED ?? 'true',
+    // On: the metrics' EMF lines carry Courier's rate per endpoint class to the status page
+    // (relay-log.ts reads them and prints none).
+    POWERTOOLS_METRICS_DISABLED: env.POWERTOOLS_METRICS_DISABLED ?? 'false',
   })
 
   // The same entry points Lambda runs, configured from the environment above.
@@ -251,9 +267,11 @@ const main = async (env: NodeJS.ProcessEnv) => {
   const delivers: { handler: SqsHandler }[] = await Promise.all(
     Array.from({ length: concurrency }, (_, i) => import(`../../functions/deliver.ts?instance=${i}`)),
   )
+  let depths = (): Record<string, QueueDepth> => ({})
   const server = await listening('PORT', local.port, () =>
-    startLocalServer(ingest.handler, local.port, LOOPBACK),
+    startLocalServer(ingest.handler, local.port, LOOPBACK, (url) => relayPages(relayLog, depths(), url)),
   )
+  depths = () => queueDepths(queues)
   const poller = startPoller({
     sqs: createSqsClient({ endpoint: queues.endpoint }),
     queueUrl: queues.queueUrl,
@@ -291,6 +309,7 @@ const main = async (env: NodeJS.ProcessEnv) => {
 segment-courier-relay is running locally
 
   Segment webhook   POST ${server.url}
+  Status page       ${server.url.replace(/\/segment$/, '/')}   (npm run trace -- --local --user <userId> | --message-id <id>)
   Courier           ${courierLabel}${sandbox ? `\n  Sandbox controls  ${sandbox.url}/_sandbox/received · ${sandbox.url}/_sandbox/state · POST ${sandbox.url}/_sandbox/faults` : ''}
   Embedded SQS      ${queues.endpoint}  (${local.queueType} queue ${queues.queueUrl.split('/').pop()}, DLQ ${queues.dlqUrl.split('/').pop()}, in memory)
   Embedded DynamoDB ${dynamodb.endpoint}  (the list sync's membership ledger, table ${dynamodb.tableName}, in memory)
@@ -303,29 +322,55 @@ ${curlCommand(server.url, secret, sample, token)}
 Ctrl-C stops everything; the queues live in memory, so events still queued are dropped.
 `)
 
-  let stopping = false
-  const stop = async () => {
-    if (stopping) return
-    stopping = true
-    console.log('\nstopping…')
-    await server.stop()
-    await poller.stop()
-    await audiencePoller.stop()
-    const { queued, deadLettered } = stillQueued(queues)
-    if (queued + deadLettered > 0) {
-      console.log(`dropped with the in-memory queues: ${queued} queued, ${deadLettered} in the DLQ`)
+  if (courier.kind === 'configured') {
+    const ref = courierAuthToken(config)
+    // A token from SSM (…_PARAMETER) is the functions' to read; the check needs the value.
+    if ('value' in ref) {
+      void checkCourier(config.courier.baseUrl, ref.value).then((check) => {
+        const line = courierCheckLine(check, courierLabel)
+        if (line !== undefined) console.error(line)
+      })
     }
-    await sandbox?.stop()
-    await dynamodb.stop()
-    await queues.stop()
-    process.exit(0)
   }
-  process.on('SIGINT', stop)
-  process.on('SIGTERM', stop)
+
+  onStop(() => {
+    const line = droppedLine(queueDepths(queues), {
+      records: poller.stats.inFlight + audiencePoller.stats.inFlight,
+      requests: server.inFlight(),
+    })
+    for (const one of [poller, audiencePoller] as Poller[]) one.halt()
+    return line
+  })
 }
 
+/**
+ * Ctrl-C (or SIGTERM) ends the process at once: the queues, the emulators and every call under
+ * way live in this process, so there is nothing to finish and nothing worth waiting for (a
+ * Courier that never answers included). It prints what was dropped first. A second Ctrl-C, should
+ * the first be slow for any reason, exits without another word.
+ */
+let describeDrop: (() => string) | undefined
+const onStop = (describe: () => string) => {
+  describeDrop = describe
+}
+let signals = 0
+const stop = () => {
+  signals++
+  if (signals > 1) process.exit(130)
+  console.log('\nstopping…')
+  try {
+    if (describeDrop !== undefined) console.log(describeDrop())
+  } finally {
+    process.exit(0)
+  }
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
+
+const relayLog = createRelayLog()
+tapOutput(relayLog)
 try {
-  await main(process.env)
+  await main(process.env, relayLog)
 } catch (error) {
   // Settings are wrong: one line each, no stack, status 2. Anything else is a bug and keeps its stack.
   const mistakes = error instanceof AggregateError ? error.errors : [error]

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { describeValue } from '../user-key.ts'
 import { type Identities, type IdentityField, readIdentities } from './identity.ts'
 
 /**
@@ -108,7 +109,8 @@ export const validateEvent = (value: unknown, text?: string): Validation => {
 
   if (!isSegmentEventType(event.type)) {
     return reject(
-      `type must be one of ${SEGMENT_EVENT_TYPES.join(', ')}; got ${JSON.stringify(event.type) ?? 'nothing'}`,
+      // What the value is, not what it holds: the reason is logged and kept (lib/user-key.ts).
+      `type must be one of ${SEGMENT_EVENT_TYPES.join(', ')}; got ${describeValue(event.type)}`,
     )
   }
   const rule = RULES[event.type]

@@ -1,4 +1,5 @@
 import { HttpError } from '../errors/http-error.ts'
+import { jsonErrorForLog } from '../user-key.ts'
 import { arrayElementSlices, objectValueStart, objectValueText } from './json-slices.ts'
 
 /**
@@ -43,7 +44,8 @@ export const parseJson = (text: string): unknown => {
   try {
     return JSON.parse(text)
   } catch (error) {
-    throw new HttpError(400, `body is not valid JSON: ${(error as Error).message}`, { cause: error })
+    // JSON.parse's own message quotes the body; the reason is logged, so only the position is said.
+    throw new HttpError(400, `body is not valid JSON: ${jsonErrorForLog(error)}`)
   }
 }
 

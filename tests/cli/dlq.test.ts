@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { type Message, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { errorHint } from '../../lib/cli/args.ts'
 import {
+  DEAD_LETTER_HEADER,
   type DeadLetter,
   deadLetterJson,
   formatDeadLetter,
@@ -13,6 +15,7 @@ import {
 import { cliTarget, localTarget, regionOfQueueUrl } from '../../lib/cli/target.ts'
 import { type DeadLetterReason, deadLetterMessage } from '../../lib/queue/dead-letter.ts'
 import { toSqsAttributes } from '../../lib/queue/sqs-message.ts'
+import { DEV_USER_KEY_SECRET, userKeyWith } from '../../lib/user-key.ts'
 import { identify, track } from '../support/fixtures.ts'
 import { clearQueues, peek, startTestQueues, type TestQueues } from '../support/queues.ts'
 
@@ -55,6 +58,9 @@ const dlqState = () => {
     all: peek(queues, queues.dlqUrl),
   }
 }
+
+/** The key npm run dlq shows for a userId when no USER_KEY_SECRET is set. */
+const devKey = userKeyWith(DEV_USER_KEY_SECRET)
 
 const capture = () => {
   const out: string[] = []
@@ -166,7 +172,7 @@ describe('formatting', () => {
       MessageAttributes: toSqsAttributes(attributes),
     } as Message)
 
-  it('prints when, where, status, type, messageId and reason on one line', () => {
+  it('prints when, where, status, type, user key, messageId and reason on one line', () => {
     const line = formatDeadLetter(
       letter({
         deadLetteredAt: '2026-11-28T12:00:00.000Z',
@@ -178,7 +184,7 @@ describe('formatting', () => {
       }),
     )
 
-    expect(line).toBe('2026-11-28T12:00:00.000Z  deliver  400  track  m-1  Courier: bad')
+    expect(line).toBe('2026-11-28T12:00:00.000Z  deliver  400  track  -  m-1  Courier: bad')
   })
 
   it('says truncated, with the original size', () => {
@@ -195,7 +201,7 @@ describe('formatting', () => {
 
   it('explains a dead letter without a reason (moved by SQS after maxReceiveCount)', () => {
     expect(formatDeadLetter(letter({}))).toBe(
-      '-  -  -  -  -  (no reason: moved by SQS after maxReceiveCount receives)',
+      '-  -  -  -  -  -  (no reason: moved by SQS after maxReceiveCount receives)',
     )
   })
 
@@ -218,11 +224,15 @@ describe('npm run dlq', () => {
 
     // Assess
     expect({ code, err }).toEqual({ code: 0, err: [] })
-    expect(out).toHaveLength(3)
+    expect(out).toHaveLength(4)
+    expect(out[0]).toBe(DEAD_LETTER_HEADER)
     expect(out.find((l) => l.includes(event.messageId))).toMatch(
-      / {2}deliver {2}404 {2}track {2}.+ {2}Courier: Not Found$/,
+      new RegExp(
+        ` {2}deliver {2}404 {2}track {2}${devKey(event.userId as string)} {2}.+ {2}Courier: Not Found$`,
+      ),
     )
-    expect(out[2]).toMatch(/^2 dead-lettered event\(s\) listed from .+-events-dlq; nothing was removed$/)
+    expect(out.join('\n')).not.toContain(event.userId as string)
+    expect(out[3]).toMatch(/^2 dead-lettered event\(s\) listed from .+-events-dlq; nothing was removed$/)
     expect(dlqState()).toMatchObject({ visible: 2, hidden: 0 })
   })
 
@@ -246,6 +256,42 @@ describe('npm run dlq', () => {
     expect(err).toEqual([expect.stringMatching(/^1 dead-lettered event/)])
   })
 
+  it('--user shows only the dead letters of that person, by their key, and never prints the id', async () => {
+    // Prepare: two people, one of them with an email as userId
+    const jane = track({ userId: 'jane.doe@example.com' })
+    const other = identify({ userId: 'someone-else' })
+    await deadLetter([refused(jane, 400, 'Courier: bad'), refused(other, 400, 'Courier: bad')])
+    const { out, io } = capture()
+    const env = { SQS_PORT: String(port), QUEUE_TYPE: 'standard', USER_KEY_SECRET: 'stage-secret' }
+
+    // Act
+    const code = await main(['--local', '--user', 'jane.doe@example.com'], { ...io, env })
+
+    // Assess: the key is made with the stage's secret from the environment
+    expect(code).toBe(0)
+    const key = userKeyWith('stage-secret')('jane.doe@example.com')
+    expect(out).toEqual([
+      DEAD_LETTER_HEADER,
+      expect.stringContaining(`  track  ${key}  ${jane.messageId}  Courier: bad`),
+      expect.stringMatching(new RegExp(`^1 dead-lettered event\\(s\\) of user key ${key} \\(1 of 2 read\\)`)),
+    ])
+    expect(out.join('\n')).not.toContain('jane.doe')
+  })
+
+  it('a queue of the other type: the error gets a QUEUE_TYPE hint', async () => {
+    // Prepare: npm start's queues are standard here; the CLI is left at the default, fifo
+    const env = { SQS_PORT: String(port) }
+
+    // Act
+    const error = await main(['--local'], { ...capture().io, env }).catch((thrown: unknown) => thrown)
+
+    // Assess
+    expect((error as Error).message).toMatch(/specified queue does not exist/)
+    expect(errorHint(error, env)).toBe(
+      ' (looked for the fifo queues, QUEUE_TYPE=fifo: set QUEUE_TYPE to the one `npm start` runs, or check --dlq-url/--queue-url)',
+    )
+  })
+
   it('--max shows fewer and says how many there are', async () => {
     await deadLetter(Array.from({ length: 4 }, () => refused(identify(), 400, 'x')))
     const { out, io } = capture()
@@ -256,8 +302,8 @@ describe('npm run dlq', () => {
     })
 
     expect(code).toBe(0)
-    expect(out).toHaveLength(4)
-    expect(out[3]).toMatch(/^3 dead-lettered event\(s\) listed .+ \(about 4 in the DLQ; --max to see more\)/)
+    expect(out).toHaveLength(5)
+    expect(out[4]).toMatch(/^3 dead-lettered event\(s\) listed .+ \(about 4 in the DLQ; --max to see more\)/)
   })
 
   it.each([

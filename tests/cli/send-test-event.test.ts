@@ -273,6 +273,19 @@ describe('npm run send-test-event', () => {
     expect(out).toEqual(['HTTP 401', '{"error":"invalid signature"}'])
   })
 
+  it('names SEGMENT_SHARED_SECRET / --secret (and the token) after a 401, saying what was sent', async () => {
+    const target = await recorder(401, '{"error":"missing signature"}')
+    const { err, io } = capture()
+
+    const code = await main(['--url', target.url], { ...io, env: {} })
+    await target.stop()
+
+    expect(code).toBe(1)
+    expect(err).toEqual([
+      'the relay refused the credentials (sent: none): set SEGMENT_SHARED_SECRET (or --secret) and/or INGEST_TOKEN (or --token) to the values the relay runs with',
+    ])
+  })
+
   it('exits 1 with the reason when nothing answers', async () => {
     const target = await recorder()
     await target.stop()

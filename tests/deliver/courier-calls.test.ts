@@ -1,5 +1,6 @@
 import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { userKey } from '../../lib/user-key.ts'
 import { type CourierReference, courierReference } from '../support/courier-reference.ts'
 import { deletion, group, identify, track } from '../support/fixtures.ts'
 import { type HttpStub, reply, startHttpStub } from '../support/http-stub.ts'
@@ -256,7 +257,8 @@ describe('a deletion removes the person', () => {
 
     expect(response.batchItemFailures).toEqual([])
     expect(dlqMessages(relay)[0]?.messageAttributes.reason?.StringValue).toBe(
-      'failed once (400) (DELETE /users/u-1/tenants)',
+      // The reason names the call with the person's key, never the id (lib/user-key.ts).
+      `failed once (400) (DELETE /users/${userKey('u-1')}/tenants)`,
     )
     expect(reference.state.profiles.has('u-1')).toBe(false)
   })

@@ -55,7 +55,7 @@ const identify = (overrides: Record<string, unknown> = {}) => fixtures.identify(
  * table and never writes tests/bench/latest.md, which holds full runs only.
  */
 const QUICK = process.env.BENCH_QUICK === '1'
-const QUICK_SECTIONS = ['latency', 'churn', 'adaptive', 'drain']
+const QUICK_SECTIONS = ['latency', 'churn', 'adaptive']
 const PARTIAL =
   QUICK ||
   [

@@ -145,6 +145,35 @@ describe('a cold deliver instance and the fleet’s learnt rate', () => {
     expect(interval).toBeLessThan(1_000 / (4 * CUBIC_DEFAULTS.decrease))
   })
 
+  it('delivers as if nothing were shared when DynamoDB cannot be reached', async () => {
+    // Prepare: a table behind a port nothing listens on (connection refused)
+    const unreachable = createLearntRates(
+      createDynamoDbClient(
+        {
+          endpoint: 'http://127.0.0.1:1',
+          region: 'us-east-1',
+          credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+        },
+        { maxAttempts: 1, connectionTimeoutMs: 500, requestTimeoutMs: 500 },
+      ),
+      relay.dynamodb.tableName,
+    )
+    await enqueueEvents(relay, [track(), track({ userId: 'someone-else' })])
+    const clock = countingClock()
+
+    // Act
+    const response = await invokeDeliver(
+      relay.deliver({ clock, learntRates: unreachable }),
+      await receiveRecords(relay),
+      relay,
+    )
+
+    // Assess: delivered, unpaced
+    expect(response.batchItemFailures).toEqual([])
+    expect(relay.sandbox.delivered()).toHaveLength(2)
+    expect(clock.waits).toEqual([])
+  })
+
   it('shares the limit it learns from Courier’s first 429, for the next cold instance', async () => {
     // Prepare: Courier refuses every request
     relay.sandbox.setFaults({ rateLimitShare: 1, retryAfter: 'none' })

@@ -121,6 +121,9 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     .use(fleet.middleware) as unknown as DeliverHandler
 }
 
+/** Kept back from the invocation's end when waiting for learnt-rate writes. */
+const FLUSH_MARGIN_MS = 250
+
 /**
  * The fleet's learnt rates for this instance: read before its first batch (a cold instance then
  * starts paced just under them instead of open), and what it learns written back before each
@@ -130,8 +133,16 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
 const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => {
   let rates: ReadonlyMap<EndpointClass, number> | undefined
   const writes: Promise<void>[] = []
-  const flush = async () => {
-    await Promise.all(writes.splice(0))
+  // Never past the invocation's end: a write still pending then is left to finish (or fail, logged)
+  // on its own, and the next change writes again; a timed-out invocation would bring its batch back.
+  const flush = async (request: { context: Context }) => {
+    const pending = Promise.all(writes.splice(0))
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, request.context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS))
+    })
+    await Promise.race([pending, deadline])
+    clearTimeout(timer)
   }
   return {
     fleetRate: (endpointClass: EndpointClass) => rates?.get(endpointClass),

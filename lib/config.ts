@@ -38,11 +38,13 @@ export interface Config {
     readonly dlqUrl: string
     /** AUDIENCE_QUEUE_URL: where deliver puts audience events for the list sync; required by deliver with audienceLists. */
     readonly audienceUrl: string | undefined
-    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger (DynamoDB); required by the list sync. */
-    readonly audienceTable: string | undefined
     /** A FIFO events queue (its URL ends in `.fifo`): messages carry group and deduplication ids. */
     readonly fifo: boolean
     readonly batchMaxBytes: number
+  }
+  readonly audiences: {
+    /** AUDIENCE_TABLE_NAME: the list sync's membership ledger (DynamoDB); required by the list sync. */
+    readonly table: string | undefined
   }
   readonly retry: {
     readonly baseSeconds: number
@@ -305,7 +307,6 @@ export const parseConfig = (env: Env): Config => {
     queue: {
       ...queueUrls(env),
       audienceUrl: url(env, 'AUDIENCE_QUEUE_URL'),
-      audienceTable: tableName(env, 'AUDIENCE_TABLE_NAME'),
       batchMaxBytes: integer(
         env,
         'SQS_BATCH_MAX_BYTES',
@@ -314,6 +315,7 @@ export const parseConfig = (env: Env): Config => {
         SQS_MAX_BATCH_BYTES,
       ),
     },
+    audiences: { table: tableName(env, 'AUDIENCE_TABLE_NAME') },
     retry: {
       baseSeconds: retryBase,
       maxSeconds: retryMax,
@@ -455,7 +457,7 @@ export const localPort = (env: Env, name: LocalPortName): number =>
 
 /**
  * The least deliver timeout, deployed and local: the worker keeps about 16 s of each invocation to
- * finish its SQS calls (lib/deliver/worker.ts, finishMarginMs) and a Courier request may take 10 s.
+ * finish its SQS calls (lib/queue/settle-batch.ts, finishMarginMs) and a Courier request may take 10 s.
  */
 export const MIN_DELIVER_TIMEOUT_SECONDS = 30
 

@@ -3,20 +3,23 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 /**
- * lib/ is laid out as the pipe: Segment → ingest → queue → deliver → Courier, plus the cloud on
- * one machine (local/) and the commands (cli/). Imports run one way: a stage may use the stages
- * it stands on and the shared pieces at lib/'s root, never a later stage.
+ * lib/ is laid out as the pipe: Segment → ingest → queue → deliver → Courier, and beside deliver
+ * the audience list sync (audiences/), plus the cloud on one machine (local/) and the commands
+ * (cli/). Imports run one way: a stage may use the stages it stands on and the shared pieces at
+ * lib/'s root, never a later stage; the three functions' stages (ingest, deliver, audiences) never
+ * use one another.
  */
 const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   '.': ['.', 'errors'],
   errors: ['.', 'errors'],
   segment: ['.', 'errors', 'segment'],
-  queue: ['.', 'errors', 'queue'],
+  queue: ['.', 'errors', 'segment', 'queue'],
   courier: ['.', 'errors', 'segment', 'courier'],
   ingest: ['.', 'errors', 'segment', 'queue', 'ingest'],
   deliver: ['.', 'errors', 'segment', 'queue', 'courier', 'deliver'],
-  local: ['.', 'errors', 'segment', 'queue', 'courier', 'ingest', 'deliver', 'local'],
-  cli: ['.', 'errors', 'segment', 'queue', 'courier', 'ingest', 'deliver', 'local', 'cli'],
+  audiences: ['.', 'errors', 'segment', 'queue', 'courier', 'audiences'],
+  local: ['.', 'errors', 'segment', 'queue', 'courier', 'ingest', 'deliver', 'audiences', 'local'],
+  cli: ['.', 'errors', 'segment', 'queue', 'courier', 'ingest', 'deliver', 'audiences', 'local', 'cli'],
 }
 
 const LIB = path.resolve(import.meta.dirname, '../lib')

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { GetParameterCommand, GetParametersCommand } from '@aws-sdk/client-ssm'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { AUDIENCE_SYNC_INSTANCES } from '../lib/audiences/list-sync.ts'
+import { MEMBERSHIP_TABLE_KEYS, MEMBERSHIP_TTL_ATTRIBUTE } from '../lib/audiences/membership-ledger.ts'
 import { checkDeployParams } from '../lib/cli/deploy-params.ts'
 import {
   checkParameters,
@@ -18,9 +20,7 @@ import {
   stageParams,
 } from '../lib/cli/preflight.ts'
 import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
-import { AUDIENCE_SYNC_INSTANCES } from '../lib/deliver/audience-sync.ts'
 import { LEARNT_RATES_KEY } from '../lib/deliver/learnt-rates.ts'
-import { MEMBERSHIP_TABLE_KEYS, MEMBERSHIP_TTL_ATTRIBUTE } from '../lib/deliver/membership-ledger.ts'
 import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import {
@@ -286,7 +286,7 @@ describe('the packaged CloudFormation template', () => {
       Environment: { Variables: Record<string, unknown> }
     }
 
-    // The keys the ledger reads and writes, and the TTL it sets (lib/deliver/membership-ledger.ts).
+    // The keys the ledger reads and writes, and the TTL it sets (lib/audiences/membership-ledger.ts).
     expect(table.KeySchema).toEqual(MEMBERSHIP_TABLE_KEYS.KeySchema)
     expect(table.AttributeDefinitions).toEqual(MEMBERSHIP_TABLE_KEYS.AttributeDefinitions)
     expect(table.TimeToLiveSpecification).toEqual({ AttributeName: MEMBERSHIP_TTL_ATTRIBUTE, Enabled: true })

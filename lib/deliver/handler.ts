@@ -1,72 +1,48 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
-import type { Metrics } from '@aws-lambda-powertools/metrics'
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
-import type { SQSClient } from '@aws-sdk/client-sqs'
-import middy, { type MiddlewareObj } from '@middy/core'
-import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
-import type { Random } from '../backoff.ts'
-import { type Config, courierAuthToken, parseConfig } from '../config.ts'
-import { type CourierClient, createCourierClient } from '../courier/client.ts'
-import type { EndpointClass } from '../courier/endpoint-class.ts'
+import { type Config, parseConfig } from '../config.ts'
+import { type CourierFunctionOptions, courierFrom } from '../courier/from-config.ts'
+import { type Clock, createPacers } from '../courier/pacer.ts'
 import { ConfigError } from '../errors/config-error.ts'
 import { createSqsClient, SQS_TIMEOUTS, type SqsTimeouts } from '../queue/sqs-client.ts'
-import { resolveSecret } from '../secrets.ts'
+import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts'
 import { createLogger, createMetrics } from '../telemetry.ts'
-import { userKeySecretLoader } from '../user-key.ts'
-import { type LearntRates, learntRatesIn } from './learnt-rates.ts'
-import { type Clock, createPacers, type PacerFor } from './pacer.ts'
-import { deliverBatch } from './worker.ts'
+import { deliverBatch } from './batch.ts'
+import { createDeliverInstance } from './instance.ts'
+import { type LearntRates, learntRatesIn, shareLearntRates } from './learnt-rates.ts'
 
 /**
- * Assembles the deliver Lambda: configuration validated once at cold start, one Courier
- * client, one SQS client and one pacer per endpoint class per instance (reused while the
- * instance is warm, so the rate learnt from Courier's answers carries over between invocations).
- * The local poller (`npm start`) and the tests call this same handler.
+ * Assembles the deliver Lambda: configuration validated once at cold start, one Courier client,
+ * one SQS client and the instance's state (lib/deliver/instance.ts: the pacers, so the rate
+ * learnt from Courier's answers carries over between invocations, seeded from and shared with
+ * the rest of the fleet through lib/deliver/learnt-rates.ts). The local poller (`npm start`) and
+ * the tests call this same handler.
  */
 
-export interface DeliverHandlerOptions {
-  readonly config?: Config
-  readonly sqs?: SQSClient
-  readonly courier?: CourierClient
-  readonly logger?: Logger
-  readonly metrics?: Metrics
-  /** Replaces the instance's adaptive pacers (tests). */
-  readonly pacerFor?: PacerFor
+export interface DeliverHandlerOptions extends CourierFunctionOptions {
   /** The clock the adaptive pacers wait on (tests). */
   readonly clock?: Clock
-  /**
-   * Where the fleet shares the rate it learnt (learnt-rates.ts); default the table AUDIENCE_TABLE_NAME
-   * names, none without it; `null` shares nothing.
-   */
-  readonly learntRates?: LearntRates | null
-  readonly random?: Random
   /** The timeouts `sqs` was created with (default SQS_TIMEOUTS): they size the margin kept to finish. */
   readonly sqsTimeouts?: SqsTimeouts
+  /**
+   * Where the fleet shares the rate it learnt (learnt-rates.ts); default the table
+   * AUDIENCE_TABLE_NAME names, none without it; `null` shares nothing.
+   */
+  readonly learntRates?: LearntRates | null
 }
 
-export type DeliverHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>
-
-export const courierFrom = (config: Config): CourierClient => {
-  const ref = courierAuthToken(config)
-  return createCourierClient({
-    baseUrl: config.courier.baseUrl,
-    timeoutMs: config.courier.timeoutMs,
-    authToken: async () =>
-      (await resolveSecret('COURIER_AUTH_TOKEN', ref, config.secretsCacheSeconds)) as string,
-  })
-}
+export type DeliverHandler = SqsBatchHandler
 
 const pacersFrom = (
   config: Config,
   logger: Logger,
   clock: Clock | undefined,
-  fleet: Pick<Parameters<typeof createPacers>[1] & object, 'fleetRate' | 'onLearnt'>,
+  fleet: Pick<ReturnType<typeof shareLearntRates>, 'fleetRate' | 'onLearnt'>,
 ) =>
   createPacers(
     { maxRps: config.courier.maxRps, instances: config.delivery.eventSourceMaxConcurrency },
     {
-      ...fleet,
+      fleetRate: fleet.fleetRate,
+      ...(fleet.onLearnt === undefined ? {} : { onLearnt: fleet.onLearnt }),
       ...(clock === undefined ? {} : { clock }),
       onHalved: ({ endpointClass, from, to }) =>
         logger.warn('Courier is rate-limiting: the delivery rate halved', {
@@ -88,89 +64,34 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
   }
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
-  const table = config.queue.audienceTable
-  const learnt =
+  const table = config.audiences.table
+  const fleet = shareLearntRates(
     options.learntRates === undefined
       ? table === undefined
         ? null
         : learntRatesIn(table)
-      : options.learntRates
-  const fleet = shareLearntRates(learnt, logger)
-  const pacers = pacersFrom(config, logger, options.clock, {
-    fleetRate: fleet.fleetRate,
-    onLearnt: fleet.onLearnt,
-  })
+      : options.learntRates,
+    logger,
+  )
+  const pacers = pacersFrom(config, logger, options.clock, fleet)
   const deps = {
     config,
     logger,
     metrics,
-    // Bounded calls: the worker keeps back enough of each invocation for them (finishMarginMs).
+    // Bounded calls: the batch keeps back enough of each invocation for them (finishMarginMs).
     sqs: options.sqs ?? createSqsClient({}, SQS_TIMEOUTS),
     sqsTimeouts: options.sqsTimeouts ?? SQS_TIMEOUTS,
     courier: options.courier ?? courierFrom(config),
-    pacerFor: options.pacerFor ?? pacers,
-    pacers: () => (options.pacerFor === undefined ? pacers.active() : []),
+    instance:
+      options.pacerFor === undefined
+        ? createDeliverInstance(pacers, pacers.active)
+        : createDeliverInstance(options.pacerFor),
     random: options.random ?? Math.random,
   }
-  return middy<SQSEvent, SQSBatchResponse>((event: SQSEvent, context: Context) =>
-    deliverBatch(deps, event, context),
-  )
-    .use(injectLambdaContext(logger))
-    .use(logMetrics(metrics))
-    .use(userKeySecretLoader(config.secretsCacheSeconds))
-    .use(fleet.middleware) as unknown as DeliverHandler
-}
-
-/** Kept back from the invocation's end when waiting for learnt-rate writes. */
-const FLUSH_MARGIN_MS = 250
-
-/**
- * The fleet's learnt rates for this instance: read before its first batch (a cold instance then
- * starts paced just under them instead of open), and what it learns written back before each
- * invocation ends (Lambda may freeze the instance once it has answered). A failed read or write
- * is logged and skipped: the instance then behaves as if nothing were shared.
- */
-const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => {
-  let rates: ReadonlyMap<EndpointClass, number> | undefined
-  const writes: Promise<void>[] = []
-  // Never past the invocation's end: a write still pending then is left to finish (or fail, logged)
-  // on its own, and the next change writes again; a timed-out invocation would bring its batch back.
-  const flush = async (request: { context: Context }) => {
-    const pending = Promise.all(writes.splice(0))
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, request.context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS))
-    })
-    await Promise.race([pending, deadline])
-    clearTimeout(timer)
-  }
-  return {
-    fleetRate: (endpointClass: EndpointClass) => rates?.get(endpointClass),
-    onLearnt:
-      learnt === null
-        ? undefined
-        : ({ endpointClass, ratePerSecond }: { endpointClass: EndpointClass; ratePerSecond: number }) => {
-            writes.push(
-              learnt.write(endpointClass, ratePerSecond).catch((error: unknown) => {
-                logger.warn('sharing the learnt Courier rate failed', {
-                  endpointClass,
-                  error: error as Error,
-                })
-              }),
-            )
-          },
-    middleware: {
-      before: async () => {
-        if (rates !== undefined || learnt === null) return
-        rates = await learnt.read().catch((error: unknown) => {
-          logger.warn('reading the fleet’s learnt Courier rate failed: starting unpaced', {
-            error: error as Error,
-          })
-          return new Map()
-        })
-      },
-      after: flush,
-      onError: flush,
-    } satisfies MiddlewareObj<SQSEvent, SQSBatchResponse>,
-  }
+  return sqsBatchFunction((event, context) => deliverBatch(deps, event, context), {
+    logger,
+    metrics,
+    secretsCacheSeconds: config.secretsCacheSeconds,
+    middlewares: [fleet.middleware],
+  })
 }

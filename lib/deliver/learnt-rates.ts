@@ -1,4 +1,7 @@
+import type { Logger } from '@aws-lambda-powertools/logger'
 import { BatchGetItemCommand, DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import type { MiddlewareObj } from '@middy/core'
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { ENDPOINT_CLASSES, type EndpointClass } from '../courier/endpoint-class.ts'
 
 /**
@@ -101,3 +104,58 @@ export const learntRatesIn = (tableName: string): LearntRates =>
     }),
     tableName,
   )
+
+/** Kept back from the invocation's end when waiting for learnt-rate writes. */
+const FLUSH_MARGIN_MS = 250
+
+/**
+ * The fleet's learnt rates for one instance: read before its first batch (a cold instance then
+ * starts paced near them instead of open: `fleetRate` for its pacers), and what it learns
+ * (`onLearnt`) written back before each invocation ends (Lambda may freeze the instance once it
+ * has answered), never past that end. A failed read or write is logged and skipped: the instance
+ * then behaves as if nothing were shared. `learnt` null: nothing is shared.
+ */
+export const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => {
+  let rates: ReadonlyMap<EndpointClass, number> | undefined
+  const writes: Promise<void>[] = []
+  // A write still pending at the invocation's end is left to finish (or fail, logged) on its own,
+  // and the next change writes again; a timed-out invocation would bring its batch back.
+  const flush = async (request: { context: Context }) => {
+    const pending = Promise.all(writes.splice(0))
+    let timer: NodeJS.Timeout | undefined
+    const end = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, request.context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS))
+    })
+    await Promise.race([pending, end])
+    clearTimeout(timer)
+  }
+  return {
+    fleetRate: (endpointClass: EndpointClass): number | undefined => rates?.get(endpointClass),
+    onLearnt:
+      learnt === null
+        ? undefined
+        : ({ endpointClass, ratePerSecond }: { endpointClass: EndpointClass; ratePerSecond: number }) => {
+            writes.push(
+              learnt.write(endpointClass, ratePerSecond).catch((error: unknown) => {
+                logger.warn('sharing the learnt Courier rate failed', {
+                  endpointClass,
+                  error: error as Error,
+                })
+              }),
+            )
+          },
+    middleware: {
+      before: async () => {
+        if (rates !== undefined || learnt === null) return
+        rates = await learnt.read().catch((error: unknown) => {
+          logger.warn('reading the fleet’s learnt Courier rate failed: starting unpaced', {
+            error: error as Error,
+          })
+          return new Map()
+        })
+      },
+      after: flush,
+      onError: flush,
+    } satisfies MiddlewareObj<SQSEvent, SQSBatchResponse>,
+  }
+}

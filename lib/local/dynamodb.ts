@@ -6,7 +6,7 @@ import {
   createMembershipLedger,
   MEMBERSHIP_TABLE_KEYS,
   type MembershipLedger,
-} from '../deliver/membership-ledger.ts'
+} from '../audiences/membership-ledger.ts'
 import { LOOPBACK } from './loopback.ts'
 
 /**

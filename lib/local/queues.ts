@@ -22,7 +22,7 @@ export interface LocalQueues {
   readonly queueArn: string
   readonly dlqUrl: string
   readonly dlqArn: string
-  /** The audience queue: audience events waiting for the list sync (lib/deliver/audience-sync.ts). */
+  /** The audience queue: audience events waiting for the list sync (lib/audiences/list-sync.ts). */
   readonly audienceQueueUrl: string
   readonly audienceQueueArn: string
   readonly stop: () => Promise<void>

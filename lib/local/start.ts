@@ -204,7 +204,7 @@ const main = async (env: NodeJS.ProcessEnv, relayLog: RelayLog) => {
     { startPoller },
   ] = await Promise.all([
     import('./relay-pages.ts'),
-    import('../deliver/audience-sync.ts'),
+    import('../audiences/list-sync.ts'),
     import('../queue/sqs-client.ts'),
     import('../segment/test-event.ts'),
     import('./courier-sandbox.ts'),

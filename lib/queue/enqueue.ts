@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   SendMessageBatchCommand,
   type SendMessageBatchRequestEntry,
@@ -46,8 +47,6 @@ export interface EnqueueResult {
   /** Last error seen, for the log when something stayed unsent. */
   readonly lastError: unknown
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Sends one batch and returns the messages SQS did not take. */
 const sendBatch = async (

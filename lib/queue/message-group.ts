@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { identityString, personIn } from '../segment/identity.ts'
 
 /**
  * Which FIFO message group an event belongs to, and its deduplication id: the two ids that make
@@ -33,31 +34,31 @@ export const fifoId = (prefix: string, id: string): string => {
   return isValidFifoId(readable) ? readable : `${prefix}#${sha256(id)}`
 }
 
-/** Segment sends numbers as ids too (analytics libraries do not cast them). */
-const idText = (value: unknown): string | undefined => {
-  if (typeof value === 'string' && value.length > 0) return value
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
-  return undefined
-}
-
-export interface Identified {
-  readonly userId?: unknown
-  readonly anonymousId?: unknown
-  readonly messageId?: unknown
-}
+/** The user's FIFO prefix, by the field that names them. */
+const PREFIX = { userId: 'user', anonymousId: 'anon' } as const
 
 /**
  * The message group of an event (or of whatever was sent in its place: `value` may be any JSON
  * value; `text` is its raw text, the fallback identity of an event without any id).
  */
 export const messageGroupId = (value: unknown, text: string): string => {
-  const event = (typeof value === 'object' && value !== null ? value : {}) as Identified
-  const userId = idText(event.userId)
-  if (userId !== undefined) return fifoId('user', userId)
-  const anonymousId = idText(event.anonymousId)
-  if (anonymousId !== undefined) return fifoId('anon', anonymousId)
-  const messageId = idText(event.messageId)
-  return messageId !== undefined ? fifoId('none', messageId) : `none#${sha256(text)}`
+  const person = personIn(value)
+  if (person !== undefined) return fifoId(PREFIX[person.field], person.id)
+  const messageId = identityString('messageId', (value as { messageId?: unknown } | null)?.messageId)
+  return 'id' in messageId && messageId.id !== undefined
+    ? fifoId('none', messageId.id)
+    : `none#${sha256(text)}`
+}
+
+/** The message group of a queued message's text, whatever it holds. */
+export const messageGroupOfText = (text: string): string => {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    value = undefined
+  }
+  return messageGroupId(value, text)
 }
 
 /**

@@ -10,7 +10,7 @@ import { SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs'
 
 /**
  * How long one SQS call may take, so the deliver function can keep enough of its invocation to
- * finish (lib/deliver/worker.ts): the SDK's defaults wait for ever on a connection or an answer.
+ * finish (lib/queue/settle-batch.ts): the SDK's defaults wait for ever on a connection or an answer.
  * SQS answers in tens of milliseconds; a call that has not in a second is retried once.
  * https://docs.aws.amazon.com/sdk-for-javascript/v3/developer-guide/node-configuring-maxsockets.html
  */

@@ -4,7 +4,7 @@ import { SQS_MAX_VISIBILITY_SECONDS } from '../config.ts'
 
 /**
  * Sets when each retried record comes back: a record reported in batchItemFailures keeps the
- * visibility timeout it has, so the worker sets it to the policy's delay first. If SQS does
+ * visibility timeout it has, so the function sets it to the policy's delay first. If SQS does
  * not take a change the record still comes back, only after the queue's default timeout.
  * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibilityBatch.html
  *

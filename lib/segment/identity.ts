@@ -69,15 +69,43 @@ export const readIdentities = (event: Readonly<Record<string, unknown>>, raw?: s
   return { ok: true, ids }
 }
 
+/** Who an event is about and by which field: the userId when there is one, else the anonymousId. */
+export interface Person {
+  readonly field: 'userId' | 'anonymousId'
+  readonly id: string
+}
+
 /**
  * The person an event is about: the userId when there is one, else the anonymousId, as Courier's
  * inbound endpoint picks the profile (`userId || anonymousId`). The key FIFO groups on, so one
- * person's events reach Courier in order. `undefined` when the event names nobody.
+ * person's events reach Courier in order, and the member of an audience list. `undefined` when
+ * the event names nobody. https://segment.com/docs/connections/spec/identify/#identities
  */
-export const userKey = (ids: Identities): string | undefined => ids.userId ?? ids.anonymousId
+export const personOf = (ids: Identities): Person | undefined => {
+  if (ids.userId !== undefined) return { field: 'userId', id: ids.userId }
+  if (ids.anonymousId !== undefined) return { field: 'anonymousId', id: ids.anonymousId }
+  return undefined
+}
+
+/** The id of `personOf`. */
+export const userKey = (ids: Identities): string | undefined => personOf(ids)?.id
 
 /** `userKey` straight from an event object (and its text, for 20-digit ids). */
 export const userKeyOf = (event: Readonly<Record<string, unknown>>, raw?: string): string | undefined => {
   const read = readIdentities(event, raw)
   return read.ok ? userKey(read.ids) : undefined
+}
+
+/**
+ * `personOf` read leniently from any JSON value (an event, or whatever was sent in its place): a
+ * userId or anonymousId of the wrong type is no id, and the other field still names the person.
+ */
+export const personIn = (value: unknown): Person | undefined => {
+  const event = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+  const ids: Record<string, string> = {}
+  for (const field of ['userId', 'anonymousId'] as const) {
+    const read = identityString(field, event[field])
+    if ('id' in read && read.id !== undefined) ids[field] = read.id
+  }
+  return personOf(ids)
 }

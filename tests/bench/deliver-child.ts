@@ -12,7 +12,7 @@ const { parseConfig } = await import('../../lib/config.ts')
 const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
 const { createSqsClient } = await import('../../lib/queue/sqs-client.ts')
 const { startPoller } = await import('../../lib/local/sqs-poller.ts')
-const { createPacers } = await import('../../lib/deliver/pacer.ts')
+const { createPacers } = await import('../../lib/courier/pacer.ts')
 
 const sqs = createSqsClient({ endpoint: process.env.SQS_ENDPOINT as string })
 const expected = Number(process.env.EXPECT ?? Number.POSITIVE_INFINITY)

@@ -26,9 +26,9 @@ const { promisify } = await import('node:util')
 const { parseConfig } = await import('../../lib/config.ts')
 const { startCourierSandbox } = await import('../../lib/local/courier-sandbox.ts')
 const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
-const { createAudienceSyncHandler } = await import('../../lib/deliver/audience-handler.ts')
-const { AUDIENCE_SYNC_INSTANCES } = await import('../../lib/deliver/audience-sync.ts')
-const { createPacers, unpaced } = await import('../../lib/deliver/pacer.ts')
+const { createAudienceSyncHandler } = await import('../../lib/audiences/handler.ts')
+const { AUDIENCE_SYNC_INSTANCES } = await import('../../lib/audiences/list-sync.ts')
+const { createPacers, unpaced } = await import('../../lib/courier/pacer.ts')
 type DeliverHandler = import('../../lib/deliver/handler.ts').DeliverHandler
 const { createIngestHandler } = await import('../../lib/ingest/handler.ts')
 const { createLambdaContext } = await import('../../lib/local/lambda-context.ts')
@@ -881,7 +881,7 @@ if (runs('churn')) {
   const CHURN_EVERY_SECONDS = 3
   const { startLocalDynamoDb } = await import('../../lib/local/dynamodb.ts')
   const { createLearntRates } = await import('../../lib/deliver/learnt-rates.ts')
-  const { createDynamoDbClient } = await import('../../lib/deliver/membership-ledger.ts')
+  const { createDynamoDbClient } = await import('../../lib/audiences/membership-ledger.ts')
   /**
    * `shared`: the relay as deployed (open until Courier pushes back, the fleet's learnt rate in
    * DynamoDB); `open`: the same without sharing; `slow-start`: today's cold start.

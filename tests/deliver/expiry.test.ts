@@ -15,11 +15,13 @@ import {
 } from '../../lib/config.ts'
 import type { CourierClient, SendResult } from '../../lib/courier/client.ts'
 import type { Outcome } from '../../lib/courier/outcome.ts'
-import { unpaced } from '../../lib/deliver/pacer.ts'
-import { deliverBatch, finishMarginMs } from '../../lib/deliver/worker.ts'
+import { unpaced } from '../../lib/courier/pacer.ts'
+import { deliverBatch } from '../../lib/deliver/batch.ts'
+import { createDeliverInstance } from '../../lib/deliver/instance.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { toSqsRecord } from '../../lib/local/sqs-poller.ts'
 import { QUEUE_SETTINGS } from '../../lib/queue/settings.ts'
+import { finishMarginMs } from '../../lib/queue/settle-batch.ts'
 import { createSqsClient, type SqsTimeouts } from '../../lib/queue/sqs-client.ts'
 import { changeVisibility, visibilityLeftSeconds } from '../../lib/queue/visibility.ts'
 import { createLogger } from '../../lib/telemetry.ts'
@@ -392,7 +394,7 @@ describe('the compressed clock', () => {
             throw new Error(`unexpected SQS call ${String(command)}`)
           },
         } as unknown as SQSClient
-        const deps = { config, sqs, courier, logger, pacerFor: () => unpaced, random }
+        const deps = { config, sqs, courier, logger, instance: createDeliverInstance(() => unpaced), random }
 
         while (queue.length > 0) {
           now = Math.min(...queue.map((m) => m.visibleAt))

@@ -1,15 +1,15 @@
 import { DeleteItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { createDynamoDbClient } from '../../lib/audiences/membership-ledger.ts'
 import { ENDPOINT_CLASSES } from '../../lib/courier/endpoint-class.ts'
+import type { Clock } from '../../lib/courier/pacer.ts'
+import { CUBIC_DEFAULTS } from '../../lib/courier/rate-control.ts'
 import {
   createLearntRates,
   LEARNT_RATE_TTL_SECONDS,
   LEARNT_RATES_KEY,
   type LearntRates,
 } from '../../lib/deliver/learnt-rates.ts'
-import { createDynamoDbClient } from '../../lib/deliver/membership-ledger.ts'
-import type { Clock } from '../../lib/deliver/pacer.ts'
-import { CUBIC_DEFAULTS } from '../../lib/deliver/rate-control.ts'
 import { track } from '../support/fixtures.ts'
 import {
   enqueueEvents,

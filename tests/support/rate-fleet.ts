@@ -3,7 +3,7 @@ import {
   nextRateState,
   type RateControlParams,
   type RateState,
-} from '../../lib/deliver/rate-control.ts'
+} from '../../lib/courier/rate-control.ts'
 
 /**
  * A fleet of rate controllers sharing one rate limiter, in simulated time (1 ms steps): each

@@ -1,9 +1,9 @@
 import { jitteredSeconds, type Random, retryDelaySeconds } from '../backoff.ts'
 import type { Config } from '../config.ts'
-import type { Outcome } from '../courier/outcome.ts'
+import type { Outcome } from './outcome.ts'
 
 /**
- * The retry and failure policy of design.md as one pure function: what the worker does with a
+ * The retry and failure policy as one pure function: what a function does with a
  * record given Courier's answer and how many times SQS has handed the record out.
  *
  * | Courier answer                 | action                                                    |

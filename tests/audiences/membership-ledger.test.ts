@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { MembershipLedger } from '../../lib/deliver/membership-ledger.ts'
+import type { MembershipLedger } from '../../lib/audiences/membership-ledger.ts'
 import { type LocalDynamoDb, startLocalDynamoDb } from '../../lib/local/dynamodb.ts'
 
 /**
- * The list sync's membership ledger (lib/deliver/membership-ledger.ts) against the embedded
+ * The list sync's membership ledger (lib/audiences/membership-ledger.ts) against the embedded
  * DynamoDB, which refuses what DynamoDB refuses (key sizes, reserved words, batch limits).
  */
 

@@ -1,23 +1,25 @@
 import {
+  ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs'
 import type { SQSRecord } from 'aws-lambda'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { parseConfig } from '../../lib/config.ts'
-import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/deliver/audience-handler.ts'
-import { AUDIENCE_SYNC_INSTANCES, listSyncMarginMs } from '../../lib/deliver/audience-sync.ts'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { createAudienceSyncHandler, listWritePacerFor } from '../../lib/audiences/handler.ts'
+import { AUDIENCE_SYNC_INSTANCES, listSyncMarginMs } from '../../lib/audiences/list-sync.ts'
 import {
   createDynamoDbClient,
   createMembershipLedger,
   type MembershipLedger,
-} from '../../lib/deliver/membership-ledger.ts'
-import { createPacer, type PacerFor, rateParamsFor, unpaced } from '../../lib/deliver/pacer.ts'
-import { rateAfter } from '../../lib/deliver/rate-control.ts'
+} from '../../lib/audiences/membership-ledger.ts'
+import { parseConfig } from '../../lib/config.ts'
+import { createPacer, type PacerFor, rateParamsFor, unpaced } from '../../lib/courier/pacer.ts'
+import { rateAfter } from '../../lib/courier/rate-control.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
 import { recordsToDelete, startPoller, toSqsRecord } from '../../lib/local/sqs-poller.ts'
-import { createLogger } from '../../lib/telemetry.ts'
+import { EXCEPTION_RECEIVES } from '../../lib/queue/expiry.ts'
+import { createLogger, createMetrics } from '../../lib/telemetry.ts'
 import { type CourierReference, courierReference } from '../support/courier-reference.ts'
 import {
   audienceIdentify,
@@ -39,7 +41,7 @@ import {
 } from '../support/relay.ts'
 
 /**
- * Engage audiences → Courier lists (lib/deliver/audience-sync.ts): deliver hands audience events
+ * Engage audiences → Courier lists (lib/audiences/list-sync.ts): deliver hands audience events
  * to the audience queue, the list sync writes them in bulk. Courier here is a loopback server
  * answering as its API reference says, with its 20-a-minute limit on list writes.
  */
@@ -525,6 +527,32 @@ describe('the list sync', () => {
     expect(dead[0]?.messageAttributes.reason?.StringValue).toBe('not an Engage audience event')
     expect(dead[0]?.messageAttributes.stage?.StringValue).toBe('audience-sync')
   })
+
+  it('counts its records in metrics, and dead-letters with the event’s messageId and type as deliver does', async () => {
+    // Prepare: one member who enters, one Courier refuses for good, one event that is no audience event
+    const metrics = createMetrics('test')
+    const added = vi.spyOn(metrics, 'addMetric')
+    reference.failNext('POST', '/lists/other-aud_2/subscriptions', 400)
+    const notAudience = identify()
+    await toAudienceQueue([
+      audienceIdentify({ inAudience: true, userId: 'u-1' }),
+      audienceIdentify({ inAudience: true, userId: 'u-2', key: 'other', id: 'aud_2' }),
+      notAudience,
+    ])
+
+    // Act
+    const response = await sync(syncHandler({ metrics }), await audienceRecords())
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([])
+    const counts = Object.fromEntries(added.mock.calls.map(([name, , value]) => [name, value]))
+    expect(counts).toEqual({ Delivered: 1, DeadLettered: 2 })
+    const dead = peek(relay.queues, relay.queues.dlqUrl)
+    const bodies = dead.map((m) => JSON.parse(m.body) as { messageId: string })
+    const byId = (id: string) => dead[bodies.findIndex((b) => b.messageId === id)]
+    expect(byId(notAudience.messageId)?.messageAttributes.messageId?.StringValue).toBe(notAudience.messageId)
+    expect(byId(notAudience.messageId)?.messageAttributes.type?.StringValue).toBe('identify')
+  })
 })
 
 describe('member ids that cannot be a path segment', () => {
@@ -543,6 +571,66 @@ describe('member ids that cannot be a path segment', () => {
     expect(peek(relay.queues, relay.queues.dlqUrl)[0]?.messageAttributes.reason?.StringValue).toMatch(
       /cannot be a path segment/,
     )
+  })
+})
+
+describe('an exception while syncing one record', () => {
+  it('fails that record alone, and dead-letters it with its reason after a few receives', async () => {
+    // Prepare: a member id holding a lone surrogate (encodeURIComponent throws URIError on it)
+    // leaves the list beside members who enter and leave, and the same person is deleted
+    const bad = '\ud800'
+    reference.state.subscriptions.add(`${LIST} bob`)
+    const leaving = audienceIdentify({ inAudience: false, userId: bad })
+    const deleted = deletion({ userId: bad })
+    const neighbours = [
+      audienceIdentify({ inAudience: true, userId: 'ada' }),
+      audienceIdentify({ inAudience: false, userId: 'bob' }),
+    ]
+    await toAudienceQueue([neighbours[0]!, leaving, deleted, neighbours[1]!])
+    const handler = syncHandler()
+
+    // Act
+    const first = await audienceRecords()
+    const response = await sync(handler, first)
+
+    // Assess: the neighbours' changes are written; only the two bad records come back
+    const badIds = first
+      .filter((r) => [leaving.messageId, deleted.messageId].includes(JSON.parse(r.body).messageId))
+      .map((r) => r.messageId)
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(badIds.sort())
+    expect(subscribed()).toEqual([`${LIST} ada`])
+
+    // Act: received again as SQS hands them back, until they are given up on
+    let inFlight = first.filter((r) => badIds.includes(r.messageId))
+    for (let round = 0; round < 10 && inFlight.length > 0; round++) {
+      await relay.queues.sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: relay.queues.audienceQueueUrl,
+          Entries: inFlight.map((r, i) => ({
+            Id: String(i),
+            ReceiptHandle: r.receiptHandle,
+            VisibilityTimeout: 0,
+          })),
+        }),
+      )
+      const records = await audienceRecords()
+      const failures = (await sync(handler, records)).batchItemFailures.map((f) => f.itemIdentifier)
+      inFlight = records.filter((r) => failures.includes(r.messageId))
+    }
+
+    // Assess: both in the DLQ with the error, on their EXCEPTION_RECEIVES-th receive; no Courier call by a broken path
+    const dead = peek(relay.queues, relay.queues.dlqUrl)
+    expect(dead.map((m) => m.messageAttributes.messageId?.StringValue).sort()).toEqual(
+      [leaving.messageId, deleted.messageId].sort(),
+    )
+    for (const message of dead) {
+      expect(message.messageAttributes.reason?.StringValue).toMatch(
+        new RegExp(`^failed with an exception on ${EXCEPTION_RECEIVES} receives: .*URIError`),
+      )
+      expect(message.messageAttributes.stage?.StringValue).toBe('audience-sync')
+    }
+    expect(audienceQueue()).toHaveLength(0)
+    expect(courier.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1)
   })
 })
 

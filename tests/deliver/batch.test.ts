@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULTS, parseConfig } from '../../lib/config.ts'
-import { COLD_START_RPS, createPacers, LISTS_PUBLISHED_RPS } from '../../lib/deliver/pacer.ts'
-import { CUBIC_DEFAULTS } from '../../lib/deliver/rate-control.ts'
-import { finishMarginMs } from '../../lib/deliver/worker.ts'
+import { COLD_START_RPS, createPacers, LISTS_PUBLISHED_RPS } from '../../lib/courier/pacer.ts'
+import { CUBIC_DEFAULTS } from '../../lib/courier/rate-control.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
+import { finishMarginMs } from '../../lib/queue/settle-batch.ts'
 import { alias, deletion, group, identify, page, screen, segmentRequest, track } from '../support/fixtures.ts'
 import {
   dlqMessages,

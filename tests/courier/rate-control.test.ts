@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { COLD_START_RPS, LISTS_PUBLISHED_RPS, rateParamsFor } from '../../lib/deliver/pacer.ts'
+import { COLD_START_RPS, LISTS_PUBLISHED_RPS, rateParamsFor } from '../../lib/courier/pacer.ts'
 import {
   CUBIC_DEFAULTS,
   cubicRate,
@@ -11,7 +11,7 @@ import {
   type RateState,
   rateAfter,
   seededRateState,
-} from '../../lib/deliver/rate-control.ts'
+} from '../../lib/courier/rate-control.ts'
 import { fixedWindow, simulateFleet, tokenBucket } from '../support/rate-fleet.ts'
 
 /** The controller once engaged: slow start from 1 request/s (the open start is tested apart). */

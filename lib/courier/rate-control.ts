@@ -1,74 +1,9 @@
 /**
  * Finding Courier's rate limit without being told it: TCP CUBIC congestion control (RFC 9438)
  * applied to a request rate instead of a congestion window, one controller per endpoint class
- * in each deliver instance. Pure: a state and one answer in, the next state out; the pacer
- * (pacer.ts) does the waiting. https://www.rfc-editor.org/rfc/rfc9438
- *
- * A 429 plays the part of a lost segment, requests per second the part of the window:
- *
- * - **Open until Courier pushes back**: a class without a published limit (and no
- *   `COURIER_MAX_RPS`) is not paced at all at first: a cold instance sends as its work arrives,
- *   bounded only by how many calls it keeps in flight, as a plain client posting to Courier would.
- *   Lambda replaces instances after every quiet spell and every scale-out, so a cold instance is
- *   the common case, and starting it low (the slow start below, from 1 request/s) cost a burst of
- *   50 users seconds instead of milliseconds. The first pushback (a 429, or an answer carrying
- *   Retry-After) engages the controller as a loss ends TCP's slow start (RFC 5681 §3.1): the rate
- *   the instance was sending at over the last second (`sentRate`) is the rate it was refused at.
- *   Only a pushback engages it: a timeout or a 5xx says Courier is slow or failing, not where a
- *   limit is, and `x-should-retry` says whether to retry a request, not how fast to send.
- * - **Slow start** (RFC 5681 §3.1): until the first 429 every saturated success adds
- *   `slowStartGain` requests/s, so a busy instance multiplies its rate by about e^gain a second:
- *   a cold instance starts low and finds a high limit within seconds.
- * - **Multiplicative decrease** (RFC 9438 §4.6): on a 429 `rate ← β × rate`, and the rate it was
- *   refused at (times `headroom`: that rate was just over the limit) is remembered as `wMax`, the
- *   learnt limit. A 429 for a request sent *before* the last cut says nothing new and is ignored
- *   (one reduction per round trip, as in NewReno, RFC 6582 §3.2). Further 429s for requests sent
- *   after it, before any success (the limiter still refusing: a spent window), cut again but keep
- *   `wMax`, and stop at β⁴ of it (about a third) for `spentWindowSeconds`. Refused beyond that,
- *   Courier is not merely out of this second's window but refusing everything (a storm): the cuts
- *   go on to `minRate`, as TCP backs its retransmission timer off while losses go on (RFC 6298
- *   §5.5). An instance that is only ever refused then sends a request every 2 s, not a third of
- *   its learnt rate, each refusal costing a receive, a 429 and a visibility change (measured
- *   under a 100% 429 storm: 86 → 13–20 refusals/s over 5 instances, deliver's CPU halved).
- *   A `Retry-After` is honoured by the worker for the records it holds back (as Courier's SDKs
- *   honour it for the request they retry); other records go on at the cut rate: the rate, not a
- *   pause, keeps the share of 429s low.
- * - **Fast convergence** (RFC 9438 §4.7): refused again below the last `wMax`, the limit has
- *   dropped (or another instance took a share): `wMax` is set below it, to `(1+β)/2` of the rate.
- * - **Cubic increase** (RFC 9438 §4.2): `rate(t) = wMax × (1 + C × (t − K)³) + α × t`, t seconds
- *   since the cut, `K = ∛((1 − β) / C)`: back to the learnt limit within K seconds, a plateau
- *   there (few 429s, high use), then probing faster and faster (a steeper C past the plateau).
- *   C is relative to wMax (the RFC's window is in segments; here rates differ by orders of
- *   magnitude between a lists class and a busy inbound one), so K is the same at any rate…
- * - **…but a cycle spans at least `plateauRequests` requests**: `K ≥ plateauRequests / wMax`
- *   (the same curve stretched in time), up to `longestPlateau` × K. Each cycle ends in a probe that costs a 429 or a few, so
- *   the share of requests answered 429 is about one over the requests a cycle carries (Mathis,
- *   Semke, Mahdavi & Ott 1997, https://doi.org/10.1145/263932.264023: one loss per sawtooth).
- *   With K fixed in seconds an instance at a few requests/s (a limit of 20 split over 5) probed
- *   every ~25 requests: ~1 429 a second over the fleet, 5% of 20 (measured: 3–10%), while at 40
- *   requests/s the same K gave under 1%. Spacing probes by requests, not seconds, is what BBR
- *   does for the same reason (probe no sooner than a Reno flow of that size would lose:
- *   draft-ietf-ccwg-bbr §5.3.3.5.3, "IsRenoCoexistenceProbeTime",
- *   https://datatracker.ietf.org/doc/draft-ietf-ccwg-bbr/). Above `plateauRequests / K` (≈ 9
- *   requests/s) nothing changes, so a limit of hundreds is followed as fast as before. The
- *   stretch is bounded (BBR bounds its probe wait in time too): 429s that are not a limit (a
- *   share p of requests refused at random) hold a loss-driven rate near 1 / (p × K) (Mathis et
- *   al.), so an unbounded K at a rate of 1/s, or a list class's 1 a minute, would sink to the
- *   floor and stay there for minutes.
- * - **Max probing**: 2K without a 429, the learnt limit is stale: slow start again, as BIC-TCP's
- *   max probing (Xu, Harfoush & Rhee, INFOCOM 2004; CUBIC's convex region is its smooth form), so
- *   a limit that went far up is found in seconds, not minutes.
- * - **An additive term** α (RFC 9438 §4.3's Reno-friendly region, in its simplest form): the same
- *   units per second for every instance, whatever its rate. Additive increase with
- *   multiplicative decrease is what drives senders sharing one limit to equal shares without
- *   talking to each other (Chiu & Jain 1989, https://doi.org/10.1016/0169-7552(89)90019-6); the
- *   limiter helps: an instance sending faster meets the refusals more often and is cut more often.
- * - **A timeout is congestion too** (RFC 5681 §3.1, the retransmission timer): the rate is cut
- *   the same way but wMax is kept, so once answers come back the rate returns to the limit
- *   learnt from 429s: a slow Courier is not a lower limit.
- * - **Only a saturated sender grows** (RFC 7661; RFC 9438 §5.8): a success raises the rate only
- *   when the request had to wait for its slot, so an instance with little to send does not talk
- *   itself into a rate it never tried; and no success raises it by more than `slowStartGain`.
+ * in each instance. Pure: a state and one answer in, the next state out; the pacer (pacer.ts)
+ * does the waiting. Each rule and its source: README "How the controller works".
+ * https://www.rfc-editor.org/rfc/rfc9438
  */
 
 /** The knobs of one controller; rates are requests per second, times epoch milliseconds. */
@@ -146,7 +81,7 @@ export type RateFeedback =
  * requests/s up, so a limit that drops and comes back is still followed within 15 s), K at most
  * 2.5 × 5.5 s (fully stretched down to 3.6 requests/s, the R = 20 case); a spent
  * window of 1 s (per-second limits, the common shape). Chosen with `npm run bench` against a limit
- * of 20 and of 200 requests/s and the fleet simulation of tests/deliver/rate-control.test.ts.
+ * of 20 and of 200 requests/s and the fleet simulation of tests/courier/rate-control.test.ts.
  */
 export const CUBIC_DEFAULTS = {
   decrease: 0.75,

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type AttributeDefinition,
   BatchGetItemCommand,
@@ -8,8 +9,8 @@ import {
   type KeySchemaElement,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb'
+import pLimit from 'p-limit'
 import type { ChangeOrder } from '../courier/audience.ts'
-import type { SqsTimeouts } from '../queue/sqs-client.ts'
 
 /**
  * The list sync's durable memory: for each member of each Courier list, the time of the latest
@@ -141,8 +142,6 @@ const chunks = <T>(items: readonly T[], size: number): T[][] =>
 const isConditionFailed = (error: unknown): boolean =>
   (error as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
 /** Waits between lease attempts: short, since a holder keeps it for one Courier call. */
 const LEASE_POLL_MS = { first: 100, max: 1_000 }
 /** BatchGetItem's unprocessed keys are asked again, after 100 then 200 ms, at most this many times. */
@@ -151,11 +150,19 @@ const UNPROCESSED_ATTEMPTS = 3
 const RECORD_CONCURRENCY = 25
 
 /**
- * How long one DynamoDB call may take: bounded as the SQS calls are (lib/queue/sqs-client.ts, the
- * same SDK retry), so the list sync's deadline margin covers them (listSyncMarginMs). DynamoDB
- * answers in milliseconds; a call that has not in a second is retried once.
+ * How long one DynamoDB call may take: bounded as the SQS calls are (the same SDK options and
+ * retry), so the list sync's deadline margin covers them (listSyncMarginMs). DynamoDB answers in
+ * milliseconds; a call that has not in a second is retried once.
+ * https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
  */
-export const LEDGER_TIMEOUTS: SqsTimeouts = {
+export interface DynamoDbTimeouts {
+  /** Attempts per call, the first included (the SDK's maxAttempts). */
+  readonly maxAttempts: number
+  readonly connectionTimeoutMs: number
+  readonly requestTimeoutMs: number
+}
+
+export const LEDGER_TIMEOUTS: DynamoDbTimeouts = {
   maxAttempts: 2,
   connectionTimeoutMs: 1_000,
   requestTimeoutMs: 1_000,
@@ -168,7 +175,7 @@ export const LEDGER_TIMEOUTS: SqsTimeouts = {
  */
 export const createDynamoDbClient = (
   overrides: DynamoDBClientConfig = {},
-  timeouts: SqsTimeouts = LEDGER_TIMEOUTS,
+  timeouts: DynamoDbTimeouts = LEDGER_TIMEOUTS,
 ): DynamoDBClient =>
   new DynamoDBClient({
     maxAttempts: timeouts.maxAttempts,
@@ -287,7 +294,6 @@ export const createMembershipLedger = (
 
     recordApplied: async (listId, changes, deadline) => {
       const expiresAt = String(Math.ceil(now() / 1_000) + MEMORY_DAYS * 86_400)
-      const queue = [...changes]
       let unrecorded = 0
       const record = async (change: AppliedMembership) => {
         try {
@@ -314,17 +320,13 @@ export const createMembershipLedger = (
           if (!isConditionFailed(error)) throw error
         }
       }
-      const worker = async () => {
-        for (let change = queue.shift(); change !== undefined; change = queue.shift()) {
-          if (now() >= deadline) {
-            unrecorded += 1 + queue.length
-            queue.length = 0
-            return
-          }
-          await record(change)
+      await pLimit(RECORD_CONCURRENCY).map(changes, async (change) => {
+        if (now() >= deadline) {
+          unrecorded += 1
+          return
         }
-      }
-      await Promise.all(Array.from({ length: Math.min(RECORD_CONCURRENCY, queue.length) }, worker))
+        await record(change)
+      })
       if (unrecorded > 0) throw new Error(`${unrecorded} applied changes not recorded before the deadline`)
     },
   }

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { parseConfig } from '../../lib/config.ts'
-import { decide } from '../../lib/deliver/retry-policy.ts'
+import { decide } from '../../lib/courier/retry-policy.ts'
 
 const retry = parseConfig({ QUEUE_URL: 'http://q/1/q', DLQ_URL: 'http://q/1/d' }).retry
 const mid = () => 0.5
 
-describe('retry policy (design.md table)', () => {
+describe('retry policy (the table in lib/courier/retry-policy.ts)', () => {
   it.each([202, 200, 409])('deletes a delivered record (%i)', (status) => {
     expect(decide({ kind: 'delivered', status }, 1, retry, mid)).toEqual({ action: 'delete' })
   })

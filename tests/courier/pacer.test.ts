@@ -11,8 +11,8 @@ import {
   LISTS_PUBLISHED_RPS,
   type Pacer,
   rateParamsFor,
-} from '../../lib/deliver/pacer.ts'
-import { CUBIC_DEFAULTS } from '../../lib/deliver/rate-control.ts'
+} from '../../lib/courier/pacer.ts'
+import { CUBIC_DEFAULTS } from '../../lib/courier/rate-control.ts'
 
 /**
  * The adaptive pacer against a real HTTP server on loopback whose limit runs on the same

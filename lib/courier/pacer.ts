@@ -1,5 +1,6 @@
-import type { EndpointClass } from '../courier/endpoint-class.ts'
-import type { Outcome } from '../courier/outcome.ts'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { EndpointClass } from './endpoint-class.ts'
+import type { Outcome } from './outcome.ts'
 import {
   CUBIC_DEFAULTS,
   initialRateState,
@@ -59,7 +60,9 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: Date.now,
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep: async (ms) => {
+    await sleep(ms)
+  },
 }
 
 export const perInstanceRate = (fleetRps: number, maxConcurrency: number): number => fleetRps / maxConcurrency

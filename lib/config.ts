@@ -1,10 +1,16 @@
-import { ConfigError } from './errors/config-error.ts'
+import * as v from 'valibot'
+import { ConfigError, configFailure } from './errors/config-error.ts'
 
 /**
- * Every setting of the relay, read from environment variables once at cold start and
- * validated into one typed object. A bad value throws a ConfigError naming the variable
- * and what is allowed, so a misconfigured deploy fails on its first invocation instead of
- * quietly dropping events.
+ * Every setting of the relay, read from environment variables once at cold start and validated
+ * into one typed object, so a misconfigured deploy fails on its first invocation instead of
+ * quietly dropping events. Every mistake is reported at once, one ConfigError line each naming
+ * the variable, the value and what is allowed.
+ *
+ * The rules are valibot schemas (https://valibot.dev/): each validator is its own function, so a
+ * Lambda bundle carries only the ones used (a few KiB, where a method-chaining library ships
+ * whole), it collects every issue rather than stopping at the first, and it implements Standard
+ * Schema (https://standardschema.dev/). The setting names are the schemas' keys.
  */
 
 /** A secret is given either as its value (local runs) or as an SSM SecureString name (deployed). */
@@ -139,229 +145,347 @@ export const DEFAULTS = {
   RELAY_STAGE: 'local',
 } as const
 
-const present = (env: Env, name: string): string | undefined => {
-  const raw = env[name]?.trim()
-  return raw === undefined || raw === '' ? undefined : raw
-}
+/**
+ * An environment variable as the relay reads it: trimmed, and unset when empty. (An absent one
+ * reads as '' so that every rule runs, and the key is typed as present.)
+ */
+const text = v.pipe(
+  v.optional(v.string(), ''),
+  v.transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim())),
+)
 
-const integerWith = (
-  env: Env,
-  name: string,
+const isWhole = (raw: string, min: number, max: number) =>
+  /^\d+$/.test(raw) && Number(raw) >= min && Number(raw) <= max
+
+/** A whole number from `min` to `max`, `fallback` when unset; `allowed` says so in the message. */
+const wholeNumber = (
   fallback: number,
   min: number,
   max: number,
-  allowed: string,
-): number => {
-  const raw = present(env, name)
-  if (raw === undefined) return fallback
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(name, `must be ${allowed}, got "${raw}"`)
-  }
-  return Number(raw)
-}
+  allowed = `a whole number from ${min} to ${max}`,
+) =>
+  v.pipe(
+    text,
+    v.check(
+      (raw) => raw === undefined || isWhole(raw, min, max),
+      (issue) => `must be ${allowed}, got "${String(issue.input)}"`,
+    ),
+    v.transform((raw) => (raw === undefined ? fallback : Number(raw))),
+  )
 
-const integer = (env: Env, name: string, fallback: number, min: number, max: number): number =>
-  integerWith(env, name, fallback, min, max, `a whole number from ${min} to ${max}`)
+const positiveNumber = v.pipe(
+  text,
+  v.check(
+    (raw) => raw === undefined || (Number.isFinite(Number(raw)) && Number(raw) > 0),
+    (issue) => `must be a positive number (requests per second), got "${String(issue.input)}"`,
+  ),
+  v.transform((raw) => (raw === undefined ? undefined : Number(raw))),
+)
 
-const optionalPositive = (env: Env, name: string): number | undefined => {
-  const raw = present(env, name)
-  if (raw === undefined) return undefined
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new ConfigError(name, `must be a positive number (requests per second), got "${raw}"`)
-  }
-  return value
-}
+const TRUE = ['true', '1', 'yes']
+const FALSE = ['false', '0', 'no']
 
-const boolean = (env: Env, name: string, fallback: boolean): boolean => {
-  const raw = present(env, name)?.toLowerCase()
-  if (raw === undefined) return fallback
-  if (['true', '1', 'yes'].includes(raw)) return true
-  if (['false', '0', 'no'].includes(raw)) return false
-  throw new ConfigError(name, `must be true or false, got "${raw}"`)
-}
+const lowercase = v.pipe(
+  text,
+  v.transform((raw) => raw?.toLowerCase()),
+)
 
-const url = (env: Env, name: string): string | undefined => {
-  const raw = present(env, name)
-  if (raw === undefined) return undefined
-  let parsed: URL
+const switchOf = (fallback: boolean) =>
+  v.pipe(
+    lowercase,
+    v.check(
+      (raw) => raw === undefined || TRUE.includes(raw) || FALSE.includes(raw),
+      (issue) => `must be true or false, got "${String(issue.input)}"`,
+    ),
+    v.transform((raw) => (raw === undefined ? fallback : TRUE.includes(raw))),
+  )
+
+/** One of `choices` (case-insensitive), `fallback` when unset. */
+const oneOf = <T extends string>(choices: readonly T[], fallback: T) =>
+  v.pipe(
+    lowercase,
+    v.transform((raw) => raw ?? fallback),
+    v.check(
+      (raw) => (choices as readonly string[]).includes(raw),
+      (issue) =>
+        `must be ${choices.map((choice) => `"${choice}"`).join(' or ')}, got "${String(issue.input)}"`,
+    ),
+    v.transform((raw) => raw as T),
+  )
+
+const isHttpUrl = (raw: string) => {
   try {
-    parsed = new URL(raw)
+    const { protocol } = new URL(raw)
+    return protocol === 'https:' || protocol === 'http:'
   } catch {
-    throw new ConfigError(name, `must be an absolute http(s) URL, got "${raw}"`)
+    return false
   }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    throw new ConfigError(name, `must be an absolute http(s) URL, got "${raw}"`)
-  }
-  return raw.replace(/\/+$/, '')
 }
 
-/** `NAME` holds the value itself; `NAME_PARAMETER` names an SSM SecureString holding it. */
-const secret = (env: Env, name: string): SecretRef | undefined => {
-  const value = present(env, name)
-  const parameter = present(env, `${name}_PARAMETER`)
-  if (value !== undefined && parameter !== undefined) {
-    throw new ConfigError(name, `set either ${name} or ${name}_PARAMETER, not both`)
-  }
-  if (value !== undefined) return { value }
-  if (parameter !== undefined) return { parameter }
-  return undefined
+const urlChecks = [
+  v.check(
+    (raw: string | undefined) => raw === undefined || isHttpUrl(raw),
+    (issue) => `must be an absolute http(s) URL, got "${String(issue.input)}"`,
+  ),
+  v.transform((raw: string | undefined) => raw?.replace(/\/+$/, '')),
+] as const
+
+/** An absolute http(s) URL without its trailing slashes, or undefined. */
+const url = v.pipe(text, ...urlChecks)
+
+/**
+ * Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 (RFC 1122 3.2.1.3) or ::1
+ * (RFC 4291 2.5.3), as the WHATWG URL parser writes them (it normalises `0x7f.1` to `127.0.0.1`).
+ */
+const isLoopback = (raw: string): boolean => {
+  const { hostname } = new URL(raw)
+  return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]'
 }
 
 /**
- * `NAME_PREVIOUS`: the value being rotated out, accepted besides `NAME` until Segment uses the new
- * one. Alone it would be a credential nobody meant to keep: refused.
+ * As `url`, and only https:// unless it points at this machine: the Courier token travels in every
+ * request's Authorization header, so plain http to another host would send it in clear.
  */
-const previousSecret = (env: Env, name: string, current: SecretRef | undefined): SecretRef | undefined => {
-  const previous = secret(env, `${name}_PREVIOUS`)
-  if (previous !== undefined && current === undefined) {
-    throw new ConfigError(
-      `${name}_PREVIOUS`,
-      `is only used while rotating ${name}: set ${name} (or ${name}_PARAMETER) to the new value too`,
-    )
-  }
-  return previous
-}
+const httpsUrl = v.pipe(
+  url,
+  v.check(
+    (value) => value === undefined || new URL(value).protocol === 'https:' || isLoopback(value),
+    (issue) =>
+      `must be an https:// URL (plain http is allowed only for localhost, 127.0.0.0/8 and [::1]), got "${String(issue.input)}"`,
+  ),
+)
 
-const region = (env: Env): CourierRegion => {
-  const raw = (present(env, 'COURIER_REGION') ?? DEFAULTS.COURIER_REGION).toLowerCase()
-  if (raw !== 'us' && raw !== 'eu')
-    throw new ConfigError('COURIER_REGION', `must be "us" or "eu", got "${raw}"`)
-  return raw
-}
+/** As `url`, and refused when unset, saying what it is for. */
+const requiredUrl = (purpose: string) =>
+  v.pipe(
+    text,
+    v.check((raw) => raw !== undefined, `is required (${purpose})`),
+    ...urlChecks,
+    v.transform((raw) => raw as string),
+  )
 
 /**
  * RELAY_STAGE: the stage name the deploy sets (Serverless stage names are letters, digits and
  * hyphens; a CloudWatch dimension value is 1-1024 characters).
  * https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Dimension.html
  */
-const stage = (env: Env): string => {
-  const raw = present(env, 'RELAY_STAGE') ?? DEFAULTS.RELAY_STAGE
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(raw)) {
-    throw new ConfigError(
-      'RELAY_STAGE',
-      `must be a stage name (letters, digits, - and _, at most 128), got "${raw}"`,
-    )
-  }
-  return raw
-}
+const stageName = v.pipe(
+  text,
+  v.transform((raw) => raw ?? DEFAULTS.RELAY_STAGE),
+  v.regex(
+    /^[A-Za-z0-9_-]{1,128}$/,
+    (issue) => `must be a stage name (letters, digits, - and _, at most 128), got "${String(issue.input)}"`,
+  ),
+)
 
 /**
  * A DynamoDB table name: 3-255 characters of letters, digits, '_', '-' and '.'.
  * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html
  */
-const tableName = (env: Env, name: string): string | undefined => {
-  const raw = present(env, name)
-  if (raw === undefined) return undefined
-  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(raw)) {
-    throw new ConfigError(
-      name,
-      `must be a DynamoDB table name (3-255 letters, digits, '_', '-' or '.'), got "${raw}"`,
-    )
-  }
-  return raw
+const tableName = v.pipe(
+  text,
+  v.check(
+    (raw) => raw === undefined || /^[A-Za-z0-9_.-]{3,255}$/.test(raw),
+    (issue) =>
+      `must be a DynamoDB table name (3-255 letters, digits, '_', '-' or '.'), got "${String(issue.input)}"`,
+  ),
+)
+
+/**
+ * A rule between settings, reported as a mistake of `target`. It runs only once each setting in
+ * `reads` passed its own rule (a mistake there is already reported), and `requirement` and
+ * `message` get the whole parsed object.
+ */
+export const between = <T extends Record<string, unknown>>(
+  reads: readonly (keyof T & string)[],
+  target: keyof T & string,
+  requirement: (input: T) => boolean,
+  message: string | ((input: T) => string),
+): v.BaseValidation<T, T, v.BaseIssue<unknown>> => {
+  const check = v.partialCheck(
+    reads.map((name) => [name]) as [[string]],
+    requirement as (input: unknown) => boolean,
+    typeof message === 'string' ? message : (issue) => message(issue.input as T),
+  ) as unknown as v.BaseValidation<T, T, v.BaseIssue<unknown>>
+  return v.forward(check, [target] as never)
 }
 
-const required = (env: Env, name: string, purpose: string): string => {
-  const raw = url(env, name)
-  if (raw === undefined) throw new ConfigError(name, `is required (${purpose})`)
-  return raw
-}
+const delaySeconds = (fallback: number) => wholeNumber(fallback, 1, MAX_DELAY_SETTING_SECONDS)
 
-export const parseConfig = (env: Env): Config => {
-  const courierRegion = region(env)
-  const retryBase = integer(
-    env,
-    'RETRY_BASE_SECONDS',
-    DEFAULTS.RETRY_BASE_SECONDS,
-    1,
-    MAX_DELAY_SETTING_SECONDS,
+/** The variables parseConfig reads, each with its rule: the setting names are these keys. */
+const RELAY_SETTINGS = v.object({
+  COURIER_AUTH_TOKEN: text,
+  COURIER_AUTH_TOKEN_PARAMETER: text,
+  COURIER_BASE_URL: httpsUrl,
+  COURIER_REGION: oneOf<CourierRegion>(['us', 'eu'], DEFAULTS.COURIER_REGION),
+  COURIER_TIMEOUT_MS: wholeNumber(DEFAULTS.COURIER_TIMEOUT_MS, 100, 900_000),
+  COURIER_GROUP_TENANTS: switchOf(DEFAULTS.COURIER_GROUP_TENANTS),
+  COURIER_AUDIENCE_LISTS: switchOf(DEFAULTS.COURIER_AUDIENCE_LISTS),
+  COURIER_MAX_RPS: positiveNumber,
+  SEGMENT_SHARED_SECRET: text,
+  SEGMENT_SHARED_SECRET_PARAMETER: text,
+  INGEST_TOKEN: text,
+  INGEST_TOKEN_PARAMETER: text,
+  SEGMENT_SHARED_SECRET_PREVIOUS: text,
+  SEGMENT_SHARED_SECRET_PREVIOUS_PARAMETER: text,
+  INGEST_TOKEN_PREVIOUS: text,
+  INGEST_TOKEN_PREVIOUS_PARAMETER: text,
+  MAX_BODY_BYTES: wholeNumber(DEFAULTS.MAX_BODY_BYTES, 1_024, 104_857_600),
+  INGEST_DEADLINE_MS: wholeNumber(DEFAULTS.INGEST_DEADLINE_MS, 100, 30_000),
+  QUEUE_URL: requiredUrl('the SQS queue events are put on'),
+  DLQ_URL: requiredUrl('the SQS dead-letter queue for events that can never be delivered'),
+  AUDIENCE_QUEUE_URL: url,
+  AUDIENCE_TABLE_NAME: tableName,
+  SQS_BATCH_MAX_BYTES: wholeNumber(DEFAULTS.SQS_BATCH_MAX_BYTES, 1_024, SQS_MAX_BATCH_BYTES),
+  RETRY_BASE_SECONDS: delaySeconds(DEFAULTS.RETRY_BASE_SECONDS),
+  RETRY_MAX_SECONDS: delaySeconds(DEFAULTS.RETRY_MAX_SECONDS),
+  RATE_LIMIT_DELAY_SECONDS: delaySeconds(DEFAULTS.RATE_LIMIT_DELAY_SECONDS),
+  RETRY_AFTER_MAX_SECONDS: delaySeconds(DEFAULTS.RETRY_AFTER_MAX_SECONDS),
+  AUTH_ERROR_DELAY_SECONDS: delaySeconds(DEFAULTS.AUTH_ERROR_DELAY_SECONDS),
+  MAX_EVENT_AGE_SECONDS: wholeNumber(DEFAULTS.MAX_EVENT_AGE_SECONDS, 1, MAX_EVENT_AGE_LIMIT_SECONDS),
+  DELIVERY_CONCURRENCY: wholeNumber(DEFAULTS.DELIVERY_CONCURRENCY, 1, 100),
+  DELIVER_MAX_CONCURRENCY: wholeNumber(DEFAULTS.DELIVER_MAX_CONCURRENCY, 1, 1_000),
+  SECRETS_CACHE_SECONDS: wholeNumber(DEFAULTS.SECRETS_CACHE_SECONDS, 0, 86_400),
+  RELAY_STAGE: stageName,
+})
+
+type RelaySettings = v.InferOutput<typeof RELAY_SETTINGS>
+type SettingName = keyof typeof RELAY_SETTINGS.entries
+
+/** Every variable parseConfig reads, for the README check and for error messages. */
+export const SETTING_NAMES = Object.keys(RELAY_SETTINGS.entries) as SettingName[]
+
+type SecretName = 'COURIER_AUTH_TOKEN' | 'SEGMENT_SHARED_SECRET' | 'INGEST_TOKEN'
+type RotatedName = 'SEGMENT_SHARED_SECRET' | 'INGEST_TOKEN'
+
+/** `NAME` holds the value itself; `NAME_PARAMETER` names an SSM SecureString holding it; never both. */
+const eitherValueOrParameter = (name: SecretName | `${RotatedName}_PREVIOUS`) =>
+  between<RelaySettings>(
+    [name, `${name}_PARAMETER`],
+    name,
+    (input) => input[name] === undefined || input[`${name}_PARAMETER`] === undefined,
+    `set either ${name} or ${name}_PARAMETER, not both`,
   )
-  const retryMax = integer(env, 'RETRY_MAX_SECONDS', DEFAULTS.RETRY_MAX_SECONDS, 1, MAX_DELAY_SETTING_SECONDS)
-  if (retryMax < retryBase) {
-    throw new ConfigError(
-      'RETRY_MAX_SECONDS',
-      `must be at least RETRY_BASE_SECONDS (${retryBase}), got ${retryMax}`,
-    )
-  }
-  const sharedSecret = secret(env, 'SEGMENT_SHARED_SECRET')
-  const token = secret(env, 'INGEST_TOKEN')
-  return {
-    courier: {
-      baseUrl: url(env, 'COURIER_BASE_URL') ?? COURIER_BASE_URLS[courierRegion],
-      region: courierRegion,
-      authToken: secret(env, 'COURIER_AUTH_TOKEN'),
-      timeoutMs: integer(env, 'COURIER_TIMEOUT_MS', DEFAULTS.COURIER_TIMEOUT_MS, 100, 900_000),
-      groupTenants: boolean(env, 'COURIER_GROUP_TENANTS', DEFAULTS.COURIER_GROUP_TENANTS),
-      audienceLists: boolean(env, 'COURIER_AUDIENCE_LISTS', DEFAULTS.COURIER_AUDIENCE_LISTS),
-      maxRps: optionalPositive(env, 'COURIER_MAX_RPS'),
-    },
-    ingest: {
-      sharedSecret,
-      token,
-      previousSharedSecret: previousSecret(env, 'SEGMENT_SHARED_SECRET', sharedSecret),
-      previousToken: previousSecret(env, 'INGEST_TOKEN', token),
-      maxBodyBytes: integer(env, 'MAX_BODY_BYTES', DEFAULTS.MAX_BODY_BYTES, 1_024, 104_857_600),
-      deadlineMs: integer(env, 'INGEST_DEADLINE_MS', DEFAULTS.INGEST_DEADLINE_MS, 100, 30_000),
-    },
-    queue: {
-      ...queueUrls(env),
-      audienceUrl: url(env, 'AUDIENCE_QUEUE_URL'),
-      batchMaxBytes: integer(
-        env,
-        'SQS_BATCH_MAX_BYTES',
-        DEFAULTS.SQS_BATCH_MAX_BYTES,
-        1_024,
-        SQS_MAX_BATCH_BYTES,
-      ),
-    },
-    audiences: { table: tableName(env, 'AUDIENCE_TABLE_NAME') },
-    retry: {
-      baseSeconds: retryBase,
-      maxSeconds: retryMax,
-      rateLimitDelaySeconds: integer(
-        env,
-        'RATE_LIMIT_DELAY_SECONDS',
-        DEFAULTS.RATE_LIMIT_DELAY_SECONDS,
-        1,
-        MAX_DELAY_SETTING_SECONDS,
-      ),
-      retryAfterMaxSeconds: integer(
-        env,
-        'RETRY_AFTER_MAX_SECONDS',
-        DEFAULTS.RETRY_AFTER_MAX_SECONDS,
-        1,
-        MAX_DELAY_SETTING_SECONDS,
-      ),
-      authErrorDelaySeconds: integer(
-        env,
-        'AUTH_ERROR_DELAY_SECONDS',
-        DEFAULTS.AUTH_ERROR_DELAY_SECONDS,
-        1,
-        MAX_DELAY_SETTING_SECONDS,
-      ),
-      maxEventAgeSeconds: integer(
-        env,
-        'MAX_EVENT_AGE_SECONDS',
-        DEFAULTS.MAX_EVENT_AGE_SECONDS,
-        1,
-        MAX_EVENT_AGE_LIMIT_SECONDS,
-      ),
-    },
-    delivery: {
-      concurrency: integer(env, 'DELIVERY_CONCURRENCY', DEFAULTS.DELIVERY_CONCURRENCY, 1, 100),
-      eventSourceMaxConcurrency: integer(
-        env,
-        'DELIVER_MAX_CONCURRENCY',
-        DEFAULTS.DELIVER_MAX_CONCURRENCY,
-        1,
-        1_000,
-      ),
-    },
-    secretsCacheSeconds: integer(env, 'SECRETS_CACHE_SECONDS', DEFAULTS.SECRETS_CACHE_SECONDS, 0, 86_400),
-    stage: stage(env),
-  }
+
+const secretOf = (
+  settings: RelaySettings,
+  name: SecretName | `${RotatedName}_PREVIOUS`,
+): SecretRef | undefined => {
+  const value = settings[name]
+  if (value !== undefined) return { value }
+  const parameter = settings[`${name}_PARAMETER`]
+  return parameter === undefined ? undefined : { parameter }
 }
+
+/**
+ * `NAME_PREVIOUS`: the value being rotated out, accepted besides `NAME` until Segment uses the new
+ * one. Alone it would be a credential nobody meant to keep: refused.
+ */
+const previousOnlyWhileRotating = (name: RotatedName) =>
+  between<RelaySettings>(
+    [name, `${name}_PARAMETER`, `${name}_PREVIOUS`, `${name}_PREVIOUS_PARAMETER`],
+    `${name}_PREVIOUS`,
+    (input) => secretOf(input, `${name}_PREVIOUS`) === undefined || secretOf(input, name) !== undefined,
+    `is only used while rotating ${name}: set ${name} (or ${name}_PARAMETER) to the new value too`,
+  )
+
+/**
+ * The two queues, which must be of one kind: the DLQ of a FIFO queue must be FIFO, and a FIFO
+ * queue's name (so its URL) ends in `.fifo`.
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
+ */
+const queuesOfOneKind = between<RelaySettings>(
+  ['QUEUE_URL', 'DLQ_URL'],
+  'DLQ_URL',
+  (input) => input.QUEUE_URL.endsWith('.fifo') === input.DLQ_URL.endsWith('.fifo'),
+  (input) =>
+    input.QUEUE_URL.endsWith('.fifo')
+      ? `must be a FIFO queue (a name ending in .fifo) like QUEUE_URL, got "${input.DLQ_URL}"`
+      : `must be a standard queue like QUEUE_URL (no .fifo), got "${input.DLQ_URL}"`,
+)
+
+const retryMaxAtLeastBase = between<RelaySettings>(
+  ['RETRY_BASE_SECONDS', 'RETRY_MAX_SECONDS'],
+  'RETRY_MAX_SECONDS',
+  (input) => input.RETRY_MAX_SECONDS >= input.RETRY_BASE_SECONDS,
+  (input) =>
+    `must be at least RETRY_BASE_SECONDS (${input.RETRY_BASE_SECONDS}), got ${input.RETRY_MAX_SECONDS}`,
+)
+
+const toConfig = (s: RelaySettings): Config => ({
+  courier: {
+    baseUrl: s.COURIER_BASE_URL ?? COURIER_BASE_URLS[s.COURIER_REGION],
+    region: s.COURIER_REGION,
+    authToken: secretOf(s, 'COURIER_AUTH_TOKEN'),
+    timeoutMs: s.COURIER_TIMEOUT_MS,
+    groupTenants: s.COURIER_GROUP_TENANTS,
+    audienceLists: s.COURIER_AUDIENCE_LISTS,
+    maxRps: s.COURIER_MAX_RPS,
+  },
+  ingest: {
+    sharedSecret: secretOf(s, 'SEGMENT_SHARED_SECRET'),
+    token: secretOf(s, 'INGEST_TOKEN'),
+    previousSharedSecret: secretOf(s, 'SEGMENT_SHARED_SECRET_PREVIOUS'),
+    previousToken: secretOf(s, 'INGEST_TOKEN_PREVIOUS'),
+    maxBodyBytes: s.MAX_BODY_BYTES,
+    deadlineMs: s.INGEST_DEADLINE_MS,
+  },
+  queue: {
+    url: s.QUEUE_URL,
+    dlqUrl: s.DLQ_URL,
+    fifo: s.QUEUE_URL.endsWith('.fifo'),
+    audienceUrl: s.AUDIENCE_QUEUE_URL,
+    batchMaxBytes: s.SQS_BATCH_MAX_BYTES,
+  },
+  audiences: { table: s.AUDIENCE_TABLE_NAME },
+  retry: {
+    baseSeconds: s.RETRY_BASE_SECONDS,
+    maxSeconds: s.RETRY_MAX_SECONDS,
+    rateLimitDelaySeconds: s.RATE_LIMIT_DELAY_SECONDS,
+    retryAfterMaxSeconds: s.RETRY_AFTER_MAX_SECONDS,
+    authErrorDelaySeconds: s.AUTH_ERROR_DELAY_SECONDS,
+    maxEventAgeSeconds: s.MAX_EVENT_AGE_SECONDS,
+  },
+  delivery: {
+    concurrency: s.DELIVERY_CONCURRENCY,
+    eventSourceMaxConcurrency: s.DELIVER_MAX_CONCURRENCY,
+  },
+  secretsCacheSeconds: s.SECRETS_CACHE_SECONDS,
+  stage: s.RELAY_STAGE,
+})
+
+const RELAY_CONFIG = v.pipe(
+  RELAY_SETTINGS,
+  eitherValueOrParameter('COURIER_AUTH_TOKEN'),
+  eitherValueOrParameter('SEGMENT_SHARED_SECRET'),
+  eitherValueOrParameter('INGEST_TOKEN'),
+  eitherValueOrParameter('SEGMENT_SHARED_SECRET_PREVIOUS'),
+  eitherValueOrParameter('INGEST_TOKEN_PREVIOUS'),
+  previousOnlyWhileRotating('SEGMENT_SHARED_SECRET'),
+  previousOnlyWhileRotating('INGEST_TOKEN'),
+  queuesOfOneKind,
+  retryMaxAtLeastBase,
+  v.transform(toConfig),
+)
+
+/**
+ * `env` checked against `schema`: its output, or every mistake at once (a ConfigError for one,
+ * an AggregateError of ConfigErrors, one line each, for several). Each mistake is named by the
+ * variable its issue is about.
+ */
+export const parseSettings = <Schema extends v.GenericSchema<Env, unknown>>(
+  schema: Schema,
+  env: Env,
+): v.InferOutput<Schema> => {
+  const result = v.safeParse(schema, env)
+  if (result.success) return result.output
+  throw configFailure(
+    result.issues.map((issue) => new ConfigError(v.getDotPath(issue) ?? 'settings', issue.message)),
+  )
+}
+
+/** The relay's settings from `env`; throws every mistake at once (see parseSettings). */
+export const parseConfig = (env: Env): Config => parseSettings(RELAY_CONFIG, env)
 
 /**
  * The Courier API key the deliver function sends, or a ConfigError naming what is missing. The
@@ -403,13 +527,11 @@ export interface LocalConfig {
 
 export type QueueType = 'fifo' | 'standard'
 
+const queueType = oneOf<QueueType>(['fifo', 'standard'], 'fifo')
+
 /** QUEUE_TYPE as `npm start` and the CLIs' `--local` read it: fifo (default) or standard. */
-export const localQueueType = (env: Env): QueueType => {
-  const raw = present(env, 'QUEUE_TYPE')?.toLowerCase() ?? 'fifo'
-  if (raw !== 'fifo' && raw !== 'standard')
-    throw new ConfigError('QUEUE_TYPE', `must be "fifo" or "standard", got "${raw}"`)
-  return raw
-}
+export const localQueueType = (env: Env): QueueType =>
+  parseSettings(v.object({ QUEUE_TYPE: queueType }), env).QUEUE_TYPE
 
 /**
  * `npm start`'s defaults. SQS_PORT is not 4566: that is where LocalStack (and fauxqs's own CLI)
@@ -444,16 +566,12 @@ export const VISIBILITY_PER_FUNCTION_TIMEOUT = 6
 
 export type LocalPortName = 'PORT' | 'SQS_PORT' | 'COURIER_SANDBOX_PORT'
 
+const port = (name: LocalPortName) =>
+  wholeNumber(LOCAL_DEFAULTS[name], 0, 65_535, 'a port number from 0 to 65535 (0 picks a free port)')
+
 /** One of `npm start`'s ports, as the CLIs that talk to it read it too. */
 export const localPort = (env: Env, name: LocalPortName): number =>
-  integerWith(
-    env,
-    name,
-    LOCAL_DEFAULTS[name],
-    0,
-    65_535,
-    'a port number from 0 to 65535 (0 picks a free port)',
-  )
+  parseSettings(v.object({ [name]: port(name) }), env)[name] as number
 
 /**
  * The least deliver timeout, deployed and local: the worker keeps about 16 s of each invocation to
@@ -461,112 +579,61 @@ export const localPort = (env: Env, name: LocalPortName): number =>
  */
 export const MIN_DELIVER_TIMEOUT_SECONDS = 30
 
-export const parseLocalConfig = (env: Env): LocalConfig => {
-  const deliverTimeoutSeconds = integer(
-    env,
-    'DELIVER_TIMEOUT_SECONDS',
+/** The variables parseLocalConfig reads, each with its rule. */
+const LOCAL_SETTINGS = v.object({
+  PORT: port('PORT'),
+  SQS_PORT: port('SQS_PORT'),
+  COURIER_SANDBOX_PORT: port('COURIER_SANDBOX_PORT'),
+  DELIVER_BATCH_SIZE: wholeNumber(LOCAL_DEFAULTS.DELIVER_BATCH_SIZE, 1, MAX_DELIVER_BATCH_SIZE),
+  DELIVER_TIMEOUT_SECONDS: wholeNumber(
     LOCAL_DEFAULTS.DELIVER_TIMEOUT_SECONDS,
     MIN_DELIVER_TIMEOUT_SECONDS,
     LAMBDA_MAX_TIMEOUT_SECONDS,
-  )
-  const floor = VISIBILITY_PER_FUNCTION_TIMEOUT * deliverTimeoutSeconds
-  const visibilityTimeoutSeconds = integerWith(
-    env,
-    'VISIBILITY_TIMEOUT_SECONDS',
-    floor,
-    floor,
-    SQS_MAX_VISIBILITY_SECONDS,
-    `a whole number of seconds from ${floor} (${VISIBILITY_PER_FUNCTION_TIMEOUT} × DELIVER_TIMEOUT_SECONDS=${deliverTimeoutSeconds}, as Lambda's SQS event source requires) to ${SQS_MAX_VISIBILITY_SECONDS}`,
-  )
-  return {
-    port: localPort(env, 'PORT'),
-    sqsPort: localPort(env, 'SQS_PORT'),
-    sandboxPort: localPort(env, 'COURIER_SANDBOX_PORT'),
-    deliverBatchSize: integer(
-      env,
-      'DELIVER_BATCH_SIZE',
-      LOCAL_DEFAULTS.DELIVER_BATCH_SIZE,
-      1,
-      MAX_DELIVER_BATCH_SIZE,
-    ),
-    deliverTimeoutSeconds,
-    visibilityTimeoutSeconds,
-    audienceBatchingWindowSeconds: integer(
-      env,
-      'AUDIENCE_BATCHING_WINDOW_SECONDS',
-      LOCAL_DEFAULTS.AUDIENCE_BATCHING_WINDOW_SECONDS,
-      0,
-      300,
-    ),
-    queueType: localQueueType(env),
-  }
-}
+  ),
+  /** Checked against DELIVER_TIMEOUT_SECONDS below. */
+  VISIBILITY_TIMEOUT_SECONDS: text,
+  AUDIENCE_BATCHING_WINDOW_SECONDS: wholeNumber(LOCAL_DEFAULTS.AUDIENCE_BATCHING_WINDOW_SECONDS, 0, 300),
+  QUEUE_TYPE: queueType,
+})
+
+type LocalSettings = v.InferOutput<typeof LOCAL_SETTINGS>
 
 /** Every variable parseLocalConfig reads. */
-export const LOCAL_SETTING_NAMES = [
-  'PORT',
-  'SQS_PORT',
-  'COURIER_SANDBOX_PORT',
-  'DELIVER_BATCH_SIZE',
-  'DELIVER_TIMEOUT_SECONDS',
-  'VISIBILITY_TIMEOUT_SECONDS',
-  'AUDIENCE_BATCHING_WINDOW_SECONDS',
-  'QUEUE_TYPE',
-] as const
+export const LOCAL_SETTING_NAMES = Object.keys(
+  LOCAL_SETTINGS.entries,
+) as (keyof typeof LOCAL_SETTINGS.entries)[]
 
-/**
- * The two queues, which must be of one kind: the DLQ of a FIFO queue must be FIFO, and a FIFO
- * queue's name (so its URL) ends in `.fifo`.
- * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html
- */
-const queueUrls = (env: Env) => {
-  const url = required(env, 'QUEUE_URL', 'the SQS queue events are put on')
-  const dlqUrl = required(env, 'DLQ_URL', 'the SQS dead-letter queue for events that can never be delivered')
-  const fifo = url.endsWith('.fifo')
-  if (dlqUrl.endsWith('.fifo') !== fifo) {
-    throw new ConfigError(
-      'DLQ_URL',
-      fifo
-        ? `must be a FIFO queue (a name ending in .fifo) like QUEUE_URL, got "${dlqUrl}"`
-        : `must be a standard queue like QUEUE_URL (no .fifo), got "${dlqUrl}"`,
-    )
-  }
-  return { url, dlqUrl, fifo }
-}
+/** The least visibility timeout Lambda's SQS event source accepts for this deliver timeout. */
+const visibilityFloor = (input: LocalSettings) =>
+  VISIBILITY_PER_FUNCTION_TIMEOUT * input.DELIVER_TIMEOUT_SECONDS
 
-/** Every variable parseConfig reads, for the README check and for error messages. */
-export const SETTING_NAMES = [
-  'COURIER_AUTH_TOKEN',
-  'COURIER_AUTH_TOKEN_PARAMETER',
-  'COURIER_BASE_URL',
-  'COURIER_REGION',
-  'COURIER_TIMEOUT_MS',
-  'COURIER_GROUP_TENANTS',
-  'COURIER_AUDIENCE_LISTS',
-  'COURIER_MAX_RPS',
-  'SEGMENT_SHARED_SECRET',
-  'SEGMENT_SHARED_SECRET_PARAMETER',
-  'INGEST_TOKEN',
-  'INGEST_TOKEN_PARAMETER',
-  'SEGMENT_SHARED_SECRET_PREVIOUS',
-  'SEGMENT_SHARED_SECRET_PREVIOUS_PARAMETER',
-  'INGEST_TOKEN_PREVIOUS',
-  'INGEST_TOKEN_PREVIOUS_PARAMETER',
-  'MAX_BODY_BYTES',
-  'INGEST_DEADLINE_MS',
-  'QUEUE_URL',
-  'DLQ_URL',
-  'AUDIENCE_QUEUE_URL',
-  'AUDIENCE_TABLE_NAME',
-  'SQS_BATCH_MAX_BYTES',
-  'RETRY_BASE_SECONDS',
-  'RETRY_MAX_SECONDS',
-  'RATE_LIMIT_DELAY_SECONDS',
-  'RETRY_AFTER_MAX_SECONDS',
-  'AUTH_ERROR_DELAY_SECONDS',
-  'MAX_EVENT_AGE_SECONDS',
-  'DELIVERY_CONCURRENCY',
-  'DELIVER_MAX_CONCURRENCY',
-  'SECRETS_CACHE_SECONDS',
-  'RELAY_STAGE',
-] as const
+const LOCAL_CONFIG = v.pipe(
+  LOCAL_SETTINGS,
+  between<LocalSettings>(
+    ['DELIVER_TIMEOUT_SECONDS', 'VISIBILITY_TIMEOUT_SECONDS'],
+    'VISIBILITY_TIMEOUT_SECONDS',
+    (input) =>
+      input.VISIBILITY_TIMEOUT_SECONDS === undefined ||
+      isWhole(input.VISIBILITY_TIMEOUT_SECONDS, visibilityFloor(input), SQS_MAX_VISIBILITY_SECONDS),
+    (input) =>
+      `must be a whole number of seconds from ${visibilityFloor(input)} (${VISIBILITY_PER_FUNCTION_TIMEOUT} × DELIVER_TIMEOUT_SECONDS=${input.DELIVER_TIMEOUT_SECONDS}, as Lambda's SQS event source requires) to ${SQS_MAX_VISIBILITY_SECONDS}, got "${input.VISIBILITY_TIMEOUT_SECONDS}"`,
+  ),
+  v.transform(
+    (s): LocalConfig => ({
+      port: s.PORT,
+      sqsPort: s.SQS_PORT,
+      sandboxPort: s.COURIER_SANDBOX_PORT,
+      deliverBatchSize: s.DELIVER_BATCH_SIZE,
+      deliverTimeoutSeconds: s.DELIVER_TIMEOUT_SECONDS,
+      visibilityTimeoutSeconds:
+        s.VISIBILITY_TIMEOUT_SECONDS === undefined
+          ? visibilityFloor(s)
+          : Number(s.VISIBILITY_TIMEOUT_SECONDS),
+      audienceBatchingWindowSeconds: s.AUDIENCE_BATCHING_WINDOW_SECONDS,
+      queueType: s.QUEUE_TYPE,
+    }),
+  ),
+)
+
+/** `npm start`'s settings from `env`; throws every mistake at once (see parseSettings). */
+export const parseLocalConfig = (env: Env): LocalConfig => parseSettings(LOCAL_CONFIG, env)

@@ -9,7 +9,7 @@ import {
   parseLocalConfig,
   SETTING_NAMES,
 } from '../lib/config.ts'
-import { isConfigError } from '../lib/errors/config-error.ts'
+import { configMistakes, isConfigError } from '../lib/errors/config-error.ts'
 
 const QUEUES = {
   QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/1/q',
@@ -99,6 +99,7 @@ describe('configuration', () => {
     [{ COURIER_GROUP_TENANTS: 'maybe' }, 'COURIER_GROUP_TENANTS', /true or false/],
     [{ COURIER_MAX_RPS: '-3' }, 'COURIER_MAX_RPS', /positive number/],
     [{ COURIER_BASE_URL: 'ftp://x' }, 'COURIER_BASE_URL', /http\(s\) URL/],
+    [{ COURIER_BASE_URL: 'http://api.courier.com' }, 'COURIER_BASE_URL', /must be an https:\/\/ URL/],
     [{ SQS_BATCH_MAX_BYTES: '2000000' }, 'SQS_BATCH_MAX_BYTES', /1024 to 1048576/],
     [{ QUEUE_URL: '' }, 'QUEUE_URL', /is required/],
     [{ RELAY_STAGE: 'prod stage' }, 'RELAY_STAGE', /stage name/],
@@ -111,6 +112,26 @@ describe('configuration', () => {
     expect(error.message.startsWith(`${variable}: `)).toBe(true)
   })
 
+  it('reports every mistake at once, one line each, in one pass', () => {
+    let thrown: unknown
+    try {
+      parseConfig({ ...QUEUES, COURIER_REGION: 'ap', DELIVERY_CONCURRENCY: '0', INGEST_TOKEN_PREVIOUS: 't1' })
+    } catch (error) {
+      thrown = error
+    }
+
+    expect(configMistakes(thrown)?.map((mistake) => mistake.variable)).toEqual([
+      'COURIER_REGION',
+      'DELIVERY_CONCURRENCY',
+      'INGEST_TOKEN_PREVIOUS',
+    ])
+    expect((thrown as Error).message.split('\n')).toEqual([
+      'COURIER_REGION: must be "us" or "eu", got "ap"',
+      'DELIVERY_CONCURRENCY: must be a whole number from 1 to 100, got "0"',
+      expect.stringMatching(/^INGEST_TOKEN_PREVIOUS: is only used while rotating INGEST_TOKEN/),
+    ])
+  })
+
   it('tells a FIFO pair from a standard one by the .fifo the queue names end with', () => {
     const fifo = parseConfig({
       ...QUEUES,
@@ -119,6 +140,21 @@ describe('configuration', () => {
     })
     expect(fifo.queue.fifo).toBe(true)
     expect(parseConfig(QUEUES).queue.fifo).toBe(false)
+  })
+
+  it('names every setting it reads, from the schema', () => {
+    expect(SETTING_NAMES).toContain('COURIER_BASE_URL')
+    expect(SETTING_NAMES).toContain('INGEST_TOKEN_PREVIOUS_PARAMETER')
+    expect(LOCAL_SETTING_NAMES).toEqual([
+      'PORT',
+      'SQS_PORT',
+      'COURIER_SANDBOX_PORT',
+      'DELIVER_BATCH_SIZE',
+      'DELIVER_TIMEOUT_SECONDS',
+      'VISIBILITY_TIMEOUT_SECONDS',
+      'AUDIENCE_BATCHING_WINDOW_SECONDS',
+      'QUEUE_TYPE',
+    ])
   })
 
   it('documents every setting in the README', () => {

@@ -74,13 +74,13 @@ const readInto = (
     plan.fates.set(record, deadLetter('message body is not JSON'))
     return
   }
-  const validation = validateEvent(value)
+  const validation = validateEvent(value, record.body)
   if (!validation.ok) {
     plan.fates.set(record, deadLetter(`not a valid Segment event: ${validation.error}`))
     return
   }
   plan.events.set(record, validation.event)
-  const read = listChangeOf(validation.event)
+  const read = listChangeOf(validation.event, validation.ids)
   if (read === undefined) {
     plan.fates.set(record, deadLetter('not an Engage audience event'))
     return

@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util'
-import { isConfigError } from '../errors/config-error.ts'
+import { configMistakes } from '../errors/config-error.ts'
 
 /**
  * What a CLI prints for a mistake in how it was called: the problem first, on its own line, then
@@ -54,14 +54,15 @@ export const errorHint = (error: unknown, env: Readonly<Record<string, string | 
 
 /**
  * Runs a CLI's main when the file is executed: failures print one clear line, not a stack. A
- * setting that is wrong (a ConfigError) ends with status 2, as a usage mistake does.
+ * setting that is wrong (a ConfigError, one line each) ends with status 2, as a usage mistake does.
  */
 export const runCli = async (main: (argv: string[]) => Promise<number>): Promise<void> => {
   try {
     process.exitCode = await main(process.argv.slice(2))
   } catch (error) {
-    if (isConfigError(error)) {
-      console.error(error.message)
+    const mistakes = configMistakes(error)
+    if (mistakes !== undefined) {
+      for (const mistake of mistakes) console.error(mistake.message)
       process.exitCode = 2
       return
     }

@@ -1,11 +1,13 @@
-import { MIN_DELIVER_TIMEOUT_SECONDS } from '../config.ts'
+import * as v from 'valibot'
+import { between, MIN_DELIVER_TIMEOUT_SECONDS } from '../config.ts'
 
 /**
  * The deploy parameters (serverless.yml `params`, `--param="name=value"`), checked against the
  * limits AWS documents and turned into the values the template derives from them. osls resolves
  * `${file(./lib/cli/deploy-params.cjs)}` while it reads serverless.yml, so `npm run package`,
  * `npm run deploy` and its preflight all refuse a bad value before anything is built, with one
- * line per mistake naming the parameter, the value and what is allowed.
+ * line per mistake naming the parameter, the value and what is allowed. The rules are valibot
+ * schemas, as the relay's own settings are (lib/config.ts says why).
  */
 
 export type QueueType = 'fifo' | 'standard'
@@ -54,33 +56,8 @@ export type RawParams = Readonly<Record<string, unknown>>
 /** The audiences function's event source: its MaximumConcurrency (2, the least AWS allows). */
 export const AUDIENCES_MAX_CONCURRENCY = 2
 
-/** The parameters this module reads; a missing one (an older serverless.yml) is simply not checked. */
-export const CHECKED_PARAMS = [
-  'ingestAuth',
-  'queueType',
-  'courierRegion',
-  'courierBaseUrl',
-  'courierMaxRps',
-  'courierGroupTenants',
-  'courierAudienceLists',
-  'deliverMaxConcurrency',
-  'deliverBatchSize',
-  'deliverBatchingWindowSeconds',
-  'deliverTimeoutSeconds',
-  'deliverMemoryMb',
-  'ingestMemoryMb',
-  'ingestReservedConcurrency',
-  'deliverReservedConcurrency',
-  'audiencesReservedConcurrency',
-  'audiencesTimeoutSeconds',
-  'audiencesBatchingWindowSeconds',
-  'httpApiRateLimit',
-  'httpApiBurstLimit',
-  'logRetentionDays',
-  'oldestMessageAlarmSeconds',
-  'deadLetterAgeAlarmSeconds',
-  'alarmEmail',
-] as const
+/** The audiences function's timeout and batching window when serverless.yml does not set them. */
+const AUDIENCES_DEFAULTS = { timeoutSeconds: 300, batchingWindowSeconds: 20 } as const
 
 /** CloudWatch Logs' allowed retention periods. https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html */
 export const LOG_RETENTION_DAYS = [
@@ -89,49 +66,36 @@ export const LOG_RETENTION_DAYS = [
 
 const text = (value: unknown): string => (value === undefined || value === null ? '' : String(value).trim())
 
-class Checks {
-  readonly problems: string[] = []
-  readonly raw: RawParams
-  constructor(raw: RawParams) {
-    this.raw = raw
-  }
+/** A parameter as osls resolves it (a string, number or boolean), as text. */
+const param = v.pipe(v.unknown(), v.transform(text))
 
-  has(name: string): boolean {
-    return this.raw[name] !== undefined
-  }
+const isWhole = (value: string, min: number, max: number) =>
+  /^\d+$/.test(value) && Number(value) >= min && Number(value) <= max
 
-  refuse(name: string, why: string): void {
-    this.problems.push(`${name} "${text(this.raw[name])}": ${why}`)
-  }
+const whole = (min: number, max: number, what: string) =>
+  v.pipe(
+    param,
+    v.check((value) => isWhole(value, min, max), `must be a whole number from ${min} to ${max} (${what})`),
+  )
 
-  integer(name: string, min: number, max: number, what: string): number {
-    const value = text(this.raw[name])
-    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      this.refuse(name, `must be a whole number from ${min} to ${max} (${what})`)
-      return min
-    }
-    return Number(value)
-  }
+const oneOf = (allowed: readonly string[], what: string) =>
+  v.pipe(
+    param,
+    v.check((value) => allowed.includes(value), `must be one of ${allowed.join(', ')} (${what})`),
+  )
 
-  /** Empty: none; else a whole number from `min` (the event source's maximum concurrency, or 1). */
-  reserved(name: string, min: number, what: string): ReservedConcurrency {
-    if (text(this.raw[name]) === '') return {}
-    return { ReservedConcurrentExecutions: this.integer(name, min, 10_000, what) }
-  }
+const emptyOr = (rule: (value: string) => boolean, message: string) =>
+  v.pipe(
+    param,
+    v.check((value) => value === '' || rule(value), message),
+  )
 
-  oneOf<T extends string>(name: string, allowed: readonly T[], what: string): T {
-    const value = text(this.raw[name])
-    if (!(allowed as readonly string[]).includes(value)) {
-      this.refuse(name, `must be one of ${allowed.join(', ')} (${what})`)
-      return allowed[0] as T
-    }
-    return value as T
-  }
-}
+/** Absent from serverless.yml (an older one): not checked. */
+const ifGiven = v.optional
 
 /**
- * Pure: every problem with `raw` (the resolved `param:` values), and the derived settings.
- * The limits, each from AWS's documentation:
+ * Each parameter's own rule; the rules between parameters follow in DEPLOY_PARAMS. The limits,
+ * each from AWS's documentation:
  * - SQS event source: MaximumConcurrency 2–1000; BatchSize up to 10,000 on a standard queue, 10 on
  *   FIFO; a BatchSize above 10 needs MaximumBatchingWindowInSeconds ≥ 1; the window is 0–300 s
  *   and not supported on FIFO (the template leaves it out there, whatever the parameter says). https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html
@@ -140,123 +104,161 @@ class Checks {
  * - HTTP API throttling: rate and burst per route, within the account's 10,000 requests per
  *   second and burst of 5,000. https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html
  */
-export const checkDeployParams = (raw: RawParams): { problems: string[]; derived: DerivedDeploySettings } => {
-  const c = new Checks(raw)
-  if (c.has('ingestAuth'))
-    c.oneOf('ingestAuth', ['signature', 'token', 'both'], 'how ingest authenticates Segment')
-  const queueType: QueueType = c.has('queueType')
-    ? c.oneOf('queueType', ['fifo', 'standard'], 'the events queue and its DLQ')
-    : 'standard'
-  if (c.has('courierRegion')) c.oneOf('courierRegion', ['us', 'eu'], "Courier's API region")
-  const baseUrl = text(raw.courierBaseUrl)
-  if (baseUrl !== '' && !/^https?:\/\/[^\s/]+/.test(baseUrl)) {
-    c.refuse('courierBaseUrl', 'must be empty or an absolute http(s) URL')
-  }
-  const maxRps = text(raw.courierMaxRps)
-  if (maxRps !== '' && !(Number(maxRps) > 0 && Number.isFinite(Number(maxRps)))) {
-    c.refuse('courierMaxRps', 'must be empty or a positive number of requests per second')
-  }
-  for (const name of ['courierGroupTenants', 'courierAudienceLists']) {
-    if (c.has(name)) c.oneOf(name, ['true', 'false'], 'a switch')
-  }
-
-  const maxConcurrency = c.integer(
-    'deliverMaxConcurrency',
-    2,
-    1_000,
-    "the SQS event source's MaximumConcurrency",
-  )
-  const batchMax = queueType === 'fifo' ? 10 : 10_000
-  const batchSize = c.integer('deliverBatchSize', 1, batchMax, `records per batch on a ${queueType} queue`)
-  const window = c.integer('deliverBatchingWindowSeconds', 0, 300, 'the event source batching window')
-  if (batchSize > 10 && window < 1 && queueType === 'standard') {
-    c.refuse(
-      'deliverBatchingWindowSeconds',
-      `must be at least 1 when deliverBatchSize is above 10 (it is ${batchSize})`,
-    )
-  }
-  // A FIFO event source takes no batching window: the template leaves it out there.
-  const effectiveWindow = queueType === 'fifo' ? 0 : window
-  const timeout = c.integer(
-    'deliverTimeoutSeconds',
+const PARAMS = v.object({
+  ingestAuth: ifGiven(oneOf(['signature', 'token', 'both'], 'how ingest authenticates Segment')),
+  queueType: ifGiven(oneOf(['fifo', 'standard'], 'the events queue and its DLQ')),
+  courierRegion: ifGiven(oneOf(['us', 'eu'], "Courier's API region")),
+  courierBaseUrl: emptyOr(
+    (value) => /^https?:\/\/[^\s/]+/.test(value),
+    'must be empty or an absolute http(s) URL',
+  ),
+  courierMaxRps: emptyOr(
+    (value) => Number(value) > 0 && Number.isFinite(Number(value)),
+    'must be empty or a positive number of requests per second',
+  ),
+  courierGroupTenants: ifGiven(oneOf(['true', 'false'], 'a switch')),
+  courierAudienceLists: ifGiven(oneOf(['true', 'false'], 'a switch')),
+  deliverMaxConcurrency: whole(2, 1_000, "the SQS event source's MaximumConcurrency"),
+  /** Its range depends on queueType: checked below. */
+  deliverBatchSize: param,
+  deliverBatchingWindowSeconds: whole(0, 300, 'the event source batching window'),
+  deliverTimeoutSeconds: whole(
     MIN_DELIVER_TIMEOUT_SECONDS,
     900,
     "Lambda's maximum is 900; below 30 the deliver function has no time left after its finishing margin",
-  )
-  c.integer('deliverMemoryMb', 128, 10_240, "Lambda's memory range")
-  c.integer('ingestMemoryMb', 128, 10_240, "Lambda's memory range")
-  const ingestReserved = c.reserved(
-    'ingestReservedConcurrency',
-    1,
-    'empty for none, else the instances kept for ingest',
-  )
+  ),
+  deliverMemoryMb: whole(128, 10_240, "Lambda's memory range"),
+  ingestMemoryMb: whole(128, 10_240, "Lambda's memory range"),
+  ingestReservedConcurrency: emptyOr(
+    (value) => isWhole(value, 1, 10_000),
+    'must be a whole number from 1 to 10000 (empty for none, else the instances kept for ingest)',
+  ),
+  /** Its least value is deliverMaxConcurrency: checked below. */
+  deliverReservedConcurrency: param,
+  audiencesReservedConcurrency: emptyOr(
+    (value) => isWhole(value, AUDIENCES_MAX_CONCURRENCY, 10_000),
+    `must be a whole number from ${AUDIENCES_MAX_CONCURRENCY} to 10000 (empty for none, else at least the list sync's maximum concurrency (${AUDIENCES_MAX_CONCURRENCY}))`,
+  ),
+  audiencesTimeoutSeconds: ifGiven(
+    whole(60, 900, "Lambda's maximum is 900; a batch waits for list writes Courier paces at 20 a minute"),
+  ),
+  audiencesBatchingWindowSeconds: ifGiven(
+    whole(1, 300, 'the event source batching window; batches of 1,000 need at least 1'),
+  ),
+  httpApiRateLimit: whole(1, 10_000, 'requests per second; the account allows 10,000'),
+  httpApiBurstLimit: whole(1, 5_000, 'requests at once; the account allows 5,000'),
+  logRetentionDays: ifGiven(
+    v.pipe(
+      param,
+      v.check(
+        (value) => /^\d+$/.test(value) && (LOG_RETENTION_DAYS as readonly number[]).includes(Number(value)),
+        `must be one of CloudWatch Logs' periods: ${LOG_RETENTION_DAYS.join(', ')}`,
+      ),
+    ),
+  ),
+  oldestMessageAlarmSeconds: whole(60, 1_209_600, 'seconds, at most the 14-day retention'),
+  deadLetterAgeAlarmSeconds: ifGiven(
+    whole(60, 1_209_600, 'seconds, before the 14-day retention deletes a dead letter'),
+  ),
+  alarmEmail: emptyOr(
+    (value) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(value),
+    'must be empty or an e-mail address',
+  ),
+})
+
+type Params = v.InferOutput<typeof PARAMS>
+
+/** The parameters this module reads; a missing one (an older serverless.yml) is simply not checked. */
+export const CHECKED_PARAMS = Object.keys(PARAMS.entries) as (keyof typeof PARAMS.entries)[]
+
+/** A standard queue unless the deploy says FIFO (serverless.yml's default). */
+const queueTypeOf = (params: Params): QueueType => (params.queueType === 'fifo' ? 'fifo' : 'standard')
+const batchMaxOf = (params: Params) => (queueTypeOf(params) === 'fifo' ? 10 : 10_000)
+
+const DEPLOY_PARAMS = v.pipe(
+  PARAMS,
   // Reserved concurrency below the event source's maximum concurrency throttles the mapping, and
   // a throttled batch uses up a receive. https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html
-  const deliverReserved = c.reserved(
+  between<Params>(
+    ['deliverMaxConcurrency', 'deliverReservedConcurrency'],
     'deliverReservedConcurrency',
-    maxConcurrency,
-    `empty for none, else at least deliverMaxConcurrency (${maxConcurrency})`,
-  )
-  const audiencesReserved = c.reserved(
-    'audiencesReservedConcurrency',
-    AUDIENCES_MAX_CONCURRENCY,
-    `empty for none, else at least the list sync's maximum concurrency (${AUDIENCES_MAX_CONCURRENCY})`,
-  )
-  const audiencesTimeout = c.has('audiencesTimeoutSeconds')
-    ? c.integer(
-        'audiencesTimeoutSeconds',
-        60,
-        900,
-        "Lambda's maximum is 900; a batch waits for list writes Courier paces at 20 a minute",
-      )
-    : 300
-  const audiencesWindow = c.has('audiencesBatchingWindowSeconds')
-    ? c.integer(
-        'audiencesBatchingWindowSeconds',
-        1,
-        300,
-        'the event source batching window; batches of 1,000 need at least 1',
-      )
-    : 20
-  const rate = c.integer('httpApiRateLimit', 1, 10_000, 'requests per second; the account allows 10,000')
-  const burst = c.integer('httpApiBurstLimit', 1, 5_000, 'requests at once; the account allows 5,000')
-  if (c.has('logRetentionDays')) {
-    const days = text(raw.logRetentionDays)
-    if (!(LOG_RETENTION_DAYS as readonly number[]).includes(Number(days)) || !/^\d+$/.test(days)) {
-      c.refuse(
-        'logRetentionDays',
-        `must be one of CloudWatch Logs' periods: ${LOG_RETENTION_DAYS.join(', ')}`,
-      )
-    }
-  }
-  c.integer('oldestMessageAlarmSeconds', 60, 1_209_600, 'seconds, at most the 14-day retention')
-  if (c.has('deadLetterAgeAlarmSeconds')) {
-    c.integer(
-      'deadLetterAgeAlarmSeconds',
-      60,
-      1_209_600,
-      'seconds, before the 14-day retention deletes a dead letter',
-    )
-  }
-  const email = text(raw.alarmEmail)
-  if (email !== '' && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
-    c.refuse('alarmEmail', 'must be empty or an e-mail address')
-  }
+    (params) =>
+      params.deliverReservedConcurrency === '' ||
+      isWhole(params.deliverReservedConcurrency, Number(params.deliverMaxConcurrency), 10_000),
+    (params) =>
+      `must be a whole number from ${params.deliverMaxConcurrency} to 10000 (empty for none, else at least deliverMaxConcurrency (${params.deliverMaxConcurrency}))`,
+  ),
+  between<Params>(
+    ['queueType', 'deliverBatchSize'],
+    'deliverBatchSize',
+    (params) => isWhole(params.deliverBatchSize, 1, batchMaxOf(params)),
+    (params) =>
+      `must be a whole number from 1 to ${batchMaxOf(params)} (records per batch on a ${queueTypeOf(params)} queue)`,
+  ),
+  between<Params>(
+    ['queueType', 'deliverBatchSize', 'deliverBatchingWindowSeconds'],
+    'deliverBatchingWindowSeconds',
+    (params) =>
+      !(
+        Number(params.deliverBatchSize) > 10 &&
+        Number(params.deliverBatchingWindowSeconds) < 1 &&
+        queueTypeOf(params) === 'standard'
+      ),
+    (params) => `must be at least 1 when deliverBatchSize is above 10 (it is ${params.deliverBatchSize})`,
+  ),
+)
 
+/**
+ * Pure: every problem with `raw` (the resolved `param:` values), one line each naming the
+ * parameter, its value and what is allowed, and the derived settings (a refused number counts as
+ * its least allowed value there).
+ */
+export const checkDeployParams = (raw: RawParams): { problems: string[]; derived: DerivedDeploySettings } => {
+  // Every checked name present, so a parameter serverless.yml lacks reads as undefined, not as a missing key.
+  const given = Object.fromEntries(CHECKED_PARAMS.map((name) => [name, raw[name]]))
+  const result = v.safeParse(DEPLOY_PARAMS, given)
+  // In the parameters' order, whether a rule is a parameter's own or one between parameters.
+  const order = (issue: v.BaseIssue<unknown>) =>
+    CHECKED_PARAMS.indexOf(v.getDotPath(issue) as (typeof CHECKED_PARAMS)[number])
+  const issues = [...(result.issues ?? [])].sort((a, b) => order(a) - order(b))
+  const problems = issues.map((issue) => {
+    const name = v.getDotPath(issue) ?? 'parameters'
+    return `${name} "${text(raw[name])}": ${issue.message}`
+  })
+  const refused = new Set(issues.map((issue) => v.getDotPath(issue)))
+  const number = (name: (typeof CHECKED_PARAMS)[number], least: number) =>
+    refused.has(name) ? least : Number(text(raw[name]))
+
+  const queueType: QueueType = text(raw.queueType) === 'fifo' ? 'fifo' : 'standard'
+  const window = number('deliverBatchingWindowSeconds', 0)
+  // A FIFO event source takes no batching window: the template leaves it out there.
+  const effectiveWindow = queueType === 'fifo' ? 0 : window
+  const reserved = (name: (typeof CHECKED_PARAMS)[number]): ReservedConcurrency =>
+    text(raw[name]) === '' || refused.has(name)
+      ? {}
+      : { ReservedConcurrentExecutions: Number(text(raw[name])) }
+  const orDefault = (name: (typeof CHECKED_PARAMS)[number], fallback: number) =>
+    text(raw[name]) === '' || refused.has(name) ? fallback : Number(text(raw[name]))
+  const audiencesTimeout = orDefault('audiencesTimeoutSeconds', AUDIENCES_DEFAULTS.timeoutSeconds)
+  const audiencesWindow = orDefault(
+    'audiencesBatchingWindowSeconds',
+    AUDIENCES_DEFAULTS.batchingWindowSeconds,
+  )
   return {
-    problems: c.problems,
+    problems,
     derived: {
-      eventsVisibilityTimeout: 6 * timeout + effectiveWindow,
+      eventsVisibilityTimeout:
+        6 * number('deliverTimeoutSeconds', MIN_DELIVER_TIMEOUT_SECONDS) + effectiveWindow,
       audiencesVisibilityTimeout: 6 * audiencesTimeout + audiencesWindow,
       deliverEventSourceProperties: { MaximumBatchingWindowInSeconds: queueType === 'fifo' ? null : window },
-      ingestFunctionProperties: ingestReserved,
-      deliverFunctionProperties: deliverReserved,
-      audiencesFunctionProperties: audiencesReserved,
+      ingestFunctionProperties: reserved('ingestReservedConcurrency'),
+      deliverFunctionProperties: reserved('deliverReservedConcurrency'),
+      audiencesFunctionProperties: reserved('audiencesReservedConcurrency'),
       httpApiStageProperties: {
         DefaultRouteSettings: {
           DetailedMetricsEnabled: false,
-          ThrottlingBurstLimit: burst,
-          ThrottlingRateLimit: rate,
+          ThrottlingBurstLimit: number('httpApiBurstLimit', 1),
+          ThrottlingRateLimit: number('httpApiRateLimit', 1),
         },
       },
     },

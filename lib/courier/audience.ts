@@ -1,4 +1,5 @@
 import type { SegmentEvent } from '../segment/event.ts'
+import { type Identities, readIdentities } from '../segment/identity.ts'
 
 /**
  * Engage audiences as Courier lists, the way Courier's own Segment (Actions) destination maps
@@ -32,7 +33,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const idText = (value: unknown): string | undefined =>
-  typeof value === 'string' && value !== ''
+  typeof value === 'string' && value !== '' && value.isWellFormed()
     ? value
     : typeof value === 'number' && Number.isFinite(value)
       ? String(value)
@@ -46,15 +47,31 @@ const timeOf = (event: SegmentEvent): number => {
   return 0
 }
 
-/** The list membership an event sets, or undefined when it is not an Engage audience event. */
-export const audienceChangeOf = (event: SegmentEvent): AudienceChange | undefined => {
+/**
+ * The event's ids in their string form. Pass the ones validateEvent read from the queued text
+ * (lib/segment/identity.ts): a 20-digit numeric userId then keeps every digit, where the parsed
+ * number (a double) would name another person.
+ */
+const identitiesOf = (event: SegmentEvent): Identities => {
+  const read = readIdentities(event)
+  return read.ok ? read.ids : {}
+}
+
+/**
+ * The list membership an event sets, or undefined when it is not an Engage audience event. `ids`
+ * are the event's ids as validateEvent read them from its text; without them, from the parsed event.
+ */
+export const audienceChangeOf = (
+  event: SegmentEvent,
+  ids: Identities = identitiesOf(event),
+): AudienceChange | undefined => {
   if (event.type !== 'identify' && event.type !== 'track') return undefined
   const context = event.context
   const personas = isRecord(context) ? context.personas : undefined
   if (!isRecord(personas) || personas.computation_class !== 'audience') return undefined
   const key = idText(personas.computation_key)
   const id = idText(personas.computation_id)
-  const recipientId = idText(event.userId) ?? idText(event.anonymousId)
+  const recipientId = ids.userId ?? ids.anonymousId
   if (key === undefined || id === undefined || recipientId === undefined) return undefined
   const values = event.type === 'identify' ? event.traits : event.properties
   return {
@@ -76,8 +93,11 @@ export interface AudienceDeletion {
   readonly messageId: string
 }
 
-export const deletionOf = (event: SegmentEvent): AudienceDeletion | undefined => {
-  const recipientId = idText(event.userId)
+export const deletionOf = (
+  event: SegmentEvent,
+  ids: Identities = identitiesOf(event),
+): AudienceDeletion | undefined => {
+  const recipientId = ids.userId
   if (event.type !== 'delete' || recipientId === undefined) return undefined
   return { recipientId, at: timeOf(event), messageId: event.messageId }
 }

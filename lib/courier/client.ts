@@ -7,7 +7,7 @@ import type { CourierRequest } from './routing.ts'
 /**
  * One HTTP call to Courier, made once, turned into an Outcome. Deliberately no retries here (ky's
  * retry is off): the SQS queue is the retry mechanism, with backoff that outlasts a 24 h outage
- * (design.md, "Retry and failure policy"); a retry inside a Lambda would only burn its deadline
+ * (README.md, "Retries and failures"); a retry inside a Lambda would only burn its deadline
  * and multiply load on a Courier that is already struggling.
  *
  * `send` never throws for anything Courier or the network did: every HTTP answer goes through

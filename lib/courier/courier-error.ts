@@ -4,7 +4,7 @@ import type { FailedOutcome } from './outcome.ts'
 /**
  * Courier did not take an event, as an error the worker can log, put in the DLQ with its reason,
  * or throw. The Courier client itself never throws it: `send` returns the Outcome, and the
- * worker decides (design.md, "Retry and failure policy"). `status` is undefined when no HTTP
+ * worker decides (README.md, "Retries and failures"). `status` is undefined when no HTTP
  * answer arrived (timeout, reset, network); `courierMessage`/`courierType` are Courier's error
  * body `{"message", "type"}` when it sent one.
  */

@@ -4,7 +4,7 @@ import { parseRetryAfter } from './retry-after.ts'
 /**
  * What one Courier answer means for the event, as data. The worker turns an Outcome into a queue
  * action (delete, hold back, retry with backoff, retry slowly, dead-letter) following the retry
- * policy table in design.md ("Retry and failure policy"); this module only decides the meaning.
+ * table in README.md ("Retries and failures"); this module only decides the meaning.
  * Pure: no I/O, no clock except through parseRetryAfter's `now` default.
  */
 
@@ -76,8 +76,9 @@ export const shouldRetryHeader = (headers: Headers): boolean | undefined => {
 /**
  * The meaning of an HTTP answer, by status first and Courier's body only for the reason.
  *
- * 409 means two things at Courier (design.md, "What Courier accepts"): on the inbound endpoints
- * a non-unique messageId, i.e. Courier already took this event (delivered); anywhere else a
+ * 409 means two things at Courier: on the inbound endpoints a non-unique messageId, i.e.
+ * Courier already took this event (delivered; https://www.courier.com/docs/reference/inbound/courier-track-event
+ * answers a repeated messageId with 409); anywhere else a
  * concurrent modification conflict, which Courier's SDKs retry ("Retry on lock timeouts",
  * courier-node `src/client.ts`), so it is transient there: counting it delivered would lose a
  * tenant or list write without a trace.

@@ -1,7 +1,8 @@
 /**
  * How long a server asks us to wait, in seconds, from its response headers. Courier documents
- * no Retry-After, but design.md asks us to honour one when present, in any of the forms servers
- * use:
+ * no Retry-After, but its SDKs obey `retry-after-ms` and `Retry-After`
+ * (https://github.com/trycourier/courier-node/blob/main/src/client.ts), so one is honoured when
+ * present, in any of the forms servers use:
  * - `retry-after-ms: 1500` — milliseconds, a de-facto header (OpenAI, Azure, Anthropic) that is more
  *   precise than Retry-After, so it wins when both are valid;
  * - `Retry-After: 120` — delta-seconds (RFC 9110 §10.2.3);

@@ -3,8 +3,10 @@ import { type Identities, readIdentities } from '../segment/identity.ts'
 
 /**
  * Which Courier calls one Segment event becomes, declared as a table keyed by event type, the
- * way Courier's own Segment destination maps types (design.md, "What Courier accepts" and
- * "Contracts"). Pure: the worker sends the requests, in order, and classifies each answer.
+ * way Courier's own Segment destination maps types
+ * (https://github.com/segmentio/action-destinations/tree/main/packages/destination-actions/src/destinations/courier,
+ * https://www.courier.com/docs/external-integrations/cdp/segment). Pure: the worker sends the
+ * requests, in order, and classifies each answer.
  */
 
 export interface CourierRequest {
@@ -46,15 +48,20 @@ type Route = (event: SegmentEvent, options: RoutingOptions, ids: Identities) => 
 /**
  * An id as one percent-encoded path segment, or undefined when no encoding can make it one: URL
  * parsing resolves '.' and '..' (and their %2E spellings) as dot-segments, so `/profiles/..`
- * would become a request to `/` and `/users/../tenants/x` one to `/tenants/x`.
- * https://url.spec.whatwg.org/#double-dot-path-segment
+ * would become a request to `/` and `/users/../tenants/x` one to `/tenants/x`
+ * (https://url.spec.whatwg.org/#double-dot-path-segment); and a string with a lone surrogate has no
+ * UTF-8 form, so encodeURIComponent throws on it
+ * (https://tc39.es/ecma262/#sec-encodeuricomponent-uricomponent). Never throws.
  */
 export const pathSegment = (id: unknown): string | undefined =>
-  typeof id === 'string' && id !== '' && id !== '.' && id !== '..' ? encodeURIComponent(id) : undefined
+  typeof id === 'string' && id !== '' && id !== '.' && id !== '..' && id.isWellFormed()
+    ? encodeURIComponent(id)
+    : undefined
 
 /**
  * Courier's Segment endpoint takes the raw event: it is sent as the very object Segment gave us,
- * so the body is deep-equal to what Segment sent (design.md, "Contracts").
+ * so the body is deep-equal to what Segment sent: Courier maps it itself
+ * (https://www.courier.com/docs/external-integrations/cdp/segment/segment-integration).
  */
 const inboundRequest = (event: SegmentEvent): CourierRequest => ({
   method: 'POST',

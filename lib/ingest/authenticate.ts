@@ -1,6 +1,11 @@
 import { timingSafeEqual } from 'node:crypto'
 import { HttpError } from '../errors/http-error.ts'
-import { verifySignature } from '../segment/signature.ts'
+import {
+  parseSignature,
+  type SignatureCoverage,
+  type SignedCandidates,
+  signatureCoverage,
+} from '../segment/signature.ts'
 
 /**
  * Who may post events. Segment signs with a shared secret (`X-Signature`); a bearer token can be
@@ -29,6 +34,7 @@ export interface AuthResult {
   readonly method: AuthMethod
   /** Credentials the request passed with only their previous value: Segment still uses them. */
   readonly previous: readonly ('sharedSecret' | 'token')[]
+  readonly coverage: Coverage
 }
 
 type Headers = Readonly<Record<string, string | undefined>>
@@ -61,18 +67,47 @@ const matchEither = (
 const SIGNATURE_HINT = 'X-Signature (HMAC-SHA1 of the body with the shared secret)'
 const TOKEN_HINT = 'Authorization: Bearer <INGEST_TOKEN>'
 
+/** Which events of the request the credentials cover (lib/segment/signature.ts). */
+export type Coverage =
+  /** Every event, as the body reads. */
+  | { readonly covers: 'request' }
+  /** Every event, as `signedText` (the re-serialised body the signature was computed over) reads. */
+  | { readonly covers: 'signed-text'; readonly signedText: string }
+  /**
+   * Only a batch's first event, as `signedText` (that event's text) reads: the shared secret alone,
+   * and Segment signing a batch that way.
+   */
+  | { readonly covers: 'first-event'; readonly signedText: string }
+
+const fromSignature = (coverage: Exclude<SignatureCoverage, { covers: 'nothing' }>): Coverage => {
+  switch (coverage.covers) {
+    case 'body':
+      return { covers: 'request' }
+    case 'parsed':
+      return { covers: 'signed-text', signedText: coverage.signedText }
+    default:
+      return { covers: 'first-event', signedText: coverage.signedText }
+  }
+}
+
+/**
+ * Checks every configured credential; 401 naming what is wrong otherwise. The token is checked
+ * first (a comparison), then the signature: its form, then the raw body, and only then the
+ * parsed body's texts (one parse, shared through `candidates`).
+ */
 export const authenticate = (
   credentials: IngestCredentials,
   headers: Headers,
-  body: string,
-  parse: () => unknown,
+  candidates: SignedCandidates,
 ): AuthResult => {
   const { sharedSecret, token } = credentials
-  if (sharedSecret === undefined && token === undefined) return { method: 'open', previous: [] }
-  const signature = sharedSecret !== undefined ? header(headers, 'x-signature') : undefined
+  if (sharedSecret === undefined && token === undefined) {
+    return { method: 'open', previous: [], coverage: { covers: 'request' } }
+  }
+  const signatureHeader = sharedSecret !== undefined ? header(headers, 'x-signature') : undefined
   const authorization = token !== undefined ? header(headers, 'authorization') : undefined
   const missing = [
-    sharedSecret !== undefined && signature === undefined ? SIGNATURE_HINT : undefined,
+    sharedSecret !== undefined && signatureHeader === undefined ? SIGNATURE_HINT : undefined,
     token !== undefined && authorization === undefined ? TOKEN_HINT : undefined,
   ].filter((hint) => hint !== undefined)
   if (missing.length > 0) {
@@ -89,12 +124,19 @@ export const authenticate = (
     if (match === 'none') throw new HttpError(401, 'Authorization token does not match')
     if (match === 'previous') previous.push('token')
   }
+  let signed: SignatureCoverage = { covers: 'nothing' }
   if (sharedSecret !== undefined) {
-    const match = matchEither(sharedSecret, credentials.previousSharedSecret, (candidate) =>
-      verifySignature(candidate, signature as string, body, parse),
-    )
-    if (match === 'none') throw new HttpError(401, 'X-Signature does not match the body')
-    if (match === 'previous') previous.push('sharedSecret')
+    const signature = parseSignature(signatureHeader as string)
+    if (signature === undefined) {
+      throw new HttpError(401, 'X-Signature must be 40 hexadecimal characters (HMAC-SHA1 of the body)')
+    }
+    signed = signatureCoverage(sharedSecret, signature, candidates)
+    const previousSecret = credentials.previousSharedSecret
+    if (signed.covers === 'nothing' && previousSecret !== undefined) {
+      signed = signatureCoverage(previousSecret, signature, candidates)
+      if (signed.covers !== 'nothing') previous.push('sharedSecret')
+    }
+    if (signed.covers === 'nothing') throw new HttpError(401, 'X-Signature does not match the body')
   }
   const method: AuthMethod =
     sharedSecret !== undefined && token !== undefined
@@ -102,5 +144,8 @@ export const authenticate = (
       : sharedSecret !== undefined
         ? 'signature'
         : 'token'
-  return { method, previous }
+  // The token covers the whole request; a signature alone covers what it was computed over.
+  const coverage: Coverage =
+    token !== undefined || signed.covers === 'nothing' ? { covers: 'request' } : fromSignature(signed)
+  return { method, previous, coverage }
 }

@@ -12,7 +12,7 @@ import { userKeySecretLoader } from '../user-key.ts'
 import type { IngestCredentials } from './authenticate.ts'
 import { ingest } from './ingest.ts'
 import { jsonErrors, jsonResponse } from './json-errors.ts'
-import { segmentAuth } from './segment-auth.ts'
+import { type AuthenticatedEvent, segmentAuth } from './segment-auth.ts'
 
 /**
  * Assembles the ingest Lambda: configuration validated once at cold start, then per request
@@ -40,9 +40,12 @@ export const createIngestHandler = (options: IngestHandlerOptions = {}): IngestH
   const sqs = options.sqs ?? createSqsClient()
   const deps = { config, sqs, logger, metrics }
 
-  return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(
-    async (event: APIGatewayProxyEventV2, context: Context) =>
-      jsonResponse(200, await ingest(deps, event.body ?? '', context.getRemainingTimeInMillis())),
+  return middy<AuthenticatedEvent, APIGatewayProxyStructuredResultV2>(
+    async (event: AuthenticatedEvent, context: Context) =>
+      jsonResponse(
+        200,
+        await ingest(deps, event.body ?? '', context.getRemainingTimeInMillis(), event.relayParse),
+      ),
   )
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))

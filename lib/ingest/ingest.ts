@@ -8,8 +8,9 @@ import { deadLetterMessage, plainDeadLetter } from '../queue/dead-letter.ts'
 import { enqueue } from '../queue/enqueue.ts'
 import { eventDeduplicationId, fifoId, messageGroupId } from '../queue/message-group.ts'
 import { type OutgoingMessage, outgoingMessage, sqsSafeJson } from '../queue/sqs-message.ts'
-import { type Validation, validateEvent } from '../segment/event.ts'
+import { MAX_MESSAGE_ID_LENGTH, type Validation, validateEvent } from '../segment/event.ts'
 import { readIdentities } from '../segment/identity.ts'
+import { MAX_LISTED_REJECTIONS, MAX_REASON_LENGTH } from '../segment/limits.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
 import { personKey } from '../user-key.ts'
@@ -38,6 +39,8 @@ export interface Rejection {
 export interface IngestAnswer {
   readonly accepted: number
   readonly rejected: readonly Rejection[]
+  /** How many rejections `rejected` leaves out (only when there are more than it lists). */
+  readonly rejectedNotListed?: number
 }
 
 export interface IngestDeps {
@@ -60,9 +63,44 @@ const rejectedIds = (group: string | undefined, raw: string) => ({
 /** Time kept back from the Lambda deadline to answer after the last SQS attempt. */
 const ANSWER_MARGIN_MS = 250
 
-export const ingest = async (deps: IngestDeps, text: string, remainingMs: number): Promise<IngestAnswer> => {
+/** A reason cut to MAX_REASON_LENGTH characters (it may quote what the event held). */
+const boundedReason = (reason: string): string =>
+  reason.length <= MAX_REASON_LENGTH ? reason : `${reason.slice(0, MAX_REASON_LENGTH - 1)}…`
+
+/** A messageId as an answer may quote it: Segment's are at most 100 characters, a longer one is cut. */
+const boundedMessageId = (messageId: string | undefined): string | undefined =>
+  messageId === undefined || messageId.length <= MAX_MESSAGE_ID_LENGTH
+    ? messageId
+    : `${messageId.slice(0, MAX_MESSAGE_ID_LENGTH)}…`
+
+/**
+ * The rejections an answer or a log line lists: the first MAX_LISTED_REJECTIONS, and how many more
+ * there were, so no answer outgrows what Lambda can return.
+ */
+export const listedRejections = (
+  rejected: readonly Rejection[],
+): { rejected: readonly Rejection[]; rejectedNotListed?: number } =>
+  rejected.length <= MAX_LISTED_REJECTIONS
+    ? { rejected }
+    : {
+        rejected: rejected.slice(0, MAX_LISTED_REJECTIONS),
+        rejectedNotListed: rejected.length - MAX_LISTED_REJECTIONS,
+      }
+
+/**
+ * `parse` is the body's one parse when authentication already made it (lib/ingest/segment-auth.ts).
+ * Answers `{accepted, rejected}` (rejected listed up to MAX_LISTED_REJECTIONS, then
+ * `rejectedNotListed`); throws HttpError 400/413 for a body it cannot read, 503 when the queue did
+ * not take every event in time.
+ */
+export const ingest = async (
+  deps: IngestDeps,
+  text: string,
+  remainingMs: number,
+  parse: () => unknown = () => parseJson(text),
+): Promise<IngestAnswer> => {
   const { config, sqs, logger, metrics } = deps
-  const request = readSegmentRequest(text, parseJson(text))
+  const request = readSegmentRequest(text, parse())
   const accepted: OutgoingMessage[] = []
   const acceptedIds: string[] = []
   /** Where each accepted message came from, should SQS refuse it. */
@@ -77,11 +115,16 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   const deadLetters: OutgoingMessage[] = []
   /** Each rejected event's user key, for the log line only (Segment's answer has no need of it). */
   const rejectedUsers = new Map<number, string | undefined>()
-  const reject = (raw: string, value: unknown, rejection: Rejection, type: unknown) => {
+  const reject = (raw: string, value: unknown, given: Rejection, type: unknown) => {
+    const rejection = {
+      index: given.index,
+      messageId: boundedMessageId(given.messageId),
+      error: boundedReason(given.error),
+    }
     rejected.push(rejection)
     const who =
       typeof value === 'object' && value !== null
-        ? readIdentities(value as Record<string, unknown>)
+        ? readIdentities(value as Record<string, unknown>, raw)
         : undefined
     rejectedUsers.set(rejection.index, who?.ok === true ? personKey(who.ids) : undefined)
     const why = {
@@ -150,7 +193,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
     const origin = origins.get(message)
     if (origin === undefined) continue
     origins.delete(message)
-    rejected.push({ index: origin.index, messageId: origin.messageId, error: reason })
+    rejected.push({ index: origin.index, messageId: origin.messageId, error: boundedReason(reason) })
     rejectedUsers.set(origin.index, origin.user)
     const why = { stage: 'ingest', reason, messageId: origin.messageId, type: origin.type } as const
     lateDeadLetters.push(
@@ -189,8 +232,10 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
   }
   addMetric(metrics, 'Received', request.items.length)
   if (rejected.length > 0) {
+    const listed = listedRejections(rejected)
     logger.warn('events rejected', {
-      rejected: rejected.map((one) => ({ ...one, user: rejectedUsers.get(one.index) })),
+      ...listed,
+      rejected: listed.rejected.map((one) => ({ ...one, user: rejectedUsers.get(one.index) })),
     })
   }
   const unsent = queued.unsent.length + parked.unsent.length + late.unsent.length
@@ -218,7 +263,7 @@ export const ingest = async (deps: IngestDeps, text: string, remainingMs: number
 
   if (stored === 0) {
     const message = request.items.length === 0 ? 'body holds no events' : 'body holds no valid event'
-    throw new HttpError(400, message, { details: { accepted: 0, rejected } })
+    throw new HttpError(400, message, { details: { accepted: 0, ...listedRejections(rejected) } })
   }
-  return { accepted: stored, rejected }
+  return { accepted: stored, ...listedRejections(rejected) }
 }

@@ -22,7 +22,7 @@ import {
 } from './sandbox-faults.ts'
 
 /**
- * A local stand-in for Courier's API (design.md, "What Courier accepts"): it keeps the state
+ * A local stand-in for Courier's API (https://www.courier.com/docs/reference/): it keeps the state
  * Courier keeps (profiles, tenants, memberships, lists and subscriptions; sandbox-courier.ts),
  * answers as Courier's reference says, and has fault knobs (sandbox-faults.ts). Tests use it, and
  * `npm start` runs it when no real Courier token is set. Control routes under /_sandbox/ are never

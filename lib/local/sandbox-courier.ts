@@ -10,7 +10,10 @@ import { randomBytes } from 'node:crypto'
  *   errors, payload size and idempotency: https://www.courier.com/docs/reference/api-overview)
  * - Courier's generated SDKs, which are built from Courier's OpenAPI spec: trycourier/courier-node
  *   src/resources/{inbound,profiles/*,tenants/tenants,users/tenants,lists/*}.ts
- * - design.md, "What Courier accepts", for POST /inbound/segment, which the SDKs do not cover.
+ * - Courier's Segment integration guide for POST /inbound/segment, which the SDKs do not cover:
+ *   identify, track and group are taken, identify's traits merge into the user's profile
+ *   (https://www.courier.com/docs/external-integrations/cdp/segment,
+ *   https://segment.com/docs/connections/destinations/catalog/courier/).
  *
  * Where the reference is silent (most error bodies, 404s, what an unknown field does), the comment
  * at the route says so and what the sandbox does instead.
@@ -94,7 +97,7 @@ export interface CourierList {
   subscriptions: Map<string, ListSubscription>
 }
 
-/** What a Segment track became: Courier's inbound event `Segment-TrackEvent:<event>` (design.md). */
+/** What a Segment track became: Courier's inbound event `Segment-TrackEvent:<event>`, as Courier Studio lists it. */
 export interface InboundEvent {
   event: string
   messageId?: string
@@ -183,7 +186,11 @@ const NO_CONTENT: SandboxAnswer = { status: 204 }
 // POST /inbound/segment
 // ---------------------------------------------------------------------------------------------
 
-/** What each supported event type requires (design.md: identify needs traits, group traits and groupId). */
+/**
+ * What each supported event type requires: the fields Courier's Segment guide reads from it
+ * (https://www.courier.com/docs/external-integrations/cdp/segment); a stricter sandbox than
+ * Courier, which does not publish its refusals here, rather than a kinder one.
+ */
 const INBOUND_REQUIRED: Readonly<Record<string, readonly string[]>> = {
   identify: ['traits'],
   track: ['event'],
@@ -194,15 +201,17 @@ const idOf = (value: unknown): string | undefined =>
   typeof value === 'string' || typeof value === 'number' ? String(value) : undefined
 
 /**
- * POST /inbound/segment takes the raw Segment event and answers 202 `{messageId}` (design.md,
- * "What Courier accepts"). A messageId it already accepted gets **409 Conflict**. For
+ * POST /inbound/segment takes the raw Segment event and answers 202 `{messageId}`, as the inbound
+ * endpoints do (https://www.courier.com/docs/reference/inbound/courier-track-event). A messageId it already accepted gets **409 Conflict**. For
  * /inbound/segment itself this is not published: it is what Courier documents for its Track Event
  * endpoint (POST /inbound/courier), whose reference says of messageId "A required unique identifier that will be
  * used to de-duplicate requests. If not unique, will respond with 409 Conflict status"
  * (https://www.courier.com/docs/reference/inbound/courier-track-event, courier-node
- * src/resources/inbound.ts). design.md's "a repeat gets the first answer back" is the behaviour of
- * the `Idempotency-Key` header (handled in courier-sandbox.ts), not of messageId; design.md's own
- * retry table (409 on /inbound/* = delivered) agrees with the 409. The 409's body is not published.
+ * src/resources/inbound.ts). "A repeat gets the first answer back" is the behaviour of the
+ * `Idempotency-Key` header (handled in courier-sandbox.ts;
+ * https://www.courier.com/docs/reference/idempotent-requests), not of messageId; the relay's retry
+ * table (409 on /inbound/* = delivered, README.md "Retries and failures") agrees with the 409. The
+ * 409's body is not published.
  * Whether a refused event (400, 501) takes its messageId is not published; the sandbox remembers
  * only accepted events, so a corrected resend is not refused as a duplicate.
  */
@@ -238,7 +247,7 @@ const inboundSegment: Handler = (state, { body, now }) => {
       at: iso(now),
     })
   }
-  // group: accepted and, per design.md, does nothing in Courier yet.
+  // group: accepted; the sandbox keeps nothing for it (the relay mirrors tenants with its own calls).
   return { status: 202, body: { messageId: `1-${randomBytes(12).toString('hex')}` } }
 }
 
@@ -268,7 +277,7 @@ const replaceProfile: Handler = (state, { params: [id = ''], body }) => {
 
 /**
  * DELETE /profiles/{id}: 204 with no body. The current reference (courier-node's generated
- * `profiles.delete`: no response body, any Accept) and design.md say so; an older reference
+ * `profiles.delete`: no response body, any Accept) says so; an older reference
  * page answered 200 `{status: "SUCCESS"}` (trycourier/docs docs/reference/configs/profiles/delete.ts),
  * so a client must take any 2xx. "Deletes a user's profile and stored contact details. List
  * subscriptions and preferences are separate resources": subscriptions and tenant memberships stay.

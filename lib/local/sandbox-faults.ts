@@ -1,3 +1,4 @@
+import * as v from 'valibot'
 import {
   courierError,
   isConflictableWrite,
@@ -78,70 +79,64 @@ export class FaultKnobError extends Error {
   readonly statusCode = 400
 }
 
-const isFiniteNumber = (value: unknown): value is number =>
-  typeof value === 'number' && Number.isFinite(value)
+const number = v.pipe(v.number(), v.finite())
 
-type Check = (value: unknown) => string | undefined
+const share = [v.pipe(number, v.minValue(0), v.maxValue(1)), 'must be a number from 0 to 1'] as const
+const nonNegative = [v.pipe(number, v.minValue(0)), 'must be a number ≥ 0'] as const
+/** A limit: null (JSON) switches it off, which the knobs hold as undefined. */
+const orOff = (schema: v.GenericSchema<unknown, number>) =>
+  v.pipe(
+    v.nullable(schema),
+    v.transform((value): number | undefined => value ?? undefined),
+  )
+const positiveOrOff = [
+  orOff(v.pipe(number, v.gtValue(0))),
+  'must be a number > 0, or null for no limit',
+] as const
+const positiveIntegerOrOff = [
+  orOff(v.pipe(number, v.integer(), v.gtValue(0))),
+  'must be an integer > 0, or null for no limit',
+] as const
 
-const share: Check = (value) =>
-  isFiniteNumber(value) && value >= 0 && value <= 1 ? undefined : 'must be a number from 0 to 1'
-const nonNegative: Check = (value) =>
-  isFiniteNumber(value) && value >= 0 ? undefined : 'must be a number ≥ 0'
-const positiveOrOff: Check = (value) =>
-  value === undefined || value === null || (isFiniteNumber(value) && value > 0)
-    ? undefined
-    : 'must be a number > 0, or null for no limit'
-const positiveIntegerOrOff: Check = (value) =>
-  value === undefined || value === null || (Number.isInteger(value) && (value as number) > 0)
-    ? undefined
-    : 'must be an integer > 0, or null for no limit'
+const atLeastZero = v.pipe(number, v.minValue(0))
+const retryAfter = [
+  v.union([
+    v.literal('none'),
+    v.strictObject({ seconds: atLeastZero }),
+    v.strictObject({ ms: atLeastZero }),
+    v.strictObject({ date: atLeastZero }),
+  ]),
+  'must be "none", {"seconds": n}, {"ms": n} or {"date": n} (n a number ≥ 0)',
+] as const
 
-const retryAfter: Check = (value) => {
-  const allowed = 'must be "none", {"seconds": n}, {"ms": n} or {"date": n} (n a number ≥ 0)'
-  if (value === 'none') return undefined
-  if (!isJsonObject(value)) return allowed
-  const keys = Object.keys(value)
-  const [key] = keys
-  if (keys.length !== 1 || (key !== 'seconds' && key !== 'ms' && key !== 'date')) return allowed
-  return isFiniteNumber(value[key]) && value[key] >= 0 ? undefined : allowed
-}
+const RULE_SHAPE = '{method?, path, status, times?, headers?, body?}'
 
-const FAIL_RULE_KEYS = new Set(['method', 'path', 'status', 'times', 'headers', 'body'])
+/** One fail rule; each field's message is written as `[index].field …` by failNextProblem. */
+const FAIL_RULE = v.strictObject({
+  method: v.optional(v.pipe(v.string('must be a string'), v.toUpperCase())),
+  path: v.pipe(
+    v.string('must be a path starting with /'),
+    v.startsWith('/', 'must be a path starting with /'),
+  ),
+  status: v.union(
+    [v.literal('drop'), v.pipe(number, v.integer(), v.minValue(100), v.maxValue(599))],
+    'must be an HTTP status (100-599) or "drop"',
+  ),
+  times: v.optional(
+    v.pipe(number, v.integer('must be an integer > 0'), v.gtValue(0, 'must be an integer > 0')),
+    1,
+  ),
+  headers: v.optional(v.record(v.string(), v.string(), 'must be an object of strings')),
+  body: v.optional(v.unknown()),
+})
 
-const failNext: Check = (value) => {
-  if (!Array.isArray(value)) return 'must be an array of {method?, path, status, times?, headers?, body?}'
-  for (const [index, rule] of value.entries()) {
-    const at = `[${index}]`
-    if (!isJsonObject(rule)) return `${at} must be an object {method?, path, status, times?, headers?, body?}`
-    const unknown = Object.keys(rule).find((key) => !FAIL_RULE_KEYS.has(key))
-    if (unknown !== undefined) return `${at} has an unknown field "${unknown}"`
-    if (typeof rule.path !== 'string' || !rule.path.startsWith('/'))
-      return `${at}.path must be a path starting with /`
-    if (rule.method !== undefined && typeof rule.method !== 'string') return `${at}.method must be a string`
-    const status = rule.status
-    if (
-      status !== 'drop' &&
-      !(isFiniteNumber(status) && Number.isInteger(status) && status >= 100 && status <= 599)
-    )
-      return `${at}.status must be an HTTP status (100-599) or "drop"`
-    if (
-      rule.times !== undefined &&
-      !(isFiniteNumber(rule.times) && Number.isInteger(rule.times) && rule.times > 0)
-    )
-      return `${at}.times must be an integer > 0`
-    if (
-      rule.headers !== undefined &&
-      !(
-        isJsonObject(rule.headers) &&
-        Object.values(rule.headers).every((header) => typeof header === 'string')
-      )
-    )
-      return `${at}.headers must be an object of strings`
-  }
-  return undefined
-}
+const failNext = [
+  v.array(FAIL_RULE, `must be an array of ${RULE_SHAPE}`),
+  `must be an array of ${RULE_SHAPE}`,
+] as const
 
-const KNOBS: Readonly<Record<keyof SandboxFaults, Check>> = {
+/** Each knob: its schema and, for any value it refuses, what is allowed. */
+const KNOBS = {
   rateLimitShare: share,
   retryAfter,
   serverErrorShare: share,
@@ -151,13 +146,33 @@ const KNOBS: Readonly<Record<keyof SandboxFaults, Check>> = {
   maxRps: positiveOrOff,
   listWritesPerMinute: positiveIntegerOrOff,
   maxRecipientsPerCall: positiveIntegerOrOff,
-  outage: (value) => (typeof value === 'boolean' ? undefined : 'must be true or false'),
-  outageMode: (value) =>
-    value === 'error' || value === 'refuse' ? undefined : 'must be "error" or "refuse"',
+  outage: [v.boolean(), 'must be true or false'],
+  outageMode: [v.picklist(['error', 'refuse']), 'must be "error" or "refuse"'],
   failNext,
-}
+} as const satisfies Record<keyof SandboxFaults, readonly [v.GenericSchema, string]>
 
 export const KNOB_NAMES = Object.keys(KNOBS) as (keyof SandboxFaults)[]
+
+/** Every knob optional: a POST sets the ones it names. */
+const FAULTS = v.object(
+  Object.fromEntries(KNOB_NAMES.map((name) => [name, v.optional(KNOBS[name][0])])) as {
+    [K in keyof typeof KNOBS]: v.OptionalSchema<(typeof KNOBS)[K][0], undefined>
+  },
+)
+
+/** A fail rule's problem as `[index].field must …` (or `[index] …` for the rule as a whole). */
+const failNextProblem = (issue: v.BaseIssue<unknown>): string => {
+  const [, index, field] = issue.path ?? []
+  if (index === undefined) return `must be an array of ${RULE_SHAPE}`
+  const at = `[${String(index.key)}]`
+  if (field === undefined) {
+    return issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never'
+      ? `${at} has an unknown field "${String(issue.input)}"`
+      : `${at} must be an object ${RULE_SHAPE}`
+  }
+  if (field.key === 'times') return `${at}.times must be an integer > 0`
+  return `${at}.${String(field.key)} ${issue.message.startsWith('must') ? issue.message : 'is invalid'}`
+}
 
 /**
  * Pure: the knobs in `input` checked and normalised (null → undefined for the limits; a fail rule
@@ -166,27 +181,23 @@ export const KNOB_NAMES = Object.keys(KNOBS) as (keyof SandboxFaults)[]
 export const parseFaults = (input: unknown): Partial<SandboxFaults> => {
   if (!isJsonObject(input))
     throw new FaultKnobError(`faults must be a JSON object of knobs (${KNOB_NAMES.join(', ')})`)
-  const problems: string[] = []
-  const parsed: Record<string, unknown> = {}
-  for (const [name, value] of Object.entries(input)) {
-    const check = Object.hasOwn(KNOBS, name) ? KNOBS[name as keyof SandboxFaults] : undefined
-    if (check === undefined) {
-      problems.push(`unknown knob "${name}" (known: ${KNOB_NAMES.join(', ')})`)
-      continue
-    }
-    const problem = check(value)
-    if (problem !== undefined)
-      problems.push(`${name} ${problem} (got ${JSON.stringify(value) ?? 'undefined'})`)
-    else parsed[name] = value === null ? undefined : value
+  const problems = Object.keys(input)
+    .filter((name) => !Object.hasOwn(KNOBS, name))
+    .map((name) => `unknown knob "${name}" (known: ${KNOB_NAMES.join(', ')})`)
+  const result = v.safeParse(FAULTS, input)
+  const named = new Set<string>()
+  for (const issue of result.issues ?? []) {
+    const name = String(issue.path?.[0]?.key)
+    if (named.has(name)) continue // one line per knob
+    named.add(name)
+    const problem = name === 'failNext' ? failNextProblem(issue) : KNOBS[name as keyof SandboxFaults][1]
+    problems.push(`${name} ${problem} (got ${JSON.stringify(input[name]) ?? 'undefined'})`)
   }
-  if (problems.length > 0) throw new FaultKnobError(problems.join('; '))
-  if (Array.isArray(parsed.failNext))
-    parsed.failNext = (parsed.failNext as FailRule[]).map((rule) => ({
-      ...rule,
-      ...(rule.method === undefined ? {} : { method: rule.method.toUpperCase() }),
-      times: rule.times ?? 1,
-    }))
-  return parsed as Partial<SandboxFaults>
+  if (problems.length > 0 || !result.success) throw new FaultKnobError(problems.join('; '))
+  // Knobs absent from the input are absent from the output; a null limit is present as undefined.
+  return Object.fromEntries(
+    Object.entries(result.output).filter(([name]) => Object.hasOwn(input, name)),
+  ) as Partial<SandboxFaults>
 }
 
 /** The knobs as JSON (undefined limits shown as null), for GET /_sandbox/faults. */

@@ -18,7 +18,7 @@ import { createLambdaContext } from './lambda-context.ts'
  * On a FIFO queue it is Lambda's FIFO event source: batches of at most 10 and no batching
  * window (one receive is one batch), and a group's next message is not handed to any poller
  * while an earlier one is in flight or delayed by ChangeMessageVisibility. The embedded SQS
- * enforces that last rule itself, as SQS does (lib/local/queues.ts), so the poller needs no lock
+ * enforces that last rule itself, as SQS does (lib/local/fauxqs-patches.ts), so the poller needs no lock
  * of its own and cannot hide a bug that real SQS would expose.
  * https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
  */

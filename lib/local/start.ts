@@ -17,22 +17,15 @@
  * it; it says what was dropped. `lib/local/start.mjs` checks the Node version before this file.
  */
 
-import { createServer } from 'node:net'
-import {
-  type Config,
-  courierAuthToken,
-  type Env,
-  type LocalConfig,
-  parseConfig,
-  parseLocalConfig,
-} from '../config.ts'
-import { ConfigError, isConfigError } from '../errors/config-error.ts'
+import { courierAuthToken } from '../config.ts'
+import { configMistakes } from '../errors/config-error.ts'
 import { checkCourier, courierCheckLine } from './courier-check.ts'
 import type { CourierSandbox } from './courier-sandbox.ts'
 import { LOOPBACK } from './loopback.ts'
 import type { LocalQueues } from './queues.ts'
 import { createRelayLog, type RelayLog, tapOutput } from './relay-log.ts'
 import type { Poller, SqsHandler } from './sqs-poller.ts'
+import { ensureFree, LOCAL_QUEUE_NAME, listening, validateStart } from './start-settings.ts'
 import { droppedLine, type QueueDepth } from './status-page.ts'
 
 // Only what validation needs is imported up front: the SDK, the emulator and the handlers load
@@ -40,133 +33,9 @@ import { droppedLine, type QueueDepth } from './status-page.ts'
 // a second of loading.
 
 const SANDBOX_TOKEN = 'sandbox-token'
-const LOCAL_QUEUE_NAME = 'segment-courier-relay-events'
 /** As deployed (serverless.yml, the audiences function's event source and timeout). */
 const AUDIENCE_BATCH_SIZE = 1_000
 const AUDIENCE_TIMEOUT_SECONDS = 300
-
-/** A listen failure, named by the variable that moves the port. */
-const portProblem = (variable: string, port: number, error: unknown): unknown => {
-  const code = (error as { code?: string }).code
-  if (code === 'EADDRINUSE') {
-    return new ConfigError(
-      variable,
-      `port ${port} on ${LOOPBACK} is already in use by another program; set ${variable} to a free port (0 picks one), e.g. ${variable}=${port + 10} npm start`,
-    )
-  }
-  if (code === 'EACCES') {
-    return new ConfigError(
-      variable,
-      `port ${port} needs privileges to listen on; set ${variable} to a port above 1023`,
-    )
-  }
-  return error
-}
-
-/** Resolves when `port` can be listened on now (port 0 always can), else rejects with the listen error. */
-const probe = (port: number): Promise<void> =>
-  port === 0
-    ? Promise.resolve()
-    : new Promise((resolve, reject) => {
-        const server = createServer()
-        server.once('error', reject)
-        server.listen(port, LOOPBACK, () => server.close(() => resolve()))
-      })
-
-/**
- * Every port is checked before anything starts (a sandbox or server that met a taken port
- * mid-start would leave the others running), and all at once: a second `npm start` holds all
- * three, and naming them one per run would make a person restart three times.
- */
-const ensureFree = async (ports: readonly (readonly [string, number])[]): Promise<void> => {
-  const results = await Promise.allSettled(ports.map(([, port]) => probe(port)))
-  const problems = ports.flatMap(([variable, port], i) => {
-    const result = results[i]
-    return result?.status === 'rejected' ? [{ variable, port, error: result.reason as unknown }] : []
-  })
-  const inUse = problems.filter((problem) => (problem.error as { code?: string }).code === 'EADDRINUSE')
-  if (inUse.length > 1) {
-    throw new ConfigError(
-      inUse.map((problem) => problem.variable).join(', '),
-      `ports ${inUse.map((problem) => problem.port).join(', ')} on ${LOOPBACK} are already in use by other programs (another npm start?); set them to free ports (0 picks one), e.g. ${inUse.map((problem) => `${problem.variable}=${problem.port + 10}`).join(' ')} npm start`,
-    )
-  }
-  const [first] = problems
-  if (first !== undefined) throw portProblem(first.variable, first.port, first.error)
-}
-
-const listening = async <T>(variable: string, port: number, start: () => Promise<T>): Promise<T> => {
-  try {
-    return await start()
-  } catch (error) {
-    throw portProblem(variable, port, error)
-  }
-}
-
-type Courier = { readonly kind: 'sandbox' } | { readonly kind: 'configured'; readonly label: string }
-
-/**
- * Which Courier the relay talks to, from the environment. COURIER_BASE_URL names a server that
- * expects a Courier API key like the real one; without a key every request would be refused
- * (401) and retried for ever, so that mistake is named at start instead.
- */
-const chooseCourier = (env: Env, config: Config): Courier => {
-  const hasToken = config.courier.authToken !== undefined
-  if (env.COURIER_BASE_URL?.trim()) {
-    if (!hasToken) {
-      throw new ConfigError(
-        'COURIER_AUTH_TOKEN',
-        `is required with COURIER_BASE_URL=${config.courier.baseUrl} (the API key that server expects); unset COURIER_BASE_URL to use the local Courier sandbox`,
-      )
-    }
-    return { kind: 'configured', label: `${config.courier.baseUrl} (COURIER_BASE_URL)` }
-  }
-  if (hasToken) return { kind: 'configured', label: `the real Courier API at ${config.courier.baseUrl}` }
-  return { kind: 'sandbox' }
-}
-
-type Validated = { local: LocalConfig; config: Config; courier: Courier }
-
-/** Every setting the relay and its functions read, checked before anything listens. */
-const validateOnce = (env: Env): Validated => {
-  const local = parseLocalConfig(env)
-  // The functions are given these queue URLs at start; any well-formed URL stands in for them here.
-  const suffix = local.queueType === 'fifo' ? '.fifo' : ''
-  const config = parseConfig({
-    ...env,
-    QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}${suffix}`,
-    DLQ_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-dlq${suffix}`,
-    AUDIENCE_QUEUE_URL: `http://${LOOPBACK}/${LOCAL_QUEUE_NAME}-audiences`,
-  })
-  const courier = chooseCourier(env, config)
-  if (courier.kind === 'configured') courierAuthToken(config)
-  return { local, config, courier }
-}
-
-/**
- * Every mistake at once, one line each, so a person fixes them in one go rather than one per
- * restart: each variable found wrong is set aside and the rest checked again. Throws an
- * AggregateError of the ConfigErrors found.
- */
-const validate = (env: Env): Validated => {
-  const mistakes: ConfigError[] = []
-  let remaining = env
-  for (;;) {
-    try {
-      const validated = validateOnce(remaining)
-      if (mistakes.length === 0) return validated
-      break
-    } catch (error) {
-      if (!isConfigError(error)) throw error
-      mistakes.push(error)
-      // A missing variable (or one already set aside) cannot be set aside: nothing further to learn.
-      if (!remaining[error.variable]?.trim()) break
-      const { [error.variable]: _wrong, ...rest } = remaining
-      remaining = rest
-    }
-  }
-  throw new AggregateError(mistakes, mistakes.map((mistake) => mistake.message).join('\n'))
-}
 
 /** Each queue's depth, by its name, from the emulator's own view (no SQS call: it answers at once). */
 const queueDepths = (queues: LocalQueues): Record<string, QueueDepth> => {
@@ -186,7 +55,7 @@ const queueDepths = (queues: LocalQueues): Record<string, QueueDepth> => {
 }
 
 const main = async (env: NodeJS.ProcessEnv, relayLog: RelayLog) => {
-  const { local, config, courier } = validate(env)
+  const { local, config, courier } = validateStart(env)
   await ensureFree([
     ['PORT', local.port],
     ['SQS_PORT', local.sqsPort],
@@ -304,6 +173,13 @@ const main = async (env: NodeJS.ProcessEnv, relayLog: RelayLog) => {
 
   const secret = env.SEGMENT_SHARED_SECRET
   const token = env.INGEST_TOKEN
+  /** Segment signs only a batch's first event, so a batch needs the token (lib/ingest/segment-auth.ts). */
+  const batchingLine = (secret: string | undefined, token: string | undefined) =>
+    secret && !token
+      ? '  Batching          needs INGEST_TOKEN: with the shared secret alone a batch of more than one event is refused 401 (Segment signs only its first event)\n'
+      : token
+        ? '  Batching          on: INGEST_TOKEN covers every event of a batch\n'
+        : ''
   const sample = buildTestEvent({ type: 'identify' })
   console.log(`
 segment-courier-relay is running locally
@@ -314,7 +190,7 @@ segment-courier-relay is running locally
   Embedded SQS      ${queues.endpoint}  (${local.queueType} queue ${queues.queueUrl.split('/').pop()}, DLQ ${queues.dlqUrl.split('/').pop()}, in memory)
   Embedded DynamoDB ${dynamodb.endpoint}  (the list sync's membership ledger, table ${dynamodb.tableName}, in memory)
   Inspect the DLQ   npm run dlq -- --local        Redrive it   npm run redrive -- --local
-${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
+${batchingLine(secret, token)}${secret || token ? '' : '\n  WARNING: ingest is OPEN (no SEGMENT_SHARED_SECRET or INGEST_TOKEN). Fine on localhost, never deployed.\n'}
 Send a ${secret ? 'signed ' : ''}test event (or run \`npm run send-test-event\` in another terminal):
 
 ${curlCommand(server.url, secret, sample, token)}
@@ -373,8 +249,8 @@ try {
   await main(process.env, relayLog)
 } catch (error) {
   // Settings are wrong: one line each, no stack, status 2. Anything else is a bug and keeps its stack.
-  const mistakes = error instanceof AggregateError ? error.errors : [error]
-  if (!mistakes.every(isConfigError)) throw error
+  const mistakes = configMistakes(error)
+  if (mistakes === undefined) throw error
   for (const mistake of mistakes) console.error(mistake.message)
   process.exit(2)
 }

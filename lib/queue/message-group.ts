@@ -39,10 +39,11 @@ const PREFIX = { userId: 'user', anonymousId: 'anon' } as const
 
 /**
  * The message group of an event (or of whatever was sent in its place: `value` may be any JSON
- * value; `text` is its raw text, the fallback identity of an event without any id).
+ * value; `text` is its raw text: it keeps a 20-digit numeric id's digits, and is the fallback
+ * identity of an event without any id).
  */
 export const messageGroupId = (value: unknown, text: string): string => {
-  const person = personIn(value)
+  const person = personIn(value, text)
   if (person !== undefined) return fifoId(PREFIX[person.field], person.id)
   const messageId = identityString('messageId', (value as { messageId?: unknown } | null)?.messageId)
   return 'id' in messageId && messageId.id !== undefined

@@ -88,6 +88,9 @@ const SQS_FORBIDDEN = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu
 
 const unicodeEscape = (ch: string) => `\\u${(ch.codePointAt(0) as number).toString(16).padStart(4, '0')}`
 
+/** Whether SQS takes `text` as it is, as a message body or a String attribute value. */
+export const isSqsText = (text: string): boolean => text.search(SQS_FORBIDDEN) === -1
+
 /** Any text SQS will take: each forbidden character written as its `\uXXXX` escape, the rest unchanged. */
 export const sqsSafeText = (text: string): string => text.replace(SQS_FORBIDDEN, unicodeEscape)
 

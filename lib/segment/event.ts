@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { describeValue } from '../user-key.ts'
-import { type Identities, type IdentityField, readIdentities } from './identity.ts'
+import { type Identities, type IdentityField, notWellFormed, readIdentities } from './identity.ts'
+import { topLevelKeys } from './json-slices.ts'
 
 /**
  * The Segment Spec as data: which event types exist and what each one needs. Validation is
@@ -95,9 +96,41 @@ export const deriveMessageId = (text: string): string =>
   `${DERIVED_MESSAGE_ID_PREFIX}${createHash('sha256').update(text, 'utf8').digest('hex')}`
 
 /**
+ * The first key the event's text repeats at its top level, if any. JSON.parse keeps the last
+ * value and other parsers may keep the first, so such an event would be routed on one value while
+ * Courier reads another. Segment never sends one: its libraries and destinations serialise
+ * objects with JSON.stringify, which cannot repeat a key.
+ */
+const repeatedKey = (text: string, value: Record<string, unknown>): string | undefined => {
+  // The text JSON.stringify itself writes for the value (what Segment sends) cannot repeat a key.
+  if (text === JSON.stringify(value)) return undefined
+  const seen = new Set<string>()
+  for (const key of topLevelKeys(text)) {
+    if (seen.has(key)) return key
+    seen.add(key)
+  }
+  return undefined
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/** An Engage computation's key or id that is not well-formed (they name the Courier list, a path). */
+const illFormedComputation = (event: Record<string, unknown>): string | undefined => {
+  const personas = isRecord(event.context) ? event.context.personas : undefined
+  if (!isRecord(personas)) return undefined
+  for (const field of ['computation_key', 'computation_id']) {
+    const value = personas[field]
+    if (typeof value === 'string' && !value.isWellFormed()) return `context.personas.${field}`
+  }
+  return undefined
+}
+
+/**
  * Checks one event against its type's rule. `text` is the event's exact JSON text (the queued
  * message body): it keeps 20-digit numeric ids exact and is what a derived messageId hashes.
- * Without it, `JSON.stringify(value)` stands in.
+ * Without it, `JSON.stringify(value)` stands in. With it, an event that repeats a top-level key
+ * is rejected (one reading for everyone). Ids (and messageId) must be well-formed Unicode.
  */
 export const validateEvent = (value: unknown, text?: string): Validation => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -106,6 +139,13 @@ export const validateEvent = (value: unknown, text?: string): Validation => {
   const event = value as Record<string, unknown>
   const messageId = typeof event.messageId === 'string' ? event.messageId : undefined
   const reject = (error: string): Validation => ({ ok: false, error, messageId })
+
+  const repeated = text === undefined ? undefined : repeatedKey(text, event)
+  if (repeated !== undefined) {
+    return reject(
+      `the event repeats the key ${JSON.stringify(repeated)}; a JSON object must name each key once, so it has one reading`,
+    )
+  }
 
   if (!isSegmentEventType(event.type)) {
     return reject(
@@ -124,8 +164,13 @@ export const validateEvent = (value: unknown, text?: string): Validation => {
       )
     }
   }
+  if (typeof event.messageId === 'string' && !event.messageId.isWellFormed()) {
+    return { ok: false, error: notWellFormed('messageId'), messageId: undefined }
+  }
   const read = readIdentities(event, text)
   if (!read.ok) return reject(read.error)
+  const computation = illFormedComputation(event)
+  if (computation !== undefined) return reject(notWellFormed(computation))
   for (const oneOf of rule.ids) {
     if (!oneOf.some((field) => read.ids[field] !== undefined)) {
       return reject(`${event.type} requires ${oneOf.join(' or ')} (a non-empty string or a number)`)

@@ -10,6 +10,7 @@ import { objectValueText } from './json-slices.ts'
  * - a finite number is the id in its string form: the digits as Segment sent them (so a
  *   20-digit integer beyond 2^53 keeps its value), otherwise `String(n)`;
  * - absent, `null` or `""` is no id;
+ * - a string that is not well-formed Unicode (a lone surrogate) is an error;
  * - anything else (boolean, object, array) is an error that names what it is.
  *
  * Routing, FIFO grouping and logs use these string forms; the queued text stays exactly what
@@ -29,6 +30,16 @@ export type IdentitiesRead =
 
 const INTEGER_LITERAL = /^-?\d+$/
 
+/**
+ * An id with a lone surrogate (`"\ud800"` in the JSON text) is no text at all: it cannot be
+ * percent-encoded into a Courier path (encodeURIComponent throws URIError), nor be UTF-8 on the
+ * wire, and SQS refuses it in attributes.
+ * https://tc39.es/ecma262/#sec-encodeuricomponent-uricomponent ;
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+ */
+export const notWellFormed = (field: string): string =>
+  `${field} is not well-formed Unicode (it holds a lone surrogate, e.g. "\\ud800")`
+
 const describe = (value: unknown): string => (Array.isArray(value) ? 'an array' : `a ${typeof value}`)
 
 /**
@@ -41,7 +52,9 @@ export const identityString = (
   source?: string,
 ): { readonly id: string | undefined } | { readonly error: string } => {
   if (value === undefined || value === null || value === '') return { id: undefined }
-  if (typeof value === 'string') return { id: value }
+  if (typeof value === 'string') {
+    return value.isWellFormed() ? { id: value } : { error: notWellFormed(field) }
+  }
   if (typeof value === 'number' && Number.isFinite(value)) {
     const literal = source?.trim()
     const exact = !Number.isSafeInteger(value) && literal !== undefined && INTEGER_LITERAL.test(literal)
@@ -99,12 +112,19 @@ export const userKeyOf = (event: Readonly<Record<string, unknown>>, raw?: string
 /**
  * `personOf` read leniently from any JSON value (an event, or whatever was sent in its place): a
  * userId or anonymousId of the wrong type is no id, and the other field still names the person.
+ * `raw` is the value's exact JSON text, when known: a 20-digit numeric id keeps its digits.
  */
-export const personIn = (value: unknown): Person | undefined => {
-  const event = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
-  const ids: Record<string, string> = {}
+export const personIn = (value: unknown, raw?: string): Person | undefined => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const event = value as Record<string, unknown>
+  const ids: Identities = {}
   for (const field of ['userId', 'anonymousId'] as const) {
-    const read = identityString(field, event[field])
+    const given = event[field]
+    const source =
+      raw !== undefined && typeof given === 'number' && !Number.isSafeInteger(given)
+        ? objectValueText(raw, field)
+        : undefined
+    const read = identityString(field, given, source)
     if ('id' in read && read.id !== undefined) ids[field] = read.id
   }
   return personOf(ids)

@@ -1,6 +1,13 @@
 import { HttpError } from '../errors/http-error.ts'
 import { jsonErrorForLog } from '../user-key.ts'
-import { arrayElementSlices, objectValueStart, objectValueText } from './json-slices.ts'
+import {
+  arrayElementSlices,
+  firstElementText,
+  nestsDeeperThan,
+  objectValueStart,
+  objectValueText,
+} from './json-slices.ts'
+import { MAX_EVENTS_PER_REQUEST, MAX_JSON_DEPTH } from './limits.ts'
 
 /**
  * Reading Segment's request: one event object (classic Webhooks, Webhooks (Actions) without
@@ -39,8 +46,18 @@ export const decodeBody = (body: string | undefined, isBase64Encoded: boolean, m
   return isBase64Encoded ? bytes.toString('utf8') : (body ?? '')
 }
 
+/**
+ * The body parsed, after one pass has checked its nesting (see MAX_JSON_DEPTH): 400 for an empty
+ * body or one that is not JSON, 413 for one nested deeper than the limit.
+ */
 export const parseJson = (text: string): unknown => {
   if (text.trim() === '') throw new HttpError(400, 'body is empty; expected a Segment event as JSON')
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new HttpError(
+      413,
+      `body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels, the most this relay reads`,
+    )
+  }
   try {
     return JSON.parse(text)
   } catch (error) {
@@ -79,7 +96,47 @@ const unwrap = (item: RequestItem): RequestItem => {
   }
 }
 
+const batchOf = (parsed: unknown): unknown[] | undefined => {
+  if (Array.isArray(parsed)) return parsed
+  if (typeof parsed !== 'object' || parsed === null || 'type' in parsed) return undefined
+  const batch = (parsed as { batch?: unknown }).batch
+  return Array.isArray(batch) ? batch : undefined
+}
+
+/** How many events a parsed body holds: the length of its batch, else one. */
+export const eventCount = (parsed: unknown): number => batchOf(parsed)?.length ?? 1
+
+/**
+ * The texts Segment's Actions webhooks may have signed for the first event of a batch body: its
+ * exact source text (for an Extensible Webhook element `{"json": event}`, the event inside) and
+ * that event re-serialised, `JSON.stringify(payload[0].data)` as Segment computes it. Empty for a
+ * body that is not a batch.
+ */
+export const firstEventTexts = (text: string, parsed: unknown): string[] => {
+  const batch = batchOf(parsed)
+  if (batch === undefined || batch.length === 0) return []
+  const start = Array.isArray(parsed) ? text.indexOf('[') : objectValueStart(text, 'batch')
+  const element = start === undefined ? undefined : firstElementText(text, start)
+  const wrapped = isExtensibleWrapper(batch[0]) && 'json' in batch[0]
+  const value = wrapped ? (batch[0] as { json: unknown }).json : batch[0]
+  const exact = element !== undefined && wrapped ? objectValueText(element, 'json') : element
+  const serialised = JSON.stringify(value)
+  return exact === undefined || exact === serialised ? [serialised] : [exact, serialised]
+}
+
+/** 413 naming the limit when a body holds more events than Segment ever sends in one request. */
+export const checkEventCount = (parsed: unknown): void => {
+  const count = eventCount(parsed)
+  if (count > MAX_EVENTS_PER_REQUEST) {
+    throw new HttpError(
+      413,
+      `body holds ${count} events; the most this relay takes in one request is ${MAX_EVENTS_PER_REQUEST} (Segment's maximum batch size)`,
+    )
+  }
+}
+
 export const readSegmentRequest = (text: string, parsed: unknown): SegmentRequest => {
+  checkEventCount(parsed)
   if (Array.isArray(parsed)) {
     const items = itemsOf(parsed, arrayElementSlices(text, text.indexOf('[')))
     if (parsed.length > 0 && parsed.every(isExtensibleWrapper)) {

@@ -14,6 +14,7 @@ import {
   type MembershipLedger,
 } from '../../lib/audiences/membership-ledger.ts'
 import { parseConfig } from '../../lib/config.ts'
+import { courierFrom } from '../../lib/courier/from-config.ts'
 import { createPacer, type PacerFor, rateParamsFor, unpaced } from '../../lib/courier/pacer.ts'
 import { rateAfter } from '../../lib/courier/rate-control.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
@@ -576,18 +577,26 @@ describe('member ids that cannot be a path segment', () => {
 
 describe('an exception while syncing one record', () => {
   it('fails that record alone, and dead-letters it with its reason after a few receives', async () => {
-    // Prepare: a member id holding a lone surrogate (encodeURIComponent throws URIError on it)
-    // leaves the list beside members who enter and leave, and the same person is deleted
-    const bad = '\ud800'
+    // Prepare: two people whose removals hit a bug (planted in the Courier client, as a bug in our
+    // code would throw): one leaves the list beside members who enter and leave, one is deleted
+    const bad = 'buggy-'
     reference.state.subscriptions.add(`${LIST} bob`)
-    const leaving = audienceIdentify({ inAudience: false, userId: bad })
-    const deleted = deletion({ userId: bad })
+    const leaving = audienceIdentify({ inAudience: false, userId: `${bad}leaving` })
+    const deleted = deletion({ userId: `${bad}deleted` })
     const neighbours = [
       audienceIdentify({ inAudience: true, userId: 'ada' }),
       audienceIdentify({ inAudience: false, userId: 'bob' }),
     ]
     await toAudienceQueue([neighbours[0]!, leaving, deleted, neighbours[1]!])
-    const handler = syncHandler()
+    const real = courierFrom(parseConfig(relay.env))
+    const handler = syncHandler({
+      courier: {
+        send: (request, options) => {
+          if (request.method === 'DELETE' && request.path.includes(bad)) throw new TypeError('planted bug')
+          return real.send(request, options)
+        },
+      },
+    })
 
     // Act
     const first = await audienceRecords()
@@ -618,14 +627,14 @@ describe('an exception while syncing one record', () => {
       inFlight = records.filter((r) => failures.includes(r.messageId))
     }
 
-    // Assess: both in the DLQ with the error, on their EXCEPTION_RECEIVES-th receive; no Courier call by a broken path
+    // Assess: both in the DLQ with the error, on their EXCEPTION_RECEIVES-th receive; Courier got none of the bug's calls
     const dead = peek(relay.queues, relay.queues.dlqUrl)
     expect(dead.map((m) => m.messageAttributes.messageId?.StringValue).sort()).toEqual(
       [leaving.messageId, deleted.messageId].sort(),
     )
     for (const message of dead) {
       expect(message.messageAttributes.reason?.StringValue).toMatch(
-        new RegExp(`^failed with an exception on ${EXCEPTION_RECEIVES} receives: .*URIError`),
+        new RegExp(`^failed with an exception on ${EXCEPTION_RECEIVES} receives: .*TypeError`),
       )
       expect(message.messageAttributes.stage?.StringValue).toBe('audience-sync')
     }

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import {
   audienceChangeOf,
+  deletionOf,
   isLater,
   LIST_SUBSCRIBE_MAX_BYTES,
   membershipKey,
   subscribeCalls,
 } from '../../lib/courier/audience.ts'
-import type { SegmentEvent } from '../../lib/segment/event.ts'
+import { type SegmentEvent, validateEvent } from '../../lib/segment/event.ts'
 import { audienceIdentify, audienceTrack, group, identify, track } from '../support/fixtures.ts'
 
 const asEvent = (fixture: Record<string, unknown>) => fixture as unknown as SegmentEvent
@@ -83,6 +84,26 @@ describe("audienceChangeOf: Engage audiences as Courier's Actions destination ma
     expect(isLater({ at: 1, messageId: 'b' }, { at: 1, messageId: 'a' })).toBe(true)
     expect(isLater({ at: 1, messageId: 'a' }, { at: 1, messageId: 'b' })).toBe(false)
     expect(membershipKey(early)).toBe(membershipKey(late))
+  })
+})
+
+describe('numeric ids past 2^53: the member and the deleted person keep every digit', () => {
+  it('reads them from the queued text through validateEvent, not from the rounded double', () => {
+    // Prepare: the texts deliver and the list sync read from the queue
+    const exact = '12345678901234567891'
+    const entered = JSON.stringify(audienceIdentify({ inAudience: true, userId: 'x' })).replace('"x"', exact)
+    const deleted = `{"type":"delete","userId":${exact},"timestamp":"2026-11-28T12:00:00.000Z"}`
+
+    // Act
+    const [enteredRead, deletedRead] = [entered, deleted].map((text) => validateEvent(JSON.parse(text), text))
+    if (!enteredRead?.ok || !deletedRead?.ok) throw new Error('fixtures must be valid')
+    const change = audienceChangeOf(enteredRead.event, enteredRead.ids)
+    const deletion = deletionOf(deletedRead.event, deletedRead.ids)
+
+    // Assess: and without the ids, the parsed double would name someone else
+    expect(change?.recipientId).toBe(exact)
+    expect(deletion?.recipientId).toBe(exact)
+    expect(audienceChangeOf(enteredRead.event)?.recipientId).not.toBe(exact)
   })
 })
 

@@ -13,7 +13,7 @@ import { isRelayError } from '../../lib/errors/relay-error.ts'
 const none = new Headers()
 const courier = (message: string, type = 'invalid_request_error') => ({ message, type })
 
-describe('classifyStatus: the retry policy table of design.md', () => {
+describe('classifyStatus: the retry table of README.md ("Retries and failures")', () => {
   it.each<[number, Outcome['kind']]>([
     // delivered: 2xx, or 409 duplicate
     [200, 'delivered'],

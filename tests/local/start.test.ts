@@ -3,6 +3,7 @@ import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sign } from '../../lib/segment/signature.ts'
 import { buildTestEvent, sendTestEvent } from '../../lib/segment/test-event.ts'
 
 /**
@@ -72,6 +73,7 @@ it('prints the webhook URL and a signed curl, and delivers a posted event to the
   const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
   const [, sandbox] = await waitFor(/Sandbox controls\s+(\S+)\/_sandbox\/received/)
   expect(relay.output()).toMatch(/curl -sS -X POST '.*\/segment'[\s\S]*x-signature: [0-9a-f]{40}/)
+  expect(relay.output()).toMatch(/Batching\s+needs INGEST_TOKEN/)
   const event = buildTestEvent({ type: 'track' })
 
   // Act
@@ -84,6 +86,24 @@ it('prints the webhook URL and a signed curl, and delivers a posted event to the
   )
   const received = (await (await fetch(`${sandbox}/_sandbox/received`)).json()) as { messageId: string }[]
   expect(received.map((r) => r.messageId)).toContain(event.messageId)
+})
+
+it('refuses a batch signed over its first event only, with the shared secret alone, naming the token', async () => {
+  // Prepare: a genuine first event, then one whose signature nobody computed
+  const [, webhook] = await waitFor(/Segment webhook\s+POST (\S+)/)
+  const first = JSON.stringify(buildTestEvent({ type: 'track' }))
+  const second = JSON.stringify(buildTestEvent({ type: 'identify' }))
+
+  // Act
+  const response = await fetch(webhook as string, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-signature': sign('start-test-secret', first) },
+    body: `[${first},${second}]`,
+  })
+
+  // Assess
+  expect(response.status).toBe(401)
+  expect(((await response.json()) as { error: string }).error).toMatch(/INGEST_TOKEN/)
 })
 
 it('puts an Engage audience member on the Courier list through the local audience queue and list sync', async () => {

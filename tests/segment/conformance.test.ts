@@ -223,21 +223,50 @@ describe('single events', () => {
 describe('batches', () => {
   const batch = () => [identify(), track(), identify({ traits: { plan: 'pro' } })]
 
-  it.each([
-    ['over the first element (what Segment signs today)', (events: unknown[]) => JSON.stringify(events[0])],
-    ['over the whole array (the proposed change)', (events: unknown[]) => JSON.stringify(events)],
-  ])('Webhooks (Actions) batch signed %s: every event reaches Courier byte-exact', async (_, signedText) => {
+  it('Webhooks (Actions) batch signed over the whole array (the proposed change): every event reaches Courier byte-exact', async () => {
     // Prepare
     const events = batch()
     const texts = events.map((event) => JSON.stringify(event))
     const body = `[${texts.join(',')}]`
 
     // Act
-    const answer = await post({ body, signed: signedText(events), userAgent: ACTIONS })
+    const answer = await post({ body, signed: JSON.stringify(events), userAgent: ACTIONS })
 
     // Assess
     expect(answer).toEqual({ status: 200, json: { accepted: 3, rejected: [] } })
     expect((await inboundTexts(3)).sort()).toEqual([...texts].sort())
+  })
+
+  it.each([
+    ['a Webhooks (Actions) batch', (texts: string[]) => `[${texts.join(',')}]`],
+    ['an Extensible Webhook batch', (texts: string[]) => `[${texts.map((t) => `{"json":${t}}`).join(',')}]`],
+  ])(
+    '%s signed over its first event only (what Segment signs today) is refused 401 naming the token, with the secret alone',
+    async (_, bodyOf) => {
+      // Prepare: the signature says nothing about the second and third events
+      const texts = batch().map((event) => JSON.stringify(event))
+
+      // Act
+      const answer = await post({ body: bodyOf(texts), signed: texts[0], userAgent: ACTIONS })
+
+      // Assess: nothing stored anywhere, and the answer names the fix
+      expect(answer.status).toBe(401)
+      expect((answer.json as { error: string }).error).toMatch(
+        /first of this batch's 3 events.*INGEST_TOKEN.*ingestAuth=both/,
+      )
+      expect(queuedMessages(relay)).toEqual([])
+      expect(dlqMessages(relay)).toEqual([])
+      expect(relay.sandbox.received).toEqual([])
+    },
+  )
+
+  it('a batch of one event signed over that event is covered: it reaches Courier byte-exact', async () => {
+    const text = JSON.stringify(track())
+
+    const answer = await post({ body: `[${text}]`, signed: text, userAgent: ACTIONS })
+
+    expect(answer).toEqual({ status: 200, json: { accepted: 1, rejected: [] } })
+    expect(await inboundTexts(1)).toEqual([text])
   })
 
   it('a batch signed over its raw bytes (spacing JSON.stringify would not produce) reaches Courier byte-exact', async () => {
@@ -249,18 +278,6 @@ describe('batches', () => {
 
     expect(answer.status).toBe(200)
     expect((await inboundTexts(3)).sort()).toEqual([...texts].sort())
-  })
-
-  it('Extensible Webhook batch [{"json": event}] signed over the first unwrapped event: each inner event reaches Courier byte-exact', async () => {
-    const events = batch()
-    const texts = events.map((event) => JSON.stringify(event))
-    const body = `[${texts.map((text) => `{"json":${text}}`).join(',')}]`
-
-    const answer = await post({ body, signed: texts[0], userAgent: ACTIONS })
-
-    expect(answer).toEqual({ status: 200, json: { accepted: 3, rejected: [] } })
-    expect((await inboundTexts(3)).sort()).toEqual([...texts].sort())
-    expect(dlqMessages(relay)).toEqual([])
   })
 
   it('refuses a batch signed over its second element: Segment never signs that', async () => {

@@ -1,6 +1,8 @@
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { arrayElementSlices, objectValueStart } from '../../lib/segment/json-slices.ts'
-import { sign, verifySignature } from '../../lib/segment/signature.ts'
+import { firstEventTexts } from '../../lib/segment/request.ts'
+import { parseSignature, sign, signatureCoverage, verifySignature } from '../../lib/segment/signature.ts'
 
 describe('arrayElementSlices / objectValueStart', () => {
   it('returns each element exactly as written, strings with brackets and escapes included', () => {
@@ -31,16 +33,44 @@ describe('signatures', () => {
     )
   })
 
-  it('accepts the raw body, the parsed body or its first element, and nothing else', () => {
+  it('says what a signature covers: the raw body or the parsed body (every event), a first element (that one only), or nothing', () => {
+    // Prepare
     const events = [{ b: 1, a: 2 }, { c: 3 }]
     const raw = JSON.stringify(events, null, 2)
-    const parse = () => JSON.parse(raw)
-    for (const text of [raw, JSON.stringify(events), JSON.stringify(events[0])]) {
-      expect(verifySignature('s', sign('s', text), raw, parse)).toBe(true)
+    const parsed = JSON.parse(raw) as unknown
+    const candidates = {
+      raw,
+      parsed: () => ({ whole: JSON.stringify(parsed), firstEvent: firstEventTexts(raw, parsed) }),
     }
-    expect(verifySignature('s', sign('s', JSON.stringify(events[1])), raw, parse)).toBe(false)
-    expect(verifySignature('s', 'zz', raw, parse)).toBe(false)
-    expect(verifySignature('s', '', raw, parse)).toBe(false)
+    const coverage = (text: string) => signatureCoverage('s', Buffer.from(sign('s', text), 'hex'), candidates)
+
+    // Act / Assess
+    expect(coverage(raw)).toEqual({ covers: 'body' })
+    expect(coverage(JSON.stringify(events))).toEqual({ covers: 'parsed', signedText: JSON.stringify(events) })
+    expect(coverage(JSON.stringify(events[0]))).toEqual({
+      covers: 'first-event',
+      signedText: JSON.stringify(events[0]),
+    })
+    expect(coverage(JSON.stringify(events[1]))).toEqual({ covers: 'nothing' })
+  })
+
+  it('takes only exactly 40 hex digits: any case, surrounding spaces trimmed, nothing appended', () => {
+    const valid = sign('s', 'body')
+    expect(parseSignature(valid)?.toString('hex')).toBe(valid)
+    expect(parseSignature(` ${valid.toUpperCase()}\t`)?.toString('hex')).toBe(valid)
+    for (const bad of [`${valid}zz`, `${valid}00`, valid.slice(0, 39), `zz${valid}`, '', 'sha1=' + valid]) {
+      expect(parseSignature(bad)).toBeUndefined()
+    }
+    expect(verifySignature('s', `${valid}zz`, 'body', () => 'body')).toBe(false)
+  })
+
+  it('never takes a string that is not 40 hex digits (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 60 }), (header) => {
+        fc.pre(!/^\s*[0-9a-fA-F]{40}\s*$/.test(header))
+        expect(parseSignature(header)).toBeUndefined()
+      }),
+    )
   })
 
   it("accepts the Extensible Webhook's signature: over the first unwrapped event of a {json} batch", () => {

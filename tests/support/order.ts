@@ -1,7 +1,7 @@
 /**
  * Per-user order as Courier saw it: for each user, the order of each event's first 2xx answer
- * against the order Segment sent them in. The measure of issue 9's guarantee, shared by the
- * ordering tests and the benchmark.
+ * against the order Segment sent them in. The measure of the per-user order guarantee (README.md,
+ * "Per-user order"), shared by the ordering tests and the benchmark.
  */
 
 export interface SentEvent {

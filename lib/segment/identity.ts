@@ -64,18 +64,26 @@ export const identityString = (
 }
 
 /**
+ * `identityString` of one field of an event object; `raw`, the event's exact JSON text, is read only
+ * for a number whose digits a double cannot hold.
+ */
+const fieldIdentity = (event: Readonly<Record<string, unknown>>, field: IdentityField, raw?: string) => {
+  const value = event[field]
+  const source =
+    raw !== undefined && typeof value === 'number' && !Number.isSafeInteger(value)
+      ? objectValueText(raw, field)
+      : undefined
+  return identityString(field, value, source)
+}
+
+/**
  * Reads every identity field of a (top-level) event object. `raw` is the event's exact JSON text,
  * used only for numbers whose digits a double cannot hold.
  */
 export const readIdentities = (event: Readonly<Record<string, unknown>>, raw?: string): IdentitiesRead => {
   const ids: Identities = {}
   for (const field of IDENTITY_FIELDS) {
-    const value = event[field]
-    const source =
-      raw !== undefined && typeof value === 'number' && !Number.isSafeInteger(value)
-        ? objectValueText(raw, field)
-        : undefined
-    const read = identityString(field, value, source)
+    const read = fieldIdentity(event, field, raw)
     if ('error' in read) return { ok: false, error: read.error }
     if (read.id !== undefined) ids[field] = read.id
   }
@@ -119,12 +127,7 @@ export const personIn = (value: unknown, raw?: string): Person | undefined => {
   const event = value as Record<string, unknown>
   const ids: Identities = {}
   for (const field of ['userId', 'anonymousId'] as const) {
-    const given = event[field]
-    const source =
-      raw !== undefined && typeof given === 'number' && !Number.isSafeInteger(given)
-        ? objectValueText(raw, field)
-        : undefined
-    const read = identityString(field, given, source)
+    const read = fieldIdentity(event, field, raw)
     if ('id' in read && read.id !== undefined) ids[field] = read.id
   }
   return personOf(ids)

@@ -20,6 +20,8 @@ import {
   stageParams,
 } from '../lib/cli/preflight.ts'
 import { SQS_MAX_BATCH_BYTES } from '../lib/config.ts'
+import { DELETED_PEOPLE } from '../lib/deletion-marks.ts'
+import { LEARNT_RATES_KEY } from '../lib/deliver/learnt-rates.ts'
 import { FIFO_ATTRIBUTES, QUEUE_SETTINGS } from '../lib/queue/settings.ts'
 import { METRIC_UNITS } from '../lib/telemetry.ts'
 import {
@@ -48,7 +50,7 @@ type Template = {
   Outputs: Record<string, unknown>
   Parameters: Record<string, { Type: string; Default: string }>
 }
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown }
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown }
 
 let template: Template
 let templateText: string
@@ -279,7 +281,7 @@ describe('the packaged CloudFormation template', () => {
     expect(refs(deliverSends.map((s) => s.Resource))).toContain('AudienceQueue')
   })
 
-  it('gives the list sync its membership ledger: the table the code and npm start use, reachable by the list sync and (its deletion marks) deliver', () => {
+  it('gives the list sync its membership ledger: the table the code and npm start use; deliver reaches only the deletion marks and the learnt rates in it', () => {
     const table = propertiesOf(template, 'MembershipTable')
     const sync = template.Resources.AudiencesLambdaFunction?.Properties as {
       Environment: { Variables: Record<string, unknown> }
@@ -301,16 +303,20 @@ describe('the packaged CloudFormation template', () => {
     ])
     expect(dynamodb.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
     expect(refs(statementsOf('IngestRole'))).not.toContain('dynamodb:')
-    // Deliver reads and writes the deletion marks (lib/deletion-marks.ts) on the same table, nothing more.
-    const deliver = template.Resources.DeliverLambdaFunction?.Properties as {
+    // deliver: the deletion marks (lib/deletion-marks.ts) and the fleet's learnt rates
+    // (lib/deliver/learnt-rates.ts) on the same table, and only their partitions
+    const deliverEnv = template.Resources.DeliverLambdaFunction?.Properties as {
       Environment: { Variables: Record<string, unknown> }
     }
+    expect(deliverEnv.Environment.Variables.AUDIENCE_TABLE_NAME).toEqual({ Ref: 'MembershipTable' })
     const deliverDynamodb = statementsOf('DeliverRole').filter((s) =>
       actions(s).some((a) => a.startsWith('dynamodb:')),
     )
-    expect(deliver.Environment.Variables.AUDIENCE_TABLE_NAME).toEqual({ Ref: 'MembershipTable' })
     expect(deliverDynamodb.flatMap(actions).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'])
     expect(deliverDynamodb.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': ['MembershipTable', 'Arn'] }])
+    expect(deliverDynamodb.map((s) => s.Condition)).toEqual([
+      { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [DELETED_PEOPLE, LEARNT_RATES_KEY] } },
+    ])
   })
 
   it('holds no secret value, only SSM parameter names that CloudFormation checks exist', async () => {

@@ -7,6 +7,7 @@ import {
   nextRateState,
   type RateControlParams,
   type RateState,
+  seededRateState,
 } from './rate-control.ts'
 
 /**
@@ -69,20 +70,34 @@ export const perInstanceRate = (fleetRps: number, maxConcurrency: number): numbe
 /** Courier's published limit for list writes: 20 requests a minute. https://www.courier.com/docs/reference/rate-limits */
 export const LISTS_PUBLISHED_RPS = 20 / 60
 
-/** Where a cold instance starts on a class with no published limit: 1 request/s, a few seconds from any real limit. */
+/**
+ * The unit of a class with no published limit (1 request/s): where it paces from in slow start,
+ * and half of it is its floor.
+ */
 export const COLD_START_RPS = 1
+
+/**
+ * How a cold instance starts on a class without a known limit: `open-until-pushback` (the
+ * default: no pacing until Courier's first 429 or Retry-After, rate-control.ts) or `slow-start`
+ * (paced from COLD_START_RPS and grown while saturated: the relay before, kept for the benchmark's
+ * before/after rows).
+ */
+export type ColdStart = 'open-until-pushback' | 'slow-start'
 
 export interface PacerSettings {
   /** COURIER_MAX_RPS: the whole fleet's known budget, a hard ceiling. */
   readonly maxRps: number | undefined
   /** DELIVER_MAX_CONCURRENCY: how many instances share it. */
   readonly instances: number
+  /** Default `open-until-pushback`. */
+  readonly coldStart?: ColdStart
 }
 
 /**
  * The controller's knobs for one class in one instance. A known limit (COURIER_MAX_RPS, or the
- * lists' published 20/min) is split over the instances; classes without one start at
- * COLD_START_RPS in slow start. The slow class's steps are scaled to its rate.
+ * lists' published 20/min) is split over the instances and paced from the start; a class without
+ * one is not paced until Courier pushes back (or, with `slow-start`, starts at COLD_START_RPS).
+ * The slow class's steps are scaled to its rate.
  */
 export const rateParamsFor = (endpointClass: EndpointClass, settings: PacerSettings): RateControlParams => {
   const ceiling =
@@ -96,6 +111,7 @@ export const rateParamsFor = (endpointClass: EndpointClass, settings: PacerSetti
   return {
     ...CUBIC_DEFAULTS,
     initialRate: Math.min(COLD_START_RPS, ceiling),
+    openUntilPushback: (settings.coldStart ?? 'open-until-pushback') === 'open-until-pushback',
     minRate: unit / 2,
     // A published limit is a ceiling too: successes under it say nothing about room above it.
     maxRate: published === undefined ? ceiling : Math.min(ceiling, published),
@@ -111,22 +127,59 @@ const CATCH_UP_MS = 100
 const isTimeout = (outcome: Outcome) =>
   outcome.kind === 'transient' && outcome.status === undefined && outcome.reason.startsWith('timeout')
 
+/**
+ * Courier pushing back: a 429 (even one `x-should-retry: false` made permanent: the refusal is
+ * still a rate signal), or any answer that says when to come back (Retry-After or
+ * retry-after-ms, which Courier's SDKs wait for on every retried answer:
+ * https://github.com/trycourier/courier-node/blob/main/src/client.ts, retryRequest).
+ */
+export const isPushback = (outcome: Outcome): boolean =>
+  outcome.status === 429 || (outcome.kind === 'transient' && outcome.retryAfterSeconds !== undefined)
+
+/** Starts within the last second, for the rate an open start was sending at when refused. */
+const SENT_RATE_WINDOW_MS = 1_000
+
 export interface AdaptivePacerOptions {
   readonly endpointClass: EndpointClass
   readonly params: RateControlParams
   readonly clock?: Clock
   /** Told when the rate has fallen to half of where it was when last told (or its peak since). */
   readonly onHalved?: (change: { endpointClass: EndpointClass; from: number; to: number }) => void
+  /**
+   * The per-instance rate the rest of the fleet learnt for this class, requests/s: a class that
+   * would start open starts paced just under it instead (rate-control.ts seededRateState).
+   */
+  readonly fleetRate?: number | undefined
+  /**
+   * Told the learnt limit (wMax, requests/s) when it has moved by more than LEARNT_CHANGE of what
+   * was last told or seeded: what the fleet shares, so it is never per request.
+   */
+  readonly onLearnt?: (change: { endpointClass: EndpointClass; ratePerSecond: number }) => void
 }
+
+/** A learnt limit closer than this share to the last one shared is not worth telling the fleet. */
+export const LEARNT_CHANGE = 0.1
 
 export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
   const { endpointClass, params } = options
   const clock = options.clock ?? realClock
-  let state: RateState = initialRateState(params)
+  const cold = initialRateState(params)
+  let state: RateState =
+    cold.open && options.fleetRate !== undefined && options.fleetRate > 0
+      ? seededRateState(params, options.fleetRate, clock.now())
+      : cold
   let reference = state.rate
+  let told = state.open ? undefined : options.fleetRate
   let lastStart = Number.NEGATIVE_INFINITY
   const waiting: { readonly arrived: number; readonly start: (slot: PaceSlot | undefined) => void }[] = []
   let pumping = false
+  // While open: the start times of the last second, oldest first.
+  const recentStarts: number[] = []
+  const sentRate = (at: number) => {
+    while (recentStarts.length > 0 && (recentStarts[0] as number) <= at - SENT_RATE_WINDOW_MS)
+      recentStarts.shift()
+    return recentStarts.length / (SENT_RATE_WINDOW_MS / 1_000)
+  }
 
   // One loop hands out starts in arrival order; it re-reads the rate after every wait, so a cut
   // applies to requests already waiting.
@@ -158,6 +211,14 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
     acquire: (signal) =>
       new Promise<PaceSlot | undefined>((start) => {
         if (signal?.aborted === true) return start(undefined)
+        if (state.open) {
+          // Not paced until Courier pushes back: the call starts now, bounded only by the caller's concurrency.
+          const now = clock.now()
+          recentStarts.push(now)
+          sentRate(now)
+          lastStart = now
+          return start({ sentAt: now, saturated: false })
+        }
         const waiter = { arrived: clock.now(), start }
         waiting.push(waiter)
         signal?.addEventListener(
@@ -174,12 +235,16 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
     report: (slot, outcome) => {
       const at = clock.now()
       const before = state.rate
-      if (outcome.kind === 'rate-limited' || isTimeout(outcome)) {
+      if (isPushback(outcome)) {
+        const engaging = state.open
         state = nextRateState(
           state,
-          { kind: outcome.kind === 'rate-limited' ? 'rate-limited' : 'timeout', sentAt: slot.sentAt, at },
+          { kind: 'rate-limited', sentAt: slot.sentAt, at, ...(engaging ? { sentRate: sentRate(at) } : {}) },
           params,
         )
+        if (engaging) recentStarts.length = 0
+      } else if (isTimeout(outcome)) {
+        state = nextRateState(state, { kind: 'timeout', sentAt: slot.sentAt, at }, params)
       } else {
         state = nextRateState(
           state,
@@ -187,13 +252,23 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
           params,
         )
       }
+      const learnt = state.wMax
+      if (
+        options.onLearnt !== undefined &&
+        params.openUntilPushback &&
+        learnt !== undefined &&
+        (told === undefined || Math.abs(learnt - told) > LEARNT_CHANGE * told)
+      ) {
+        told = learnt
+        options.onLearnt({ endpointClass, ratePerSecond: learnt })
+      }
       if (state.rate > reference) reference = state.rate
       if (state.rate < before && state.rate <= reference / 2) {
         options.onHalved?.({ endpointClass, from: reference, to: state.rate })
         reference = state.rate
       }
     },
-    ratePerSecond: () => state.rate,
+    ratePerSecond: () => (state.open ? Number.POSITIVE_INFINITY : state.rate),
     holdBackSeconds: () => Math.max(1, Math.ceil(1 / state.rate)),
   }
 }
@@ -217,6 +292,7 @@ export const createPacer = (ratePerSecond: number, clock: Clock = realClock): Pa
     params: {
       ...CUBIC_DEFAULTS,
       initialRate: ratePerSecond,
+      openUntilPushback: false,
       minRate: ratePerSecond,
       maxRate: ratePerSecond,
       knownLimit: ratePerSecond,
@@ -225,23 +301,33 @@ export const createPacer = (ratePerSecond: number, clock: Clock = realClock): Pa
     clock,
   })
 
-/** One adaptive pacer per endpoint class, made on first use: what each deliver instance holds. */
+/**
+ * One adaptive pacer per endpoint class, made on first use: what each deliver instance holds.
+ * `active` lists the classes paced at a learnt or known rate (an open class has no rate to report).
+ */
 export const createPacers = (
   settings: PacerSettings,
-  options: Pick<AdaptivePacerOptions, 'clock' | 'onHalved'> = {},
+  options: Pick<AdaptivePacerOptions, 'clock' | 'onHalved' | 'onLearnt'> & {
+    /** The fleet's learnt rate of a class, asked when its pacer is made (on its first use). */
+    readonly fleetRate?: (endpointClass: EndpointClass) => number | undefined
+  } = {},
 ): PacerFor & { readonly active: () => readonly (readonly [EndpointClass, Pacer])[] } => {
   const pacers = new Map<EndpointClass, Pacer>()
+  const { fleetRate, ...rest } = options
   const pacerFor = (endpointClass: EndpointClass) => {
     let pacer = pacers.get(endpointClass)
     if (pacer === undefined) {
       pacer = createAdaptivePacer({
-        ...options,
+        ...rest,
         endpointClass,
         params: rateParamsFor(endpointClass, settings),
+        fleetRate: fleetRate?.(endpointClass),
       })
       pacers.set(endpointClass, pacer)
     }
     return pacer
   }
-  return Object.assign(pacerFor, { active: () => [...pacers.entries()] })
+  return Object.assign(pacerFor, {
+    active: () => [...pacers.entries()].filter(([, pacer]) => Number.isFinite(pacer.ratePerSecond())),
+  })
 }

@@ -8,8 +8,10 @@
 
 /** The knobs of one controller; rates are requests per second, times epoch milliseconds. */
 export interface RateControlParams {
-  /** Where a cold instance starts. */
+  /** Where a cold instance starts once it paces (at once, unless `openUntilPushback`). */
   readonly initialRate: number
+  /** No pacing until the first pushback (a class without a published or configured limit). */
+  readonly openUntilPushback: boolean
   /** Never below this, however many 429s: the queue keeps moving slowly. */
   readonly minRate: number
   /** A hard ceiling (COURIER_MAX_RPS's share), or Infinity. */
@@ -41,6 +43,8 @@ export interface RateControlParams {
 }
 
 export interface RateState {
+  /** Not paced yet: Courier has not pushed back since this instance started (`rate` unused). */
+  readonly open: boolean
   /** The rate the pacer spaces requests at. */
   readonly rate: number
   /** The rate of the last refusal: the learnt limit; undefined until the first 429 (slow start). */
@@ -56,7 +60,17 @@ export interface RateState {
 export type RateFeedback =
   /** A 2xx (or any answer that is not a 429 or timeout); `saturated`: it waited for its slot. */
   | { readonly kind: 'success'; readonly sentAt: number; readonly at: number; readonly saturated: boolean }
-  | { readonly kind: 'rate-limited' | 'timeout'; readonly sentAt: number; readonly at: number }
+  | { readonly kind: 'timeout'; readonly sentAt: number; readonly at: number }
+  /**
+   * A 429 or an answer carrying Retry-After. `sentRate`: requests of this class started in the
+   * second before `at` (requests/s), where an open start engages the controller.
+   */
+  | {
+      readonly kind: 'rate-limited'
+      readonly sentAt: number
+      readonly at: number
+      readonly sentRate?: number
+    }
 
 /**
  * β = 0.75 (CUBIC's 0.7 cut a little less: a refused request costs less than a lost segment),
@@ -86,12 +100,32 @@ const clamp = (rate: number, params: RateControlParams) =>
   Math.min(params.maxRate, Math.max(params.minRate, rate))
 
 export const initialRateState = (params: RateControlParams): RateState => ({
+  open: params.openUntilPushback && params.knownLimit === undefined,
   rate: clamp(params.knownLimit ?? params.initialRate, params),
   wMax: params.knownLimit,
   lastDecreaseAt: Number.NEGATIVE_INFINITY,
   recovering: false,
   episodeStartedAt: Number.NEGATIVE_INFINITY,
 })
+
+/**
+ * A cold instance that knows the rate the rest of the fleet learnt for this class (`learnt`,
+ * requests/s per instance, the wMax another instance last shared): it starts as if it had just been
+ * refused there (β × learnt, climbing back to it within K), not open, so replacing an instance
+ * does not send a burst into a limit the others already fill. Pure.
+ */
+export const seededRateState = (params: RateControlParams, learnt: number, at: number): RateState => {
+  const wMax = clamp(learnt, params)
+  const halfway = plateauSeconds(params, wMax) / 2
+  return {
+    open: false,
+    rate: clamp(cubicRate(wMax, halfway, params), params),
+    wMax,
+    lastDecreaseAt: at - halfway * 1_000,
+    recovering: false,
+    episodeStartedAt: Number.NEGATIVE_INFINITY,
+  }
+}
 
 /**
  * K of RFC 9438 §4.2, seconds: how long the return to wMax takes. ∛((1 − β) / C) at any wMax,
@@ -123,6 +157,12 @@ export const nextRateState = (
   feedback: RateFeedback,
   params: RateControlParams,
 ): RateState => {
+  if (state.open) {
+    // Nothing is paced until Courier pushes back; then the rate sent at is the rate refused at.
+    if (feedback.kind !== 'rate-limited') return state
+    const sent = clamp(Math.max(params.unit, feedback.sentRate ?? state.rate), params)
+    return nextRateState({ ...state, open: false, rate: sent }, feedback, params)
+  }
   switch (feedback.kind) {
     case 'success': {
       // An answer to a request sent after the cut: the limiter takes requests again.
@@ -162,6 +202,7 @@ export const nextRateState = (
             : state.rate)
       }
       return {
+        open: false,
         rate,
         wMax,
         lastDecreaseAt: feedback.at,

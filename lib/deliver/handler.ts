@@ -10,12 +10,14 @@ import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts
 import { createLogger, createMetrics } from '../telemetry.ts'
 import { deliverBatch } from './batch.ts'
 import { createDeliverInstance } from './instance.ts'
+import { type LearntRates, learntRatesIn, shareLearntRates } from './learnt-rates.ts'
 
 /**
  * Assembles the deliver Lambda: configuration validated once at cold start, one Courier client,
  * one SQS client and the instance's state (lib/deliver/instance.ts: the pacers, so the rate
- * learnt from Courier's answers carries over between invocations). The local poller
- * (`npm start`) and the tests call this same handler.
+ * learnt from Courier's answers carries over between invocations, seeded from and shared with
+ * the rest of the fleet through lib/deliver/learnt-rates.ts). The local poller (`npm start`) and
+ * the tests call this same handler.
  */
 
 export interface DeliverHandlerOptions extends CourierFunctionOptions {
@@ -28,14 +30,26 @@ export interface DeliverHandlerOptions extends CourierFunctionOptions {
    * erasure check off: only the benchmark's baseline does.
    */
   readonly deletionMarks?: DeletionMarks | false
+  /**
+   * Where the fleet shares the rate it learnt (learnt-rates.ts); default the table
+   * AUDIENCE_TABLE_NAME names, none without it; `null` shares nothing.
+   */
+  readonly learntRates?: LearntRates | null
 }
 
 export type DeliverHandler = SqsBatchHandler
 
-const pacersFrom = (config: Config, logger: Logger, clock: Clock | undefined) =>
+const pacersFrom = (
+  config: Config,
+  logger: Logger,
+  clock: Clock | undefined,
+  fleet: Pick<ReturnType<typeof shareLearntRates>, 'fleetRate' | 'onLearnt'>,
+) =>
   createPacers(
     { maxRps: config.courier.maxRps, instances: config.delivery.eventSourceMaxConcurrency },
     {
+      fleetRate: fleet.fleetRate,
+      ...(fleet.onLearnt === undefined ? {} : { onLearnt: fleet.onLearnt }),
       ...(clock === undefined ? {} : { clock }),
       onHalved: ({ endpointClass, from, to }) =>
         logger.warn('Courier is rate-limiting: the delivery rate halved', {
@@ -68,7 +82,15 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
       : (options.deletionMarks ?? createDeletionMarks(createDynamoDbClient(), table as string))
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
-  const pacers = pacersFrom(config, logger, options.clock)
+  const fleet = shareLearntRates(
+    options.learntRates === undefined
+      ? table === undefined
+        ? null
+        : learntRatesIn(table)
+      : options.learntRates,
+    logger,
+  )
+  const pacers = pacersFrom(config, logger, options.clock, fleet)
   const deps = {
     config,
     logger,
@@ -88,5 +110,6 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     logger,
     metrics,
     secretsCacheSeconds: config.secretsCacheSeconds,
+    middlewares: [fleet.middleware],
   })
 }

@@ -124,8 +124,9 @@ const draw = (status) => {
   document.querySelector('#queues tbody').replaceChildren(...Object.entries(status.queues).map(([name, q]) =>
     el('tr', {}, el('td', { textContent: name }), el('td', { textContent: String(q.ready) }), el('td', { textContent: String(q.inFlight) }), el('td', { textContent: String(q.delayed) }))))
   const rates = Object.entries(status.courierRates)
+  // A class is paced only once Courier pushed back (or under a known limit): until then it has no rate.
   document.querySelector('#rates tbody').replaceChildren(...(rates.length === 0
-    ? [el('tr', {}, el('td', { className: 'muted', textContent: 'no delivery yet' }))]
+    ? [el('tr', {}, el('td', { className: 'muted', textContent: (status.counts.delivered ?? 0) > 0 ? 'not paced: Courier has not pushed back' : 'no delivery yet' }))]
     : rates.map(([name, rps]) => el('tr', {}, el('td', { textContent: name }), el('td', { textContent: rps.toFixed(1) + ' requests/s' })))))
   const events = document.getElementById('events')
   if (status.events.length === 0) return events.replaceChildren(el('span', { className: 'muted', textContent: 'none yet' }))

@@ -2,7 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger'
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
 import type { Metrics } from '@aws-lambda-powertools/metrics'
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
-import middy from '@middy/core'
+import middy, { type MiddlewareObj } from '@middy/core'
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { userKeySecretLoader } from '../user-key.ts'
 
@@ -16,9 +16,16 @@ export type SqsBatchHandler = (event: SQSEvent, context: Context) => Promise<SQS
 
 export const sqsBatchFunction = (
   handler: SqsBatchHandler,
-  parts: { readonly logger: Logger; readonly metrics: Metrics; readonly secretsCacheSeconds: number },
+  parts: {
+    readonly logger: Logger
+    readonly metrics: Metrics
+    readonly secretsCacheSeconds: number
+    /** The function's own, after those (their `before` runs last, their `after` first). */
+    readonly middlewares?: readonly MiddlewareObj<SQSEvent, SQSBatchResponse>[]
+  },
 ): SqsBatchHandler =>
   middy<SQSEvent, SQSBatchResponse>(handler)
     .use(injectLambdaContext(parts.logger))
     .use(logMetrics(parts.metrics))
-    .use(userKeySecretLoader(parts.secretsCacheSeconds)) as unknown as SqsBatchHandler
+    .use(userKeySecretLoader(parts.secretsCacheSeconds))
+    .use([...(parts.middlewares ?? [])]) as unknown as SqsBatchHandler

@@ -2,6 +2,8 @@
  * The deliver side of the benchmark in its own process, as it runs in its own Lambda: it
  * drains the parent's embedded SQS into the parent's Courier sandbox with INSTANCES deliver
  * instances, until EXPECT records are deleted (then prints its peak memory) or until SIGTERM.
+ * COLD_START=slow-start gives each instance the pacers of the relay before (paced from 1
+ * request/s); SAY_READY prints `{"ready":true}` once its pollers run.
  */
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT'
 process.env.POWERTOOLS_METRICS_DISABLED = 'true'
@@ -10,6 +12,7 @@ const { parseConfig } = await import('../../lib/config.ts')
 const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
 const { createSqsClient } = await import('../../lib/queue/sqs-client.ts')
 const { startPoller } = await import('../../lib/local/sqs-poller.ts')
+const { createPacers } = await import('../../lib/courier/pacer.ts')
 
 const sqs = createSqsClient({ endpoint: process.env.SQS_ENDPOINT as string })
 const expected = Number(process.env.EXPECT ?? Number.POSITIVE_INFINITY)
@@ -27,11 +30,26 @@ const poller = startPoller({
   sqs,
   queueUrl: process.env.QUEUE_URL as string,
   queueArn: process.env.QUEUE_ARN as string,
-  handler: Array.from({ length: instances }, () => createDeliverHandler({ config, sqs })),
+  handler: Array.from({ length: instances }, () =>
+    createDeliverHandler({
+      config,
+      sqs,
+      ...(process.env.COLD_START === 'slow-start'
+        ? {
+            pacerFor: createPacers({
+              maxRps: config.courier.maxRps,
+              instances: config.delivery.eventSourceMaxConcurrency,
+              coldStart: 'slow-start',
+            }),
+          }
+        : {}),
+    }),
+  ),
   maxConcurrency: instances,
   waitTimeSeconds: 1,
   functionTimeoutMs: 60_000,
 })
+if (process.env.SAY_READY) console.log(JSON.stringify({ ready: true }))
 let stopping = false
 process.on('SIGTERM', () => {
   stopping = true

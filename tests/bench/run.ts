@@ -3,11 +3,13 @@
  * machine through the real handlers, the embedded SQS and the Courier sandbox on loopback.
  * Prints one Markdown table (also written to tests/bench/latest.md for the README).
  *
- *   npm run bench                              # full run, about 17 minutes
- *   BENCH_OUTAGE_SECONDS=10 BENCH_SETTLE_SECONDS=8 BENCH_MEASURE_SECONDS=8 npm run bench   # a quick look
- *   BENCH_ONLY=adaptive npm run bench          # only the unknown-limit rows
- *   BENCH_ONLY=queue-types npm run bench       # only FIFO and standard side by side
+ *   npm run bench                              # full run, about 25 minutes
+ *   BENCH_QUICK=1 npm run bench                # the quick run: latency, churn, unknown limit, drain; under 5 minutes
+ *   BENCH_ONLY=latency npm run bench           # only the latency rows (also: adaptive, churn, queue-types, …)
  *   BENCH_ONLY=erasure npm run bench           # only deliver with the erasure check ÷ without
+ *
+ * Only a full run (no BENCH_* variable, no ISOLATION_ROUNDS) writes tests/bench/latest.md; any
+ * other prints its table marked partial.
  *
  * The relay runs on FIFO queues (the deployed default) with events of 1,000 users; the first
  * section runs ingest and delivery on both queue types side by side (speed is not the price of
@@ -27,7 +29,8 @@ const { startCourierSandbox } = await import('../../lib/local/courier-sandbox.ts
 const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
 const { createAudienceSyncHandler } = await import('../../lib/audiences/handler.ts')
 const { AUDIENCE_SYNC_INSTANCES } = await import('../../lib/audiences/list-sync.ts')
-const { unpaced } = await import('../../lib/courier/pacer.ts')
+const { createPacers, unpaced } = await import('../../lib/courier/pacer.ts')
+type DeliverHandler = import('../../lib/deliver/handler.ts').DeliverHandler
 const { createIngestHandler } = await import('../../lib/ingest/handler.ts')
 const { createLambdaContext } = await import('../../lib/local/lambda-context.ts')
 const { startLocalQueues } = await import('../../lib/local/queues.ts')
@@ -47,15 +50,32 @@ const userOf = (overrides: Record<string, unknown>) => ({
 const track = (overrides: Record<string, unknown> = {}) => fixtures.track(userOf(overrides))
 const identify = (overrides: Record<string, unknown> = {}) => fixtures.identify(userOf(overrides))
 
+/**
+ * BENCH_QUICK=1: a shortened run of the sections this list names, each with shorter phases,
+ * under 5 minutes on 2 cores. Like any run with a BENCH_* variable it is partial: it prints its
+ * table and never writes tests/bench/latest.md, which holds full runs only.
+ */
+const QUICK = process.env.BENCH_QUICK === '1'
+const QUICK_SECTIONS = ['latency', 'churn', 'adaptive']
+const PARTIAL =
+  QUICK ||
+  [
+    'BENCH_ONLY',
+    'BENCH_RPS',
+    'BENCH_OUTAGE_SECONDS',
+    'BENCH_SETTLE_SECONDS',
+    'BENCH_MEASURE_SECONDS',
+    'ISOLATION_ROUNDS',
+  ].some((name) => process.env[name] !== undefined)
 const R = Number(process.env.BENCH_RPS ?? 50)
-const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? 60)
+const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? (QUICK ? 10 : 60))
 /**
  * The unknown-limit rows: settle for this long, then measure for this long. Each instance's rate is
  * a sawtooth of 6–15 s cycles (cut, climb, plateau, probe); 15 s held one or two of them and the
  * same code measured 0.88–0.96 of R = 200 run to run, so the mean is taken over 30 s.
  */
-const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 15)
-const MEASURE_SECONDS = Number(process.env.BENCH_MEASURE_SECONDS ?? 30)
+const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? (QUICK ? 8 : 15))
+const MEASURE_SECONDS = Number(process.env.BENCH_MEASURE_SECONDS ?? (QUICK ? 8 : 30))
 const ONLY = process.env.BENCH_ONLY
 const INSTANCES = 5
 const root = new URL('../../', import.meta.url)
@@ -98,9 +118,9 @@ const inParallel = async <T>(items: readonly T[], width: number, work: (item: T)
 
 const queues = await startLocalQueues({ visibilityTimeoutSeconds: 30 })
 const sandbox = await startCourierSandbox({ authToken: 'bench' })
-// The membership table: the list sync's ledger and the deletion marks deliver checks every event
-// against. Every deliver instance (this process's and the child's) reaches it through the SDK's
-// endpoint variable, as under npm start.
+// The membership table: the list sync's ledger, the deletion marks deliver checks every event
+// against and the fleet's learnt rates. Every deliver instance (this process's and the children's)
+// reaches it through the SDK's endpoint variable, as under npm start.
 const { startLocalDynamoDb } = await import('../../lib/local/dynamodb.ts')
 const dynamodb = await startLocalDynamoDb()
 process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint
@@ -175,8 +195,263 @@ const ingest = createIngestHandler({
   sqs: createSqsClient({ endpoint: queues.endpoint }),
   logger,
 })
-/** BENCH_ONLY=adaptive (or queue-types, isolation, paced, drain, bundles, memory) runs one section. */
-const runs = (section: string) => ONLY === undefined || ONLY === section
+/**
+ * BENCH_ONLY=latency (or queue-types, isolation, paced, adaptive, churn, drain, bundles, memory,
+ * audience) runs one section; BENCH_QUICK=1 the QUICK_SECTIONS.
+ */
+const runs = (section: string) =>
+  ONLY !== undefined ? ONLY === section : !QUICK || QUICK_SECTIONS.includes(section)
+
+/**
+ * The services (embedded SQS and the Courier sandbox) in a process of their own, as SQS and
+ * Courier run apart from both Lambdas; `env` points the relay at them.
+ */
+const startServicesChild = async () => {
+  const { createInterface } = await import('node:readline')
+  const child = spawn(process.execPath, [new URL('services-child.ts', import.meta.url).pathname], {
+    env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
+  const nextLine = async () => JSON.parse((await lines.next()).value as string)
+  const at = (await nextLine()) as {
+    endpoint: string
+    queueUrl: string
+    queueArn: string
+    dlqUrl: string
+    audienceQueueUrl: string
+    sandboxUrl: string
+  }
+  const servicesEnv = {
+    ...env,
+    QUEUE_URL: at.queueUrl,
+    DLQ_URL: at.dlqUrl,
+    AUDIENCE_QUEUE_URL: at.audienceQueueUrl,
+    COURIER_BASE_URL: at.sandboxUrl,
+  }
+  return {
+    at,
+    env: servicesEnv,
+    nextLine,
+    signal: (name: NodeJS.Signals) => child.kill(name),
+    stop: async () => {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.once('exit', resolve))
+    },
+  }
+}
+type Services = Awaited<ReturnType<typeof startServicesChild>>
+
+/** A freshly started deliver side (INSTANCES new instances in a new process), once its pollers run. */
+const startDeliverChild = async (services: Services, extra: Record<string, string> = {}) => {
+  const { createInterface } = await import('node:readline')
+  const child = spawn(process.execPath, [CHILD], {
+    env: {
+      ...process.env,
+      ...services.env,
+      SQS_ENDPOINT: services.at.endpoint,
+      QUEUE_ARN: services.at.queueArn,
+      INSTANCES: String(INSTANCES),
+      SAY_READY: '1',
+      ...extra,
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
+  await lines.next()
+  return {
+    pid: child.pid as number,
+    stop: async () => {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.once('exit', resolve))
+    },
+  }
+}
+
+interface Event {
+  readonly userId: string
+  readonly type: string
+}
+interface Receipt {
+  readonly at: number
+  readonly path: string
+  readonly status: number
+  readonly messageId?: string
+}
+const sandboxCall = async (services: Services, path: string, method = 'GET') => {
+  const answer = await fetch(`${services.at.sandboxUrl}${path}`, { method })
+  if (!answer.ok) throw new Error(`sandbox ${path}: ${answer.status}`)
+  return answer.json()
+}
+/** What Courier took on /inbound/segment, once at least `count` events are there (or after 60 s). */
+const inboundReceipts = async (services: Services, count: number): Promise<Receipt[]> => {
+  const started = Date.now()
+  for (;;) {
+    const received = ((await sandboxCall(services, '/_sandbox/received')) as Receipt[]).filter(
+      (r) => r.path === '/inbound/segment' && r.status >= 200 && r.status < 300,
+    )
+    if (received.length >= count || Date.now() - started > 60_000) return received
+    await sleep(100)
+  }
+}
+
+// 0. Latency on a normal day: each row on a freshly started relay (a new deliver process, its
+// instances cold), ingest in this process and the services in theirs; the Courier sandbox healthy
+// and unlimited, no COURIER_MAX_RPS. "today (slow start)" is the same relay with the pacing it had
+// before: every class without a published limit paced from 1 request/s on a cold instance.
+if (runs('latency')) {
+  console.error('latency on a freshly started relay…')
+  const services = await startServicesChild()
+  const relayIngest = createIngestHandler({
+    config: parseConfig(services.env),
+    sqs: createSqsClient({ endpoint: services.at.endpoint }),
+    logger,
+  })
+  const post = (body: unknown) =>
+    relayIngest(segmentRequest(JSON.stringify(body)), createLambdaContext('ingest', 6_000))
+  const variants = { now: {}, today: { COLD_START: 'slow-start' } } as const
+  const STEADY_SECONDS = QUICK ? 10 : 30
+  const BURST_ROUNDS = QUICK ? 3 : 5
+  const PAIRS = QUICK ? 20 : 50
+  let run = 0
+
+  /** Steady 20 events/s, one per request, over 200 users: ms from send to Courier's receipt. */
+  const steady = async (extra: Record<string, string>) => {
+    await sandboxCall(services, '/_sandbox/reset', 'POST')
+    const deliver = await startDeliverChild(services, extra)
+    await sleep(1_000)
+    const sent = new Map<string, number>()
+    const posts: Promise<unknown>[] = []
+    const total = STEADY_SECONDS * 20
+    const started = Date.now()
+    run++
+    for (let i = 0; i < total; i++) {
+      const wait = started + i * 50 - Date.now()
+      if (wait > 0) await sleep(wait)
+      const event = fixtures.track({ userId: `steady-${run}-${i % 200}` })
+      sent.set(event.messageId as string, Date.now())
+      posts.push(post(event))
+    }
+    await Promise.all(posts)
+    const received = await inboundReceipts(services, total)
+    await deliver.stop()
+    const latencies = received.map((r) => r.at - (sent.get(r.messageId as string) ?? Number.NaN))
+    return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), n: received.length, total }
+  }
+
+  /**
+   * 50 users' events in one request after 2 s idle: ms until the last reached Courier, on a
+   * new deliver process (`fresh`: its Node runtime, fetch included, never used) and again after
+   * 2 s more idle (`idle`: the same instances, their pacers still open).
+   */
+  const burst = async (extra: Record<string, string>) => {
+    const deliver = await startDeliverChild(services, extra)
+    const once = async () => {
+      await sandboxCall(services, '/_sandbox/reset', 'POST')
+      await sleep(2_000)
+      run++
+      const events = Array.from({ length: 50 }, (_, i) => fixtures.track({ userId: `burst-${run}-${i}` }))
+      const started = Date.now()
+      await post(events)
+      const received = await inboundReceipts(services, events.length)
+      return received.length < events.length
+        ? Number.POSITIVE_INFINITY
+        : Math.max(...received.map((r) => r.at)) - started
+    }
+    const fresh = await once()
+    const idle = await once()
+    await deliver.stop()
+    return { fresh, idle }
+  }
+  /** The same 50 events posted straight to Courier by a plain client, 10 in flight. */
+  const direct = async () => {
+    await sandboxCall(services, '/_sandbox/reset', 'POST')
+    run++
+    const bodies = Array.from({ length: 50 }, (_, i) =>
+      JSON.stringify(fixtures.track({ userId: `direct-${run}-${i}` })),
+    )
+    const started = Date.now()
+    await inParallel(bodies, 10, async (body) => {
+      const answer = await fetch(`${services.at.sandboxUrl}/inbound/segment`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer bench', 'content-type': 'application/json' },
+        body,
+      })
+      await answer.arrayBuffer()
+    })
+    const received = await inboundReceipts(services, bodies.length)
+    return Math.max(...received.map((r) => r.at)) - started
+  }
+
+  /** Sign-ups (identify, then track, of one user, in two requests): the gap Courier sees. */
+  const signUps = async (extra: Record<string, string>) => {
+    await sandboxCall(services, '/_sandbox/reset', 'POST')
+    const deliver = await startDeliverChild(services, extra)
+    await sleep(1_000)
+    run++
+    for (let i = 0; i < PAIRS; i++) {
+      const userId = `signup-${run}-${i}`
+      await post(fixtures.identify({ userId, traits: { email: `${userId}@example.com` } }))
+      await post(fixtures.track({ userId, event: 'Signed Up' }))
+      await sleep(100)
+    }
+    await inboundReceipts(services, 2 * PAIRS)
+    const all = ((await sandboxCall(services, '/_sandbox/received')) as (Receipt & { body: Event })[]).filter(
+      (r) => r.path === '/inbound/segment' && r.status >= 200 && r.status < 300,
+    )
+    await deliver.stop()
+    const gaps: number[] = []
+    let reordered = 0
+    for (let i = 0; i < PAIRS; i++) {
+      const userId = `signup-${run}-${i}`
+      const identified = all.find((r) => r.body.userId === userId && r.body.type === 'identify')
+      const tracked = all.find((r) => r.body.userId === userId && r.body.type === 'track')
+      if (identified === undefined || tracked === undefined) continue
+      if (tracked.at < identified.at) reordered++
+      gaps.push(tracked.at - identified.at)
+    }
+    return { p50: percentile(gaps, 50), p99: percentile(gaps, 99), pairs: gaps.length, reordered }
+  }
+
+  const steadyNow = await steady(variants.now)
+  const steadyToday = await steady(variants.today)
+  row(
+    `Latency, steady 20 events/s over 200 users (one per request), send → Courier's receipt, freshly started relay`,
+    `p50 ${steadyNow.p50.toFixed(0)} ms, p99 ${steadyNow.p99.toFixed(0)} ms (${steadyNow.n} of ${steadyNow.total}); today (slow start) p50 ${steadyToday.p50.toFixed(0)} ms, p99 ${steadyToday.p99.toFixed(0)} ms`,
+    'p99 ≤ 150 ms',
+    steadyNow.n === steadyNow.total && steadyNow.p99 <= 150,
+  )
+  const rounds = {
+    now: [] as { fresh: number; idle: number }[],
+    today: [] as { fresh: number; idle: number }[],
+    direct: [] as number[],
+  }
+  for (let round = 0; round < BURST_ROUNDS; round++) {
+    // alternated, so a drift in the machine's load falls on both
+    rounds.direct.push(await direct())
+    rounds.now.push(await burst(variants.now))
+    rounds.today.push(await burst(variants.today))
+  }
+  const median = (values: number[]) => percentile(values, 50)
+  const ratio = (of: { fresh: number; idle: number }[], which: 'fresh' | 'idle') =>
+    median(of.map((ms, i) => ms[which] / (rounds.direct[i] as number)))
+  const nowFresh = ratio(rounds.now, 'fresh')
+  row(
+    'Burst of 50 users in one request after 2 s idle, freshly started relay: last event at Courier ÷ the same 50 posted directly (plain client, 10 in flight)',
+    `× ${nowFresh.toFixed(2)} (median of ${BURST_ROUNDS}: relay ${median(rounds.now.map((r) => r.fresh)).toFixed(0)} ms, direct ${median(rounds.direct).toFixed(0)} ms); again after 2 s idle, same instances × ${ratio(rounds.now, 'idle').toFixed(2)}; today (slow start) × ${ratio(rounds.today, 'fresh').toFixed(2)} / × ${ratio(rounds.today, 'idle').toFixed(2)}`,
+    '≤ 2.5×',
+    nowFresh <= 2.5,
+  )
+  const pairsNow = await signUps(variants.now)
+  const pairsToday = await signUps(variants.today)
+  row(
+    'Sign-up pairs (identify, then track, of one user, in two requests): gap Courier sees between them',
+    `p50 ${pairsNow.p50.toFixed(0)} ms, p99 ${pairsNow.p99.toFixed(0)} ms over ${pairsNow.pairs} pairs, ${pairsNow.reordered} reordered; today (slow start) p50 ${pairsToday.p50.toFixed(0)} ms, p99 ${pairsToday.p99.toFixed(0)} ms`,
+    '0 reordered',
+    pairsNow.reordered === 0 && pairsNow.pairs === PAIRS,
+  )
+  await services.stop()
+}
 
 if (runs('queue-types')) {
   // 1. Both queue types side by side: ingest throughput and SQS calls per 1,000 events, delivery
@@ -402,28 +677,9 @@ if (runs('queue-types')) {
 //   idle-by-429 should neither spin nor hammer Courier.
 if (runs('isolation')) {
   console.error('ingest isolation…')
-  const { createInterface } = await import('node:readline')
-  const services = spawn(process.execPath, [new URL('services-child.ts', import.meta.url).pathname], {
-    env: { ...process.env, POWERTOOLS_LOG_LEVEL: 'SILENT' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const lines = createInterface({ input: services.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
-  const nextLine = async () => JSON.parse((await lines.next()).value as string)
-  const at = (await nextLine()) as {
-    endpoint: string
-    queueUrl: string
-    queueArn: string
-    dlqUrl: string
-    audienceQueueUrl: string
-    sandboxUrl: string
-  }
-  const servicesEnv = {
-    ...env,
-    QUEUE_URL: at.queueUrl,
-    DLQ_URL: at.dlqUrl,
-    AUDIENCE_QUEUE_URL: at.audienceQueueUrl,
-    COURIER_BASE_URL: at.sandboxUrl,
-  }
+  const services = await startServicesChild()
+  const { at, nextLine } = services
+  const servicesEnv = services.env
   const isolatedIngest = createIngestHandler({
     config: parseConfig(servicesEnv),
     sqs: createSqsClient({ endpoint: at.endpoint }),
@@ -456,7 +712,7 @@ if (runs('isolation')) {
     }
   }
   const courierCounts = async () => {
-    services.kill('SIGUSR2')
+    services.signal('SIGUSR2')
     return (await nextLine()) as { received: number; refused: number }
   }
   const ROUNDS = Number(process.env.ISOLATION_ROUNDS ?? 6)
@@ -493,8 +749,7 @@ if (runs('isolation')) {
   }
   deliver.kill('SIGTERM')
   await new Promise((resolve) => deliver.once('exit', resolve))
-  services.kill('SIGTERM')
-  await new Promise((resolve) => services.once('exit', resolve))
+  await services.stop()
   const { healthy, storm } = conditions
   const ratio = percentile(storm.samples, 99) / percentile(healthy.samples, 99)
   const fmt = (condition: typeof healthy) =>
@@ -577,7 +832,7 @@ const unknownLimit = async (rps: number, retryAfter: boolean, fixed: boolean) =>
 }
 if (runs('adaptive')) {
   for (const rps of [20, 200]) {
-    for (const retryAfter of [false, true]) {
+    for (const retryAfter of QUICK ? [false] : [false, true]) {
       const label = `R = ${rps} req/s, 429 ${retryAfter ? 'with Retry-After: 1' : 'without Retry-After'}`
       console.error(`unknown limit, ${label}…`)
       const today = await unknownLimit(rps, retryAfter, true)
@@ -627,6 +882,89 @@ if (runs('adaptive')) {
   )
 }
 
+// 3b. Churn: Lambda retires and starts instances all the time. 5 instances under an unknown limit
+// R, one of them replaced by a cold one every CHURN_EVERY_SECONDS (between two invocations, as
+// Lambda does), settled and measured as the unknown-limit rows; today (slow start) beside it.
+if (runs('churn')) {
+  const CHURN_EVERY_SECONDS = 3
+  const { createLearntRates } = await import('../../lib/deliver/learnt-rates.ts')
+  const { createDynamoDbClient } = await import('../../lib/dynamodb-client.ts')
+  /**
+   * `shared`: the relay as deployed (open until Courier pushes back, the fleet's learnt rate in
+   * DynamoDB); `open`: the same without sharing; `slow-start`: today's cold start.
+   */
+  const churn = async (rps: number, variant: 'shared' | 'open' | 'slow-start') => {
+    queues.server.reset()
+    sandbox.reset()
+    sandbox.setFaults({ maxRps: rps, retryAfter: 'none' })
+    await enqueueBacklog(Math.ceil(rps * (SETTLE_SECONDS + MEASURE_SECONDS) * 1.3) + 200)
+    const table = await startLocalDynamoDb()
+    const sqs = createSqsClient({ endpoint: queues.endpoint })
+    const config = parseConfig(env)
+    const fresh = () =>
+      createDeliverHandler({
+        config,
+        sqs,
+        logger,
+        learntRates:
+          variant === 'shared'
+            ? createLearntRates(
+                createDynamoDbClient({
+                  endpoint: table.endpoint,
+                  region: 'us-east-1',
+                  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+                }),
+                table.tableName,
+              )
+            : null,
+        ...(variant === 'slow-start'
+          ? { pacerFor: createPacers({ maxRps: undefined, instances: INSTANCES, coldStart: 'slow-start' }) }
+          : {}),
+      })
+    const instances = Array.from({ length: INSTANCES }, fresh)
+    const poller = startPoller({
+      sqs,
+      queueUrl: queues.queueUrl,
+      queueArn: queues.queueArn,
+      // each poller invokes whichever instance holds its slot now
+      handler: instances.map(
+        (_, slot) => (event, context) => (instances[slot] as DeliverHandler)(event, context),
+      ),
+      maxConcurrency: INSTANCES,
+      waitTimeSeconds: 1,
+      functionTimeoutMs: 60_000,
+      onError: () => undefined,
+    })
+    let replaced = 0
+    const replacing = setInterval(() => {
+      instances[replaced++ % INSTANCES] = fresh()
+    }, CHURN_EVERY_SECONDS * 1_000)
+    await sleep(SETTLE_SECONDS * 1_000)
+    const from = Date.now()
+    await sleep(MEASURE_SECONDS * 1_000)
+    const measured = measureWindow(from, Date.now(), rps)
+    clearInterval(replacing)
+    await poller.stop()
+    sqs.destroy()
+    await table.stop()
+    return measured
+  }
+  const figures = (m: { share429: number; utilization: number }) =>
+    `${(m.share429 * 100).toFixed(1)}% / ${m.utilization.toFixed(2)}`
+  for (const rps of QUICK ? [20] : [20, 200]) {
+    console.error(`churn under an unknown limit of ${rps} req/s…`)
+    const shared = await churn(rps, 'shared')
+    const open = QUICK ? undefined : await churn(rps, 'open')
+    const today = await churn(rps, 'slow-start')
+    row(
+      `Churn: one of ${INSTANCES} instances replaced by a cold one every ${CHURN_EVERY_SECONDS} s, unknown limit R = ${rps} req/s: share of requests answered 429 / utilization, settled`,
+      `${figures(shared)}${open === undefined ? '' : `; without the shared rate ${figures(open)}`}; today (slow start) ${figures(today)}`,
+      '≤ 5% / ≥ 0.90',
+      shared.share429 <= 0.05 && shared.utilization >= 0.9,
+    )
+  }
+}
+
 // 4. Drain after an outage: backlog builds while Courier is down, then it returns (limited to R).
 if (runs('drain')) {
   console.error(`drain after a ${OUTAGE_SECONDS} s outage…`)
@@ -655,7 +993,6 @@ if (runs('drain')) {
   )
 }
 
-// 5. Bundles: the real package, and each handler's cold import in a fresh process.
 if (runs('erasure')) {
   // Deliver throughput with the erasure check (one BatchGetItem of the deletion marks per batch,
   // on the embedded DynamoDB) ÷ without it: 5,000 events of 1,000 users drained by INSTANCES
@@ -716,6 +1053,7 @@ if (runs('erasure')) {
   )
 }
 
+// 5. Bundles: the real package, and each handler's cold import in a fresh process.
 if (runs('bundles')) {
   console.error('bundles…')
   execFileSync(new URL('node_modules/.bin/osls', root).pathname, ['package'], { cwd: root, stdio: 'ignore' })
@@ -797,78 +1135,90 @@ if (runs('memory')) {
 
 // 7. An initial Engage audience of 10,000 members against Courier's 20 list writes a minute (the
 // sandbox enforces it): time from the first event Segment sends until every member is on the list.
-console.error('initial audience of 10,000 members…')
-queues.server.reset()
-sandbox.reset()
-const AUDIENCE_LIST = 'new_audience-aud_bench'
-// The list sync's membership ledger in the embedded DynamoDB, one client per instance as in Lambda.
-const audienceMembers = Array.from({ length: 10_000 }, (_, i) =>
-  identify({
-    userId: `member-${i}`,
-    traits: { new_audience: true },
-    context: {
-      personas: {
-        computation_class: 'audience',
-        computation_key: 'new_audience',
-        computation_id: 'aud_bench',
+if (runs('audience')) {
+  console.error('initial audience of 10,000 members…')
+  queues.server.reset()
+  sandbox.reset()
+  const AUDIENCE_LIST = 'new_audience-aud_bench'
+  // The list sync's membership ledger in the embedded DynamoDB, one client per instance as in Lambda.
+  const audienceMembers = Array.from({ length: 10_000 }, (_, i) =>
+    identify({
+      userId: `member-${i}`,
+      traits: { new_audience: true },
+      context: {
+        personas: {
+          computation_class: 'audience',
+          computation_key: 'new_audience',
+          computation_id: 'aud_bench',
+        },
       },
-    },
-  }),
-)
-const listWrites = () =>
-  sandbox.received.filter((r) => r.method === 'POST' && r.path === `/lists/${AUDIENCE_LIST}/subscriptions`)
-const membersSubscribed = () =>
-  listWrites()
-    .filter((r) => r.status >= 200 && r.status < 300)
-    .reduce((sum, r) => sum + ((r.body as { recipients?: unknown[] }).recipients?.length ?? 0), 0)
-const audienceStarted = Date.now()
-const audienceDelivery = startDelivery()
-const listSync = startPoller({
-  sqs: createSqsClient({ endpoint: queues.endpoint }),
-  queueUrl: queues.audienceQueueUrl,
-  queueArn: queues.audienceQueueArn,
-  // As deployed: AUDIENCE_SYNC_INSTANCES instances, batches of 1,000 gathered for up to 20 s.
-  handler: Array.from({ length: AUDIENCE_SYNC_INSTANCES }, () =>
-    createAudienceSyncHandler({ config: parseConfig(env), logger, ledger: dynamodb.ledger() }),
-  ),
-  maxConcurrency: AUDIENCE_SYNC_INSTANCES,
-  batchSize: 1_000,
-  batchingWindowMs: 20_000,
-  waitTimeSeconds: 1,
-  functionTimeoutMs: 300_000,
-  onError: () => undefined,
-})
-for (let i = 0; i < audienceMembers.length; i += 100) {
-  await ingest(
-    segmentRequest(JSON.stringify(audienceMembers.slice(i, i + 100))),
-    createLambdaContext('ingest', 6_000),
+    }),
+  )
+  const listWrites = () =>
+    sandbox.received.filter((r) => r.method === 'POST' && r.path === `/lists/${AUDIENCE_LIST}/subscriptions`)
+  const membersSubscribed = () =>
+    listWrites()
+      .filter((r) => r.status >= 200 && r.status < 300)
+      .reduce((sum, r) => sum + ((r.body as { recipients?: unknown[] }).recipients?.length ?? 0), 0)
+  const audienceStarted = Date.now()
+  const audienceDelivery = startDelivery()
+  const listSync = startPoller({
+    sqs: createSqsClient({ endpoint: queues.endpoint }),
+    queueUrl: queues.audienceQueueUrl,
+    queueArn: queues.audienceQueueArn,
+    // As deployed: AUDIENCE_SYNC_INSTANCES instances, batches of 1,000 gathered for up to 20 s.
+    handler: Array.from({ length: AUDIENCE_SYNC_INSTANCES }, () =>
+      createAudienceSyncHandler({ config: parseConfig(env), logger, ledger: dynamodb.ledger() }),
+    ),
+    maxConcurrency: AUDIENCE_SYNC_INSTANCES,
+    batchSize: 1_000,
+    batchingWindowMs: 20_000,
+    waitTimeSeconds: 1,
+    functionTimeoutMs: 300_000,
+    onError: () => undefined,
+  })
+  for (let i = 0; i < audienceMembers.length; i += 100) {
+    await ingest(
+      segmentRequest(JSON.stringify(audienceMembers.slice(i, i + 100))),
+      createLambdaContext('ingest', 6_000),
+    )
+  }
+  const atInbound = () =>
+    sandbox.received.filter((r) => r.path === '/inbound/segment' && r.status >= 200 && r.status < 300).length
+  let inboundSeconds = Number.NaN
+  const allSubscribed = await until(() => {
+    if (Number.isNaN(inboundSeconds) && atInbound() >= 10_000)
+      inboundSeconds = (Date.now() - audienceStarted) / 1_000
+    return membersSubscribed() >= 10_000
+  }, 15 * 60_000)
+  const audienceSeconds = (Date.now() - audienceStarted) / 1_000
+  await audienceDelivery.stop()
+  await listSync.stop()
+  const refused = listWrites().filter((r) => r.status === 429).length
+  row(
+    'Initial audience of 10,000 members, Courier limiting list writes to 20/min: until every member is on the list',
+    `${audienceSeconds.toFixed(0)} s (every profile updated after ${inboundSeconds.toFixed(0)} s), ${listWrites().length - refused} list writes, ${refused} answered 429`,
+    'minutes (one call per member: 8.3 h)',
+    allSubscribed && audienceSeconds <= 600,
   )
 }
-const atInbound = () =>
-  sandbox.received.filter((r) => r.path === '/inbound/segment' && r.status >= 200 && r.status < 300).length
-let inboundSeconds = Number.NaN
-const allSubscribed = await until(() => {
-  if (Number.isNaN(inboundSeconds) && atInbound() >= 10_000)
-    inboundSeconds = (Date.now() - audienceStarted) / 1_000
-  return membersSubscribed() >= 10_000
-}, 15 * 60_000)
-const audienceSeconds = (Date.now() - audienceStarted) / 1_000
-await audienceDelivery.stop()
-await listSync.stop()
-const refused = listWrites().filter((r) => r.status === 429).length
-row(
-  'Initial audience of 10,000 members, Courier limiting list writes to 20/min: until every member is on the list',
-  `${audienceSeconds.toFixed(0)} s (every profile updated after ${inboundSeconds.toFixed(0)} s), ${listWrites().length - refused} list writes, ${refused} answered 429`,
-  'minutes (one call per member: 8.3 h)',
-  allSubscribed && audienceSeconds <= 600,
-)
-
-await sandbox.stop()
 await dynamodb.stop()
+await sandbox.stop()
 await queues.stop()
 
+const os = await import('node:os')
 const table = [
-  `Measured ${new Date().toISOString().slice(0, 10)} on ${(await import('node:os')).cpus().length} cores, Node ${process.versions.node}: \`npm run bench\``,
+  `${PARTIAL ? 'PARTIAL run, not written to tests/bench/latest.md: ' : ''}Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} cores (load average ${os
+    .loadavg()
+    .map((load) => load.toFixed(1))
+    .join(' / ')} at the end), Node ${process.versions.node}: \`${
+    PARTIAL
+      ? `${Object.entries(process.env)
+          .filter(([name]) => name.startsWith('BENCH_') || name === 'ISOLATION_ROUNDS')
+          .map(([name, value]) => `${name}=${value} `)
+          .join('')}`
+      : ''
+  }npm run bench\``,
   '',
   '| measure | result | target | |',
   '| --- | --- | --- | --- |',
@@ -878,5 +1228,6 @@ const table = [
   ),
 ].join('\n')
 console.log(table)
-writeFileSync(new URL('latest.md', import.meta.url), `${table}\n`)
+if (PARTIAL) console.error('partial run: tests/bench/latest.md left as it was (only a full run writes it)')
+else writeFileSync(new URL('latest.md', import.meta.url), `${table}\n`)
 process.exit(0)

@@ -7,6 +7,8 @@ import {
   type Clock,
   createAdaptivePacer,
   createPacers,
+  isPushback,
+  LISTS_PUBLISHED_RPS,
   type Pacer,
   rateParamsFor,
 } from '../../lib/courier/pacer.ts'
@@ -99,8 +101,97 @@ const window = (hits: readonly Hit[], from: number, to: number) => {
   }
 }
 
+describe('a cold instance: no pacing until Courier pushes back', () => {
+  const refusal: Outcome = { kind: 'rate-limited', status: 429, retryAfterSeconds: undefined }
+  const delivered: Outcome = { kind: 'delivered', status: 202 }
+
+  /** A clock that counts its waits: an open pacer must never wait. */
+  const countingClock = () => {
+    const clock = virtualClock()
+    const waits: number[] = []
+    const sleep = clock.sleep
+    return Object.assign(clock, {
+      waits,
+      sleep: (ms: number) => {
+        waits.push(ms)
+        return sleep(ms)
+      },
+    })
+  }
+
+  it('starts every call at once, however many, without waiting, while Courier has not pushed back', async () => {
+    // Prepare
+    const clock = countingClock()
+    const pacer = createPacers({ maxRps: undefined, instances: 5 }, { clock })('inbound')
+
+    // Act: 50 calls asked for at once, each answered 202
+    const slots = await Promise.all(Array.from({ length: 50 }, () => pacer.acquire()))
+    for (const slot of slots) pacer.report(slot as NonNullable<typeof slot>, delivered)
+
+    // Assess: all started at time 0, the clock never waited, and the class is still open
+    expect(slots.map((slot) => slot?.sentAt)).toEqual(Array.from({ length: 50 }, () => 0))
+    expect(clock.waits).toEqual([])
+    expect(pacer.ratePerSecond()).toBe(Number.POSITIVE_INFINITY)
+  })
+
+  it('engages rate control at the first 429: β × the rate sent over the last second, calls spaced from then on', async () => {
+    // Prepare: 20 calls started in the first 500 ms
+    const clock = countingClock()
+    const pacer = createPacers({ maxRps: undefined, instances: 5 }, { clock })('inbound')
+    const slots = []
+    for (let i = 0; i < 20; i++) {
+      slots.push(await pacer.acquire())
+      clock.time += 25
+    }
+
+    // Act: one of them is answered 429
+    pacer.report(slots[19] as NonNullable<(typeof slots)[number]>, refusal)
+    const next = [await pacer.acquire(), await pacer.acquire(), await pacer.acquire()]
+
+    // Assess: the rate is 0.75 × 20/s, and the next calls start one interval apart
+    const rate = 20 * CUBIC_DEFAULTS.decrease
+    expect(pacer.ratePerSecond()).toBeCloseTo(rate, 9)
+    expect(clock.waits.length).toBeGreaterThan(0)
+    const gaps = next.slice(1).map((slot, i) => (slot?.sentAt as number) - (next[i]?.sentAt as number))
+    for (const gap of gaps) expect(gap).toBeCloseTo(1_000 / rate, 6)
+  })
+
+  it('engages on an answer carrying Retry-After too, and not on a timeout or a 5xx', async () => {
+    const clock = countingClock()
+    const pacers = createPacers({ maxRps: undefined, instances: 5 }, { clock })
+    const slot = await pacers('inbound').acquire()
+    const timeout: Outcome = { kind: 'transient', status: undefined, reason: 'timeout after 10000 ms' }
+    const unavailable: Outcome = { kind: 'transient', status: 503, reason: 'HTTP 503' }
+
+    pacers('inbound').report(slot as NonNullable<typeof slot>, timeout)
+    pacers('inbound').report(slot as NonNullable<typeof slot>, unavailable)
+    const stillOpen = pacers('inbound').ratePerSecond()
+    pacers('inbound').report(slot as NonNullable<typeof slot>, { ...unavailable, retryAfterSeconds: 5 })
+
+    expect(isPushback({ ...unavailable, retryAfterSeconds: 5 })).toBe(true)
+    expect(isPushback(unavailable)).toBe(false)
+    expect(stillOpen).toBe(Number.POSITIVE_INFINITY)
+    expect(Number.isFinite(pacers('inbound').ratePerSecond())).toBe(true)
+  })
+
+  it('paces lists from the first call at Courier’s published 20 a minute, split over the instances', async () => {
+    const clock = countingClock()
+    const pacer = createPacers({ maxRps: undefined, instances: 5 }, { clock })('lists')
+
+    const starts = [await pacer.acquire(), await pacer.acquire(), await pacer.acquire()]
+
+    // (the pacer may make up one missed interval after an idle spell: the second starts at once)
+    expect(pacer.ratePerSecond()).toBeCloseTo(LISTS_PUBLISHED_RPS / 5, 9)
+    expect(clock.waits.length).toBeGreaterThan(0)
+    expect((starts[2]?.sentAt as number) - (starts[1]?.sentAt as number)).toBeCloseTo(
+      1_000 / (LISTS_PUBLISHED_RPS / 5),
+      6,
+    )
+  })
+})
+
 describe('an adaptive pacer against a loopback server with a token-bucket limit', () => {
-  it('finds the unknown limit from a cold start and settles within bounds of it', async () => {
+  it('finds the unknown limit after Courier first pushes back and settles within bounds of it', async () => {
     // Prepare: 30 requests/s, never told to the pacer
     const clock = virtualClock()
     const { url, hits } = await startLimitedServer(clock, 30)
@@ -113,8 +204,11 @@ describe('an adaptive pacer against a loopback server with a token-bucket limit'
     // Act
     await drive(pacer, url, clock, 50)
 
-    // Assess: cold start well under the limit, then most of it used with few 429s
-    expect(window(hits, 0, 1).delivered).toBeLessThan(5)
+    // Assess: open until the first 429 (nothing waited before it), then most of the limit used
+    // with few 429s
+    const firstRefused = hits.findIndex((hit) => hit.status === 429)
+    expect(firstRefused).toBeGreaterThan(0)
+    expect(hits.slice(0, firstRefused).every((hit) => hit.at === 0)).toBe(true)
     const settled = window(hits, 15, 50)
     expect(settled.delivered).toBeGreaterThan(30 * 0.8)
     expect(settled.delivered).toBeLessThanOrEqual(30 * 1.02)
@@ -156,7 +250,10 @@ describe('pacer bookkeeping', () => {
     const halvings: { from: number; to: number }[] = []
     const pacer = createAdaptivePacer({
       endpointClass: 'inbound',
-      params: { ...rateParamsFor('inbound', { maxRps: undefined, instances: 1 }), initialRate: 8 },
+      params: {
+        ...rateParamsFor('inbound', { maxRps: undefined, instances: 1, coldStart: 'slow-start' }),
+        initialRate: 8,
+      },
       clock,
       onHalved: ({ from, to }) => halvings.push({ from, to }),
     })
@@ -201,7 +298,8 @@ describe('pacer bookkeeping', () => {
 
     expect(pacerFor('lists')).toBe(pacerFor('lists'))
     expect(pacerFor('lists').ratePerSecond()).toBeLessThan(20 / 60 / 5)
-    expect(pacerFor('inbound').ratePerSecond()).toBe(1)
-    expect(pacerFor.active().map(([endpointClass]) => endpointClass)).toEqual(['lists', 'inbound'])
+    // inbound is still open (no pushback there): it has no rate to report
+    expect(pacerFor('inbound').ratePerSecond()).toBe(Number.POSITIVE_INFINITY)
+    expect(pacerFor.active().map(([endpointClass]) => endpointClass)).toEqual(['lists'])
   })
 })

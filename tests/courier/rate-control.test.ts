@@ -10,10 +10,13 @@ import {
   type RateFeedback,
   type RateState,
   rateAfter,
+  seededRateState,
 } from '../../lib/courier/rate-control.ts'
 import { fixedWindow, simulateFleet, tokenBucket } from '../support/rate-fleet.ts'
 
-const inbound = rateParamsFor('inbound', { maxRps: undefined, instances: 1 })
+/** The controller once engaged: slow start from 1 request/s (the open start is tested apart). */
+const inbound = rateParamsFor('inbound', { maxRps: undefined, instances: 1, coldStart: 'slow-start' })
+const open = rateParamsFor('inbound', { maxRps: undefined, instances: 1 })
 const beta = CUBIC_DEFAULTS.decrease
 
 const ok = (at: number, saturated = true): RateFeedback => ({ kind: 'success', sentAt: at, at, saturated })
@@ -24,6 +27,60 @@ const replay = (feedback: readonly RateFeedback[], params: RateControlParams = i
 /** A state that has learnt a limit: refused at `rate` at time 0. */
 const learnt = (rate: number): RateState =>
   replay([refused(0)], inbound, { ...initialRateState(inbound), rate })
+
+describe('a cold instance on a class without a known limit: open until Courier pushes back', () => {
+  it('starts open: no rate to pace at, and successes, timeouts and 5xx leave it open', () => {
+    // Prepare
+    const cold = initialRateState(open)
+
+    // Act
+    const after = replay([ok(0), ok(10, false), { kind: 'timeout', sentAt: 20, at: 5_020 }, ok(30)], open)
+
+    // Assess
+    expect(cold.open).toBe(true)
+    expect(after).toEqual(cold)
+  })
+
+  it('engages at the first 429: the rate sent over the last second is the rate refused at', () => {
+    // Prepare: 40 requests started in the second before the refusal
+    const refusal: RateFeedback = { kind: 'rate-limited', sentAt: 900, at: 1_000, sentRate: 40 }
+
+    // Act
+    const engaged = nextRateState(initialRateState(open), refusal, open)
+
+    // Assess: cut by β from there, the learnt limit just under it, and paced from now on
+    expect(engaged.open).toBe(false)
+    expect(engaged.rate).toBeCloseTo(40 * beta, 9)
+    expect(engaged.wMax).toBeCloseTo(40 * CUBIC_DEFAULTS.headroom, 9)
+    expect(engaged.lastDecreaseAt).toBe(1_000)
+    expect(nextRateState(engaged, ok(1_100), open).open).toBe(false)
+  })
+
+  it('engages no lower than one unit when the refusal came first (nothing else sent that second)', () => {
+    const engaged = nextRateState(
+      initialRateState(open),
+      { kind: 'rate-limited', sentAt: 0, at: 5, sentRate: 1 },
+      open,
+    )
+
+    expect(engaged.rate).toBeCloseTo(COLD_START_RPS * beta, 9)
+  })
+
+  it('never opens a class with a published or configured limit: lists and COURIER_MAX_RPS pace from the start', () => {
+    expect(initialRateState(rateParamsFor('lists', { maxRps: undefined, instances: 5 })).open).toBe(false)
+    expect(initialRateState(rateParamsFor('inbound', { maxRps: 50, instances: 5 })).open).toBe(false)
+  })
+
+  it('seeds a replacement from the rate the fleet learnt: paced just under it, back at it within half a cycle', () => {
+    const seeded = seededRateState(open, 12, 60_000)
+
+    expect(seeded.open).toBe(false)
+    expect(seeded.wMax).toBe(12)
+    expect(seeded.rate).toBeLessThan(12)
+    expect(seeded.rate).toBeGreaterThan(12 * 0.9)
+    expect(60_000 - seeded.lastDecreaseAt).toBeCloseTo((plateauSeconds(open, 12) / 2) * 1_000, 6)
+  })
+})
 
 describe('rate control (CUBIC on the request rate): the algorithm as a pure function', () => {
   it('starts a cold instance at 1 request/s and grows it by one per success while requests wait their turn', () => {
@@ -240,8 +297,37 @@ describe('a fleet sharing one limit, in simulated time', () => {
     expect(run.refusedShare(15_000, 150_000)).toBeLessThan(0.03)
   })
 
+  it('keeps 429s under 5% with an instance replaced every 3 s only when a replacement starts from the rate the fleet learnt', () => {
+    // Prepare: 5 instances under a fixed window of 20/s; one replaced by a cold one every 3 s
+    const params = Array.from({ length: 5 }, () =>
+      rateParamsFor('inbound', { maxRps: undefined, instances: 5 }),
+    )
+    const churn = {
+      params,
+      limiter: fixedWindow(() => 20),
+      seconds: 90,
+      replaceEveryMs: 3_000,
+      latencyMs: 20,
+    }
+    const shared = (p: RateControlParams, at: number, fleet: readonly RateState[]) => {
+      const learnt = fleet.flatMap((state) => (state.wMax === undefined ? [] : [state.wMax]))
+      return learnt.length === 0 ? initialRateState(p) : seededRateState(p, Math.max(...learnt), at)
+    }
+
+    // Act
+    const open = simulateFleet({ ...churn, limiter: fixedWindow(() => 20) })
+    const seeded = simulateFleet({ ...churn, limiter: fixedWindow(() => 20), coldState: shared })
+
+    // Assess: open replacements blast a window the others already fill; seeded ones do not
+    expect(open.refusedShare(15_000, 90_000)).toBeGreaterThan(0.2)
+    expect(seeded.refusedShare(15_000, 90_000)).toBeLessThan(0.05)
+    const used = seeded.delivered(15_000, 90_000).reduce((sum, rate) => sum + rate, 0) / 20
+    expect(used).toBeGreaterThan(0.9)
+  })
+
   it('converges to fair shares without talking: one instance starting at the whole limit, two cold', () => {
-    const cold = rateParamsFor('inbound', { maxRps: undefined, instances: 3 })
+    // the controller's own convergence, from unequal paced starts (slow start, not open)
+    const cold = rateParamsFor('inbound', { maxRps: undefined, instances: 3, coldStart: 'slow-start' })
     const params = [{ ...cold, initialRate: 30 }, cold, cold]
 
     const run = simulateFleet({ params, limiter: tokenBucket(() => 30, 3), seconds: 240 })

@@ -11,6 +11,7 @@ import type { MembershipLedger } from '../../lib/audiences/membership-ledger.ts'
 import { parseConfig } from '../../lib/config.ts'
 import { createDeletionMarks, DELETED_PEOPLE } from '../../lib/deletion-marks.ts'
 import { createDeliverHandler, type DeliverHandlerOptions } from '../../lib/deliver/handler.ts'
+import { createLearntRates } from '../../lib/deliver/learnt-rates.ts'
 import { createDynamoDbClient } from '../../lib/dynamodb-client.ts'
 import { createIngestHandler } from '../../lib/ingest/handler.ts'
 import { type CourierSandbox, startCourierSandbox } from '../../lib/local/courier-sandbox.ts'
@@ -107,6 +108,8 @@ export const startTestRelay = async (
         logger: createLogger('deliver-test'),
         // This relay's own DynamoDB, whatever the environment says (two relays may run in one file).
         deletionMarks: createDeletionMarks(dynamoDbClient(), dynamodb.tableName),
+        // the fleet's learnt rates in the embedded DynamoDB, through a client of this instance
+        learntRates: createLearntRates(dynamoDbClient(), dynamodb.tableName),
         ...options,
       }),
     forgetDeletions: async () => {

@@ -1,0 +1,161 @@
+import type { Logger } from '@aws-lambda-powertools/logger'
+import { BatchGetItemCommand, DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import type { MiddlewareObj } from '@middy/core'
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
+import { ENDPOINT_CLASSES, type EndpointClass } from '../courier/endpoint-class.ts'
+
+/**
+ * The rate limit the deliver fleet learnt from Courier, shared between its instances. Lambda
+ * retires instances and starts cold ones all the time (after a quiet spell, at every scale-out);
+ * a cold instance on a class without a published limit sends unpaced until Courier pushes back
+ * (rate-control.ts), which into a limit the other instances already fill costs a burst of 429s
+ * each time: measured in the fleet simulation, one instance replaced every 3 s under a limit of
+ * 20 requests/s drew over 20% 429s. With the learnt rate shared, a replacement starts paced just
+ * under it and the share stays under 5%.
+ *
+ * Stored in the stack's DynamoDB table (the list sync's membership table, on demand): partition
+ * `list` = LEARNT_RATES_KEY (no '-', so never a list id, which is `{computation_key}-{computation_id}`),
+ * sort key `member` = the endpoint class; attributes `rps` (requests/s per instance: the learnt
+ * limit, wMax), `at` (epoch ms) and `expiresAt` (DynamoDB TTL, epoch seconds: a rate nobody
+ * confirmed for LEARNT_RATE_TTL_SECONDS is not trusted; the filter on read does not wait for TTL's
+ * lazy deletion). https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
+ *
+ * Read once per instance, at its first invocation (one BatchGetItem); written by an instance when
+ * its learnt limit moves by more than a tenth from what it last read or wrote (pacer.ts
+ * LEARNT_CHANGE), never per request. Cost at DynamoDB on-demand prices ($0.125 per million reads,
+ * $0.625 per million writes, us-east-1): a read per cold start and a write per real change of the
+ * limit, well under a cent a month for a fleet of a few instances; the read adds one DynamoDB
+ * round trip (single-digit milliseconds in the region) to an instance's first invocation only.
+ * A read or write that fails is logged and skipped: the instance then starts open, as without it.
+ * https://aws.amazon.com/dynamodb/pricing/on-demand/
+ */
+
+/** The partition of the learnt rates in the membership table. */
+export const LEARNT_RATES_KEY = 'learnt#rates'
+
+/** How long a learnt rate is trusted without being written again, seconds. */
+export const LEARNT_RATE_TTL_SECONDS = 3_600
+
+export interface LearntRates {
+  /** The fleet's learnt rate of each class, requests/s per instance; classes without one are absent. */
+  readonly read: () => Promise<ReadonlyMap<EndpointClass, number>>
+  /** Shares this instance's learnt rate of a class. */
+  readonly write: (endpointClass: EndpointClass, ratePerSecond: number) => Promise<void>
+}
+
+export const createLearntRates = (
+  client: DynamoDBClient,
+  tableName: string,
+  now: () => number = Date.now,
+): LearntRates => ({
+  read: async () => {
+    const answer = await client.send(
+      new BatchGetItemCommand({
+        RequestItems: {
+          [tableName]: {
+            Keys: ENDPOINT_CLASSES.map((endpointClass) => ({
+              list: { S: LEARNT_RATES_KEY },
+              member: { S: endpointClass },
+            })),
+          },
+        },
+      }),
+    )
+    const rates = new Map<EndpointClass, number>()
+    const fresh = now() - LEARNT_RATE_TTL_SECONDS * 1_000
+    for (const item of answer.Responses?.[tableName] ?? []) {
+      const endpointClass = item.member?.S as EndpointClass
+      const rps = Number(item.rps?.N)
+      const at = Number(item.at?.N)
+      // Only what this module wrote counts: a class it knows, a positive rate, recent enough.
+      if (ENDPOINT_CLASSES.includes(endpointClass) && rps > 0 && Number.isFinite(rps) && at >= fresh) {
+        rates.set(endpointClass, rps)
+      }
+    }
+    return rates
+  },
+  write: async (endpointClass, ratePerSecond) => {
+    const at = now()
+    await client.send(
+      new UpdateItemCommand({
+        TableName: tableName,
+        Key: { list: { S: LEARNT_RATES_KEY }, member: { S: endpointClass } },
+        UpdateExpression: 'SET rps = :rps, #at = :at, expiresAt = :expires',
+        ExpressionAttributeNames: { '#at': 'at' },
+        ExpressionAttributeValues: {
+          ':rps': { N: String(ratePerSecond) },
+          ':at': { N: String(at) },
+          ':expires': { N: String(Math.ceil(at / 1_000) + LEARNT_RATE_TTL_SECONDS) },
+        },
+      }),
+    )
+  },
+})
+
+/**
+ * The learnt rates in the table `tableName` through a client of its own whose calls are short
+ * (2 attempts, 1 s each): a slow DynamoDB delays a cold instance's first batch by at most that.
+ */
+export const learntRatesIn = (tableName: string): LearntRates =>
+  createLearntRates(
+    new DynamoDBClient({
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: 1_000, requestTimeout: 1_000, throwOnRequestTimeout: true },
+    }),
+    tableName,
+  )
+
+/** Kept back from the invocation's end when waiting for learnt-rate writes. */
+const FLUSH_MARGIN_MS = 250
+
+/**
+ * The fleet's learnt rates for one instance: read before its first batch (a cold instance then
+ * starts paced near them instead of open: `fleetRate` for its pacers), and what it learns
+ * (`onLearnt`) written back before each invocation ends (Lambda may freeze the instance once it
+ * has answered), never past that end. A failed read or write is logged and skipped: the instance
+ * then behaves as if nothing were shared. `learnt` null: nothing is shared.
+ */
+export const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => {
+  let rates: ReadonlyMap<EndpointClass, number> | undefined
+  const writes: Promise<void>[] = []
+  // A write still pending at the invocation's end is left to finish (or fail, logged) on its own,
+  // and the next change writes again; a timed-out invocation would bring its batch back.
+  const flush = async (request: { context: Context }) => {
+    const pending = Promise.all(writes.splice(0))
+    let timer: NodeJS.Timeout | undefined
+    const end = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, request.context.getRemainingTimeInMillis() - FLUSH_MARGIN_MS))
+    })
+    await Promise.race([pending, end])
+    clearTimeout(timer)
+  }
+  return {
+    fleetRate: (endpointClass: EndpointClass): number | undefined => rates?.get(endpointClass),
+    onLearnt:
+      learnt === null
+        ? undefined
+        : ({ endpointClass, ratePerSecond }: { endpointClass: EndpointClass; ratePerSecond: number }) => {
+            writes.push(
+              learnt.write(endpointClass, ratePerSecond).catch((error: unknown) => {
+                logger.warn('sharing the learnt Courier rate failed', {
+                  endpointClass,
+                  error: error as Error,
+                })
+              }),
+            )
+          },
+    middleware: {
+      before: async () => {
+        if (rates !== undefined || learnt === null) return
+        rates = await learnt.read().catch((error: unknown) => {
+          logger.warn('reading the fleet’s learnt Courier rate failed: starting unpaced', {
+            error: error as Error,
+          })
+          return new Map()
+        })
+      },
+      after: flush,
+      onError: flush,
+    } satisfies MiddlewareObj<SQSEvent, SQSBatchResponse>,
+  }
+}

@@ -7,7 +7,7 @@ export default defineConfig({
     include: ['tests/**/*.test.ts'],
     // Most test files wait on sockets, child processes and timers rather than compute, so more
     // files run at once than vitest's default of one per core but one (a single file on 2 cores).
-    maxWorkers: 4,
+    maxWorkers: 3,
     testTimeout: 30_000,
     hookTimeout: 30_000,
     env: {

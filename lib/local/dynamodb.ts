@@ -4,6 +4,7 @@ import dynalite from 'dynalite'
 import {
   createDynamoDbClient,
   createMembershipLedger,
+  type DynamoDbTimeouts,
   MEMBERSHIP_TABLE_KEYS,
   type MembershipLedger,
 } from '../audiences/membership-ledger.ts'
@@ -33,6 +34,8 @@ export interface LocalDynamoDbOptions {
   /** 0 (the default) picks a free port: nothing outside the process needs to reach it. */
   readonly port?: number
   readonly tableName?: string
+  /** Bounds for the ledger clients' calls (default LEDGER_TIMEOUTS, as deployed); tests widen them. */
+  readonly timeouts?: DynamoDbTimeouts
 }
 
 export const LOCAL_MEMBERSHIP_TABLE = 'segment-courier-relay-memberships'
@@ -47,11 +50,10 @@ export const startLocalDynamoDb = async (options: LocalDynamoDbOptions = {}): Pr
   const endpoint = `http://${LOOPBACK}:${(server.address() as AddressInfo).port}`
   const tableName = options.tableName ?? LOCAL_MEMBERSHIP_TABLE
   const client = () =>
-    createDynamoDbClient({
-      endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    })
+    createDynamoDbClient(
+      { endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } },
+      options.timeouts,
+    )
   const createTable = async (name: string) => {
     const admin = client()
     try {

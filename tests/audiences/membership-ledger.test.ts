@@ -11,7 +11,10 @@ let dynamodb: LocalDynamoDb
 let list = 0
 
 beforeAll(async () => {
-  dynamodb = await startLocalDynamoDb()
+  // Generous bounds: an embedded DynamoDB on a busy machine is slower than the deployed one.
+  dynamodb = await startLocalDynamoDb({
+    timeouts: { maxAttempts: 3, connectionTimeoutMs: 5_000, requestTimeoutMs: 10_000 },
+  })
 })
 afterAll(() => dynamodb.stop())
 

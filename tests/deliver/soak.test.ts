@@ -12,7 +12,7 @@ import { untilStalled } from '../support/progress.ts'
 import { startTestRelay, type TestRelay } from '../support/relay.ts'
 
 /**
- * Soak with faults: 1,500 events (SOAK_EVENTS for more; each fault phase still meets a couple of
+ * Soak with faults: 3,000 events (SOAK_EVENTS for more or fewer; each fault phase meets a few
  * hundred fresh ones) through the pieces `npm start` runs (HTTP front door → ingest → embedded
  * SQS → event source poller → deliver → Courier sandbox) while the sandbox cycles through 429s
  * with and without Retry-After, 5xx, answers slower than the client timeout, dropped connections
@@ -20,7 +20,7 @@ import { startTestRelay, type TestRelay } from '../support/relay.ts'
  * makes it slower, and a hang fails it.
  */
 
-const EVENTS = Number(process.env.SOAK_EVENTS ?? 1_500)
+const EVENTS = Number(process.env.SOAK_EVENTS ?? 3_000)
 const PHASE_MS = 1_500
 // 5xx, timeouts and resets come before the 429s: a 429 makes deliver slow down (it learns
 // Courier's limit), and a phase met by few requests would test little.

@@ -35,7 +35,7 @@ export interface SandboxFaults {
   rateLimitShare: number
   /** What a 429 carries: nothing, Retry-After seconds, retry-after-ms, or Retry-After as an HTTP date (seconds from now). */
   retryAfter: 'none' | { seconds: number } | { ms: number } | { date: number }
-  /** 0..1 share answered 500/503 api_error. */
+  /** 0..1 share answered 500 or 503 api_error, the two taking turns (so any two show both). */
   serverErrorShare: number
   /** 0..1 share of writes outside /inbound/ answered 409 (Courier's concurrent-modification conflict). */
   conflictShare: number
@@ -253,6 +253,7 @@ export const createFaultInjector = (
   now: () => number,
 ): FaultInjector => {
   let rpsWindow = { second: 0, count: 0 }
+  let serverErrors = 0
   /** When each list write in the last 60 s was let through. */
   let listWrites: number[] = []
 
@@ -316,7 +317,8 @@ export const createFaultInjector = (
       if (random() < faults.dropShare) return 'drop'
       if (overRps() || random() < faults.rateLimitShare) return rateLimited()
       if (random() < faults.serverErrorShare) {
-        return random() < 0.5
+        serverErrors += 1
+        return serverErrors % 2 === 1
           ? courierError(500, 'Internal Server Error', 'api_error')
           : courierError(503, 'Service Unavailable', 'api_error')
       }

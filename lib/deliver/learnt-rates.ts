@@ -1,8 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
-import { BatchGetItemCommand, DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
 import type { MiddlewareObj } from '@middy/core'
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { ENDPOINT_CLASSES, type EndpointClass } from '../courier/endpoint-class.ts'
+import { consistentBatchGet } from '../dynamodb-batch-get.ts'
 
 /**
  * The rate limit the deliver fleet learnt from Courier, shared between its instances. Lambda
@@ -20,7 +21,7 @@ import { ENDPOINT_CLASSES, type EndpointClass } from '../courier/endpoint-class.
  * confirmed for LEARNT_RATE_TTL_SECONDS is not trusted; the filter on read does not wait for TTL's
  * lazy deletion). https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
  *
- * Read once per instance, at its first invocation (one BatchGetItem); written by an instance when
+ * Read once per instance, at its first invocation (one strongly consistent BatchGetItem); written by an instance when
  * its learnt limit moves by more than a tenth from what it last read or wrote (pacer.ts
  * LEARNT_CHANGE), never per request. Cost at DynamoDB on-demand prices ($0.125 per million reads,
  * $0.625 per million writes, us-east-1): a read per cold start and a write per real change of the
@@ -49,21 +50,18 @@ export const createLearntRates = (
   now: () => number = Date.now,
 ): LearntRates => ({
   read: async () => {
-    const answer = await client.send(
-      new BatchGetItemCommand({
-        RequestItems: {
-          [tableName]: {
-            Keys: ENDPOINT_CLASSES.map((endpointClass) => ({
-              list: { S: LEARNT_RATES_KEY },
-              member: { S: endpointClass },
-            })),
-          },
-        },
-      }),
+    const items = await consistentBatchGet(
+      client,
+      tableName,
+      ENDPOINT_CLASSES.map((endpointClass) => ({
+        list: { S: LEARNT_RATES_KEY },
+        member: { S: endpointClass },
+      })),
+      { expression: '#member, rps, #at', names: { '#member': 'member', '#at': 'at' } },
     )
     const rates = new Map<EndpointClass, number>()
     const fresh = now() - LEARNT_RATE_TTL_SECONDS * 1_000
-    for (const item of answer.Responses?.[tableName] ?? []) {
+    for (const item of items) {
       const endpointClass = item.member?.S as EndpointClass
       const rps = Number(item.rps?.N)
       const at = Number(item.at?.N)

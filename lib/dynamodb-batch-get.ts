@@ -3,8 +3,9 @@ import { type AttributeValue, BatchGetItemCommand, type DynamoDBClient } from '@
 
 /**
  * Strongly consistent reads of many items of the membership table, for the list sync's ledger,
- * deliver's deletion marks and the fleet's learnt rates: BatchGetItem takes at most 100 keys a call and may leave some
- * `UnprocessedKeys`, which are asked again after 100 then 200 ms, at most 3 times.
+ * deliver's deletion marks and the fleet's learnt rates: BatchGetItem takes at most 100 keys a
+ * call and may leave some `UnprocessedKeys`, which are asked again after 100 then 200 ms, at most
+ * 3 times.
  * https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html
  */
 

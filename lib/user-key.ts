@@ -81,10 +81,6 @@ export const userKey = (id: string | undefined): string | undefined => {
   return cached.keyOf(id)
 }
 
-/** The person of an event, as Courier picks the profile: userId, else anonymousId. */
-export const personKey = (ids: { userId?: string; anonymousId?: string }): string | undefined =>
-  userKey(ids.userId ?? ids.anonymousId)
-
 const segmentText = (segment: string): string => {
   try {
     return decodeURIComponent(segment)

@@ -9,9 +9,10 @@ import {
   UNSTARTED_DELAY_SECONDS,
 } from '../queue/settle-batch.ts'
 import type { SqsTimeouts } from '../queue/sqs-client.ts'
+import { personOf } from '../segment/identity.ts'
 import type { MetricName } from '../telemetry.ts'
 import { addClassMetric, addMetric } from '../telemetry.ts'
-import { personKey, textForLog } from '../user-key.ts'
+import { textForLog, userKey } from '../user-key.ts'
 import {
   deliverRecord,
   HELD_BACK,
@@ -193,7 +194,7 @@ export const deliverBatch = async (
     const reason = final.action === 'delete' ? reasonOf(results.get(record)) : final.reason
     deps.logger.info('record', {
       messageId: event?.messageId,
-      user: parsed !== undefined && 'ids' in parsed ? personKey(parsed.ids) : undefined,
+      user: parsed !== undefined && 'ids' in parsed ? userKey(personOf(parsed.ids)?.id) : undefined,
       type: event?.type,
       sqsMessageId: record.messageId,
       outcome,

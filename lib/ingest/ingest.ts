@@ -9,11 +9,11 @@ import { enqueue } from '../queue/enqueue.ts'
 import { eventDeduplicationId, fifoId, messageGroupId } from '../queue/message-group.ts'
 import { type OutgoingMessage, outgoingMessage, sqsSafeJson } from '../queue/sqs-message.ts'
 import { MAX_MESSAGE_ID_LENGTH, type Validation, validateEvent } from '../segment/event.ts'
-import { readIdentities } from '../segment/identity.ts'
+import { personOf, readIdentities } from '../segment/identity.ts'
 import { MAX_LISTED_REJECTIONS, MAX_REASON_LENGTH } from '../segment/limits.ts'
 import { parseJson, readSegmentRequest } from '../segment/request.ts'
 import { addMetric, idsForLog } from '../telemetry.ts'
-import { personKey } from '../user-key.ts'
+import { userKey } from '../user-key.ts'
 
 /**
  * The ingest path after authentication: read Segment's body, validate every event, and put
@@ -126,7 +126,7 @@ export const ingest = async (
       typeof value === 'object' && value !== null
         ? readIdentities(value as Record<string, unknown>, raw)
         : undefined
-    rejectedUsers.set(rejection.index, who?.ok === true ? personKey(who.ids) : undefined)
+    rejectedUsers.set(rejection.index, who?.ok === true ? userKey(personOf(who.ids)?.id) : undefined)
     const why = {
       stage: 'ingest',
       reason: rejection.error,
@@ -174,7 +174,7 @@ export const ingest = async (
       messageId: event.messageId,
       raw: item.raw,
       type: event.type,
-      user: personKey(who),
+      user: userKey(personOf(who)?.id),
     })
   }
 

@@ -1,5 +1,5 @@
 import type { SegmentEvent } from '../segment/event.ts'
-import { type Identities, readIdentities } from '../segment/identity.ts'
+import { type Identities, personOf, readIdentities } from '../segment/identity.ts'
 
 /**
  * Engage audiences and Journeys steps as Courier lists, the way Courier's own Segment (Actions)
@@ -77,7 +77,7 @@ export const audienceChangeOf = (
     return undefined
   const key = idText(personas.computation_key)
   const id = idText(personas.computation_id)
-  const recipientId = ids.userId ?? ids.anonymousId
+  const recipientId = personOf(ids)?.id
   if (key === undefined || id === undefined || recipientId === undefined) return undefined
   const values = event.type === 'identify' ? event.traits : event.properties
   return {

@@ -1,12 +1,6 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAudienceSyncHandler } from '../../lib/audiences/handler.ts'
-import { parseConfig } from '../../lib/config.ts'
 import { compareMessageIds, isLater } from '../../lib/courier/audience.ts'
-import { createPacer, type PacerFor, unpaced } from '../../lib/courier/pacer.ts'
-import { createLambdaContext } from '../../lib/local/lambda-context.ts'
-import { recordsToDelete, toSqsRecord } from '../../lib/local/sqs-poller.ts'
-import { createLogger } from '../../lib/telemetry.ts'
+import { syncAudienceOnce } from '../support/audience-sync.ts'
 import { type DynamoDbLocal, startDynamoDbLocal } from '../support/dynamodb-local.ts'
 import { audienceIdentify } from '../support/fixtures.ts'
 import {
@@ -86,7 +80,6 @@ describe('the list sync on the relay, its ledger on DynamoDB Local', () => {
   afterAll(() => relay?.stop())
 
   const LIST_KEY = 'vip_customers'
-  const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
   /** Delivers what is queued, then one list sync invocation over what deliver handed over. */
   const deliverAndSync = async () => {
     const deliver = relay.deliver()
@@ -97,27 +90,7 @@ describe('the list sync on the relay, its ledger on DynamoDB Local', () => {
     ) {
       await invokeDeliver(deliver, records, relay)
     }
-    const { Messages = [] } = await relay.queues.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: relay.queues.audienceQueueUrl, MaxNumberOfMessages: 10 }),
-    )
-    const records = Messages.map((m) => toSqsRecord(m, relay.queues.audienceQueueArn, 'us-east-1'))
-    const sync = createAudienceSyncHandler({
-      config: parseConfig(relay.env),
-      sqs: relay.queues.sqs,
-      logger: createLogger('audiences-test'),
-      pacerFor: fastLists,
-      ledger: dynamodb.ledger(),
-    })
-    const response = await sync({ Records: records }, createLambdaContext('audiences', 60_000))
-    const done = recordsToDelete(records, response)
-    if (done.length > 0) {
-      await relay.queues.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: relay.queues.audienceQueueUrl,
-          Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-        }),
-      )
-    }
+    await syncAudienceOnce(relay, dynamodb.ledger())
   }
 
   it('an enter (astral messageId) and an exit (BMP messageId) at the same millisecond: the member ends where DynamoDB’s order says, whichever came first', async () => {

@@ -1,14 +1,8 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import type { SQSRecord } from 'aws-lambda'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createAudienceSyncHandler } from '../../lib/audiences/handler.ts'
 import { main as dlq } from '../../lib/cli/dlq.ts'
 import { redrive } from '../../lib/cli/redrive.ts'
-import { parseConfig } from '../../lib/config.ts'
-import { createPacer, type PacerFor, unpaced } from '../../lib/courier/pacer.ts'
-import { createLambdaContext } from '../../lib/local/lambda-context.ts'
-import { recordsToDelete, toSqsRecord } from '../../lib/local/sqs-poller.ts'
-import { createLogger } from '../../lib/telemetry.ts'
+import { syncAudienceOnce } from '../support/audience-sync.ts'
 import { audienceIdentify, identify, track } from '../support/fixtures.ts'
 import { clearQueues } from '../support/queues.ts'
 import {
@@ -198,30 +192,6 @@ describe('a deletion is carried out once', () => {
 })
 
 describe('Engage Journeys steps sync to Courier lists as audiences do', () => {
-  const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
-  const syncAll = async (relay: TestRelay) => {
-    const handler = createAudienceSyncHandler({
-      config: parseConfig(relay.env),
-      sqs: relay.queues.sqs,
-      logger: createLogger('audiences-test'),
-      pacerFor: fastLists,
-      ledger: relay.ledger(),
-    })
-    const { Messages = [] } = await relay.queues.sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: relay.queues.audienceQueueUrl, MaxNumberOfMessages: 10 }),
-    )
-    const records = Messages.map((m) => toSqsRecord(m, relay.queues.audienceQueueArn, 'us-east-1'))
-    const response = await handler({ Records: records }, createLambdaContext('audiences', 60_000))
-    const done = recordsToDelete(records, response)
-    if (done.length > 0) {
-      await relay.queues.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: relay.queues.audienceQueueUrl,
-          Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-        }),
-      )
-    }
-  }
   const step = { key: 'welcome__send_offer', id: 'js_42', computationClass: 'journey_step' }
   const members = (relay: TestRelay) => [
     ...(relay.sandbox.state.lists.get('welcome__send_offer-js_42')?.subscriptions.keys() ?? []),
@@ -232,14 +202,14 @@ describe('Engage Journeys steps sync to Courier lists as audiences do', () => {
       audienceIdentify({ ...step, userId: 'u-journey', inAudience: true, timestamp: receivedBefore(20) }),
     ])
     await deliverAll(fifo)
-    await syncAll(fifo)
+    await syncAudienceOnce(fifo)
     const on = members(fifo)
 
     await enqueueEvents(fifo, [
       audienceIdentify({ ...step, userId: 'u-journey', inAudience: false, timestamp: receivedBefore(10) }),
     ])
     await deliverAll(fifo)
-    await syncAll(fifo)
+    await syncAudienceOnce(fifo)
 
     expect(on).toEqual(['u-journey'])
     expect(members(fifo)).toEqual([])

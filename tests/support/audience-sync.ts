@@ -1,6 +1,7 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs'
 import type { SQSBatchResponse } from 'aws-lambda'
 import { createAudienceSyncHandler } from '../../lib/audiences/handler.ts'
+import type { MembershipLedger } from '../../lib/audiences/membership-ledger.ts'
 import { parseConfig } from '../../lib/config.ts'
 import { createPacer, type PacerFor, unpaced } from '../../lib/courier/pacer.ts'
 import { createLambdaContext } from '../../lib/local/lambda-context.ts'
@@ -12,16 +13,20 @@ import type { TestRelay } from './relay.ts'
 export const fastLists: PacerFor = (endpoint) => (endpoint === 'lists' ? createPacer(50) : unpaced)
 
 /**
- * One list sync invocation (a fresh instance, 60 s to run) over up to 10 messages of the
- * audience queue, then what its event source does: deletes every record not reported failed.
+ * One list sync invocation (a fresh instance, 60 s to run, the relay's ledger unless another is
+ * given) over up to 10 messages of the audience queue, then what its event source does: deletes
+ * every record not reported failed.
  */
-export const syncAudienceOnce = async (relay: TestRelay): Promise<SQSBatchResponse> => {
+export const syncAudienceOnce = async (
+  relay: TestRelay,
+  ledger: MembershipLedger = relay.ledger(),
+): Promise<SQSBatchResponse> => {
   const handler = createAudienceSyncHandler({
     config: parseConfig(relay.env),
     sqs: relay.queues.sqs,
     logger: createLogger('audiences-test'),
     pacerFor: fastLists,
-    ledger: relay.ledger(),
+    ledger,
   })
   const { Messages = [] } = await relay.queues.sqs.send(
     new ReceiveMessageCommand({

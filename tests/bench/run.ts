@@ -124,6 +124,17 @@ const sandbox = await startCourierSandbox({ authToken: 'bench' })
 const { startLocalDynamoDb } = await import('../../lib/local/dynamodb.ts')
 const dynamodb = await startLocalDynamoDb()
 process.env.AWS_ENDPOINT_URL_DYNAMODB = dynamodb.endpoint
+/**
+ * Each measurement is a new deploy: its own membership table, so nothing one section's deliver
+ * instances learnt from Courier (their shared rate, learnt-rates.ts) seeds another's cold start.
+ * Resolves the table's name.
+ */
+let deploys = 0
+const newDeploy = async () => {
+  const name = `bench-deploy-${++deploys}`
+  await dynamodb.createTable(name)
+  return name
+}
 const env = {
   AUDIENCE_TABLE_NAME: dynamodb.tableName,
   QUEUE_URL: queues.queueUrl,
@@ -171,9 +182,9 @@ const depth = () => {
     (state?.messages.delayed.length ?? 0)
   )
 }
-const startDelivery = (extra: Record<string, string> = {}, fixed = false) => {
+const startDelivery = async (extra: Record<string, string> = {}, fixed = false) => {
   const sqs = createSqsClient({ endpoint: queues.endpoint })
-  const config = parseConfig({ ...env, ...extra })
+  const config = parseConfig({ ...env, AUDIENCE_TABLE_NAME: await newDeploy(), ...extra })
   return startPoller({
     sqs,
     queueUrl: queues.queueUrl,
@@ -253,6 +264,7 @@ const startDeliverChild = async (services: Services, extra: Record<string, strin
       QUEUE_ARN: services.at.queueArn,
       INSTANCES: String(INSTANCES),
       SAY_READY: '1',
+      AUDIENCE_TABLE_NAME: await newDeploy(),
       ...extra,
     },
     stdio: ['ignore', 'pipe', 'ignore'],
@@ -487,6 +499,7 @@ if (runs('queue-types')) {
     const typed = await startLocalQueues({ visibilityTimeoutSeconds: 30, queueType })
     const typedEnv = {
       ...env,
+      AUDIENCE_TABLE_NAME: await newDeploy(),
       QUEUE_URL: typed.queueUrl,
       DLQ_URL: typed.dlqUrl,
       AUDIENCE_QUEUE_URL: typed.audienceQueueUrl,
@@ -777,7 +790,7 @@ if (runs('paced')) {
       createLambdaContext('ingest', 6_000),
     )
   }
-  const paced = startDelivery({ COURIER_MAX_RPS: String(R) })
+  const paced = await startDelivery({ COURIER_MAX_RPS: String(R) })
   await sleep(3_000) // settle
   const windowStart = sandbox.received.length
   const windowStartAt = Date.now()
@@ -822,7 +835,7 @@ const unknownLimit = async (rps: number, retryAfter: boolean, fixed: boolean) =>
   sandbox.setFaults({ maxRps: rps, retryAfter: retryAfter ? { seconds: 1 } : 'none' })
   await enqueueBacklog(Math.ceil(rps * (SETTLE_SECONDS + MEASURE_SECONDS) * 1.3) + 200)
   // today's default RATE_LIMIT_DELAY_SECONDS for the baseline; the adaptive rate needs none
-  const delivery = startDelivery({ RATE_LIMIT_DELAY_SECONDS: '60' }, fixed)
+  const delivery = await startDelivery({ RATE_LIMIT_DELAY_SECONDS: '60' }, fixed)
   await sleep(SETTLE_SECONDS * 1_000)
   const from = Date.now()
   await sleep(MEASURE_SECONDS * 1_000)
@@ -856,7 +869,7 @@ if (runs('adaptive')) {
   sandbox.reset()
   sandbox.setFaults({ maxRps: DROP_R, retryAfter: 'none' })
   await enqueueBacklog(Math.ceil(DROP_R * (SETTLE_SECONDS + 2 * PHASE_SECONDS) * 1.2))
-  const dropping = startDelivery()
+  const dropping = await startDelivery()
   await sleep(SETTLE_SECONDS * 1_000)
   const droppedAt = Date.now()
   sandbox.setFaults({ maxRps: DROP_R / 4 })
@@ -971,7 +984,7 @@ if (runs('drain')) {
   queues.server.reset()
   sandbox.reset()
   sandbox.setFaults({ outage: true })
-  const draining = startDelivery({ COURIER_MAX_RPS: String(R) })
+  const draining = await startDelivery({ COURIER_MAX_RPS: String(R) })
   const arrivalPerSecond = Math.round(R / 2)
   for (let second = 0; second < OUTAGE_SECONDS; second++) {
     const events = Array.from({ length: arrivalPerSecond }, (_, i) => identify(someUser(second * 1_000 + i)))
@@ -1161,7 +1174,7 @@ if (runs('audience')) {
       .filter((r) => r.status >= 200 && r.status < 300)
       .reduce((sum, r) => sum + ((r.body as { recipients?: unknown[] }).recipients?.length ?? 0), 0)
   const audienceStarted = Date.now()
-  const audienceDelivery = startDelivery()
+  const audienceDelivery = await startDelivery()
   const listSync = startPoller({
     sqs: createSqsClient({ endpoint: queues.endpoint }),
     queueUrl: queues.audienceQueueUrl,

@@ -1,4 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { type Config, parseConfig } from '../config.ts'
 import { type CourierFunctionOptions, courierFrom } from '../courier/from-config.ts'
 import { type Clock, createPacers } from '../courier/pacer.ts'
@@ -10,7 +11,7 @@ import { type SqsBatchHandler, sqsBatchFunction } from '../queue/sqs-function.ts
 import { createLogger, createMetrics } from '../telemetry.ts'
 import { deliverBatch } from './batch.ts'
 import { createDeliverInstance } from './instance.ts'
-import { type LearntRates, learntRatesIn, shareLearntRates } from './learnt-rates.ts'
+import { createLearntRates, type LearntRates, shareLearntRates } from './learnt-rates.ts'
 
 /**
  * Assembles the deliver Lambda: configuration validated once at cold start, one Courier client,
@@ -61,7 +62,13 @@ const pacersFrom = (
     },
   )
 
-export const createDeliverHandler = (options: DeliverHandlerOptions = {}): DeliverHandler => {
+/**
+ * The deliver handler; `ready` settles (never rejects) once its init work has ended: the read of
+ * the fleet's learnt rates, which the entry point awaits so Lambda's init phase includes it.
+ */
+export const createDeliverHandler = (
+  options: DeliverHandlerOptions = {},
+): DeliverHandler & { readonly ready: Promise<void> } => {
   const config = options.config ?? parseConfig(process.env)
   if (config.courier.audienceLists && config.queue.audienceUrl === undefined) {
     throw new ConfigError(
@@ -76,17 +83,20 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
       'is required by the deliver function (the deletion marks every event is checked against, whether or not audience lists are on)',
     )
   }
+  // One DynamoDB client for the deletion marks and the learnt rates: the rates' read at init
+  // leaves it connected for the first batch's read of the marks.
+  const dynamodb = table === undefined ? undefined : createDynamoDbClient()
   const deletionMarks =
     options.deletionMarks === false
       ? undefined
-      : (options.deletionMarks ?? createDeletionMarks(createDynamoDbClient(), table as string))
+      : (options.deletionMarks ?? createDeletionMarks(dynamodb as DynamoDBClient, table as string))
   const logger = options.logger ?? createLogger('deliver')
   const metrics = options.metrics ?? createMetrics(config.stage)
   const fleet = shareLearntRates(
     options.learntRates === undefined
       ? table === undefined
         ? null
-        : learntRatesIn(table)
+        : createLearntRates(dynamodb as DynamoDBClient, table)
       : options.learntRates,
     logger,
   )
@@ -106,10 +116,11 @@ export const createDeliverHandler = (options: DeliverHandlerOptions = {}): Deliv
     random: options.random ?? Math.random,
     deletionMarks,
   }
-  return sqsBatchFunction((event, context) => deliverBatch(deps, event, context), {
+  const handler = sqsBatchFunction((event, context) => deliverBatch(deps, event, context), {
     logger,
     metrics,
     secretsCacheSeconds: config.secretsCacheSeconds,
     middlewares: [fleet.middleware],
   })
+  return Object.assign(handler, { ready: fleet.ready })
 }

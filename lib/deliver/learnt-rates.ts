@@ -21,12 +21,17 @@ import { consistentBatchGet } from '../dynamodb-batch-get.ts'
  * confirmed for LEARNT_RATE_TTL_SECONDS is not trusted; the filter on read does not wait for TTL's
  * lazy deletion). https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
  *
- * Read once per instance, at its first invocation (one strongly consistent BatchGetItem); written by an instance when
+ * Read once per instance, when it is made: in the function's init, which Lambda runs before the
+ * first invocation and may run ahead of any ("proactive initialization"), so the read is usually
+ * off the first event's path (one strongly consistent BatchGetItem, on the client the deletion
+ * marks use, which it also leaves connected).
+ * https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+ * Written by an instance when
  * its learnt limit moves by more than a tenth from what it last read or wrote (pacer.ts
  * LEARNT_CHANGE), never per request. Cost at DynamoDB on-demand prices ($0.125 per million reads,
  * $0.625 per million writes, us-east-1): a read per cold start and a write per real change of the
  * limit, well under a cent a month for a fleet of a few instances; the read adds one DynamoDB
- * round trip (single-digit milliseconds in the region) to an instance's first invocation only.
+ * round trip (single-digit milliseconds in the region) to an instance's init only.
  * A read or write that fails is logged and skipped: the instance then starts open, as without it.
  * https://aws.amazon.com/dynamodb/pricing/on-demand/
  */
@@ -90,31 +95,29 @@ export const createLearntRates = (
   },
 })
 
-/**
- * The learnt rates in the table `tableName` through a client of its own whose calls are short
- * (2 attempts, 1 s each): a slow DynamoDB delays a cold instance's first batch by at most that.
- */
-export const learntRatesIn = (tableName: string): LearntRates =>
-  createLearntRates(
-    new DynamoDBClient({
-      maxAttempts: 2,
-      requestHandler: { connectionTimeout: 1_000, requestTimeout: 1_000, throwOnRequestTimeout: true },
-    }),
-    tableName,
-  )
-
 /** Kept back from the invocation's end when waiting for learnt-rate writes. */
 const FLUSH_MARGIN_MS = 250
 
 /**
- * The fleet's learnt rates for one instance: read before its first batch (a cold instance then
- * starts paced near them instead of open: `fleetRate` for its pacers), and what it learns
+ * The fleet's learnt rates for one instance: read as it is made, and waited for (on a client whose
+ * calls are bounded, LEDGER_TIMEOUTS: 2 attempts of 1 s at most) before its first batch, so a cold
+ * instance starts paced near them instead of open (`fleetRate` for its pacers); what it learns
  * (`onLearnt`) written back before each invocation ends (Lambda may freeze the instance once it
  * has answered), never past that end. A failed read or write is logged and skipped: the instance
  * then behaves as if nothing were shared. `learnt` null: nothing is shared.
  */
 export const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => {
   let rates: ReadonlyMap<EndpointClass, number> | undefined
+  // Started now (init), caught now: a failure is never an unhandled rejection.
+  const reading =
+    learnt === null
+      ? undefined
+      : learnt.read().catch((error: unknown) => {
+          logger.warn('reading the fleet’s learnt Courier rate failed: starting unpaced', {
+            error: error as Error,
+          })
+          return new Map<EndpointClass, number>()
+        })
   const writes: Promise<void>[] = []
   // A write still pending at the invocation's end is left to finish (or fail, logged) on its own,
   // and the next change writes again; a timed-out invocation would bring its batch back.
@@ -128,6 +131,8 @@ export const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => 
     clearTimeout(timer)
   }
   return {
+    /** Settles once the read has ended (read, or failed and logged); never rejects. */
+    ready: reading === undefined ? Promise.resolve() : reading.then(() => undefined),
     fleetRate: (endpointClass: EndpointClass): number | undefined => rates?.get(endpointClass),
     onLearnt:
       learnt === null
@@ -144,13 +149,7 @@ export const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => 
           },
     middleware: {
       before: async () => {
-        if (rates !== undefined || learnt === null) return
-        rates = await learnt.read().catch((error: unknown) => {
-          logger.warn('reading the fleet’s learnt Courier rate failed: starting unpaced', {
-            error: error as Error,
-          })
-          return new Map()
-        })
+        if (rates === undefined && reading !== undefined) rates = await reading
       },
       after: flush,
       onError: flush,

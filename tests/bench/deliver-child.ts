@@ -25,26 +25,29 @@ const sample = setInterval(() => {
   peakHeap = Math.max(peakHeap, usage.heapUsed)
   peakExternal = Math.max(peakExternal, usage.external)
 }, 20)
+const handlers = Array.from({ length: instances }, () =>
+  createDeliverHandler({
+    config,
+    sqs,
+    ...(process.env.COLD_START === 'slow-start'
+      ? {
+          pacerFor: createPacers({
+            maxRps: config.courier.maxRps,
+            instances: config.delivery.eventSourceMaxConcurrency,
+            coldStart: 'slow-start',
+          }),
+        }
+      : {}),
+  }),
+)
+// Each instance's init work ends before its first event, as functions/deliver.ts awaits it.
+await Promise.all(handlers.map((handler) => handler.ready))
 const started = performance.now()
 const poller = startPoller({
   sqs,
   queueUrl: process.env.QUEUE_URL as string,
   queueArn: process.env.QUEUE_ARN as string,
-  handler: Array.from({ length: instances }, () =>
-    createDeliverHandler({
-      config,
-      sqs,
-      ...(process.env.COLD_START === 'slow-start'
-        ? {
-            pacerFor: createPacers({
-              maxRps: config.courier.maxRps,
-              instances: config.delivery.eventSourceMaxConcurrency,
-              coldStart: 'slow-start',
-            }),
-          }
-        : {}),
-    }),
-  ),
+  handler: handlers,
   maxConcurrency: instances,
   waitTimeSeconds: 1,
   functionTimeoutMs: 60_000,

@@ -145,6 +145,33 @@ describe('a cold deliver instance and the fleet’s learnt rate', () => {
     expect(interval).toBeLessThan(1_000 / (4 * CUBIC_DEFAULTS.decrease))
   })
 
+  it('reads the fleet’s rate while it is made (Lambda’s init), not on its first event', async () => {
+    // Prepare: the fleet learnt 4 requests/s; an instance is made and its init ends
+    await storeAt().write('inbound', 4)
+    const clock = countingClock()
+    const handler = relay.deliver({ clock })
+    await handler.ready
+    // …then the shared rate goes away before the first event arrives
+    await client().send(
+      new DeleteItemCommand({
+        TableName: relay.dynamodb.tableName,
+        Key: { list: { S: LEARNT_RATES_KEY }, member: { S: 'inbound' } },
+      }),
+    )
+    await enqueueEvents(
+      relay,
+      Array.from({ length: 10 }, (_, i) => track({ userId: `init-${i}-${Math.random()}` })),
+    )
+
+    // Act
+    const response = await invokeDeliver(handler, await receiveRecords(relay), relay)
+
+    // Assess: paced at the rate read at init (a read at the first event would have found none)
+    expect(response.batchItemFailures).toEqual([])
+    expect(relay.sandbox.delivered()).toHaveLength(10)
+    expect(clock.waits.length).toBeGreaterThanOrEqual(8)
+  })
+
   it('delivers as if nothing were shared when DynamoDB cannot be reached', async () => {
     // Prepare: a table behind a port nothing listens on (connection refused)
     const unreachable = createLearntRates(
@@ -162,13 +189,15 @@ describe('a cold deliver instance and the fleet’s learnt rate', () => {
     const clock = countingClock()
 
     // Act
-    const response = await invokeDeliver(
-      relay.deliver({ clock, learntRates: unreachable }),
-      await receiveRecords(relay),
-      relay,
+    const handler = relay.deliver({ clock, learntRates: unreachable })
+    const init = await handler.ready.then(
+      () => 'ended',
+      () => 'rejected',
     )
+    const response = await invokeDeliver(handler, await receiveRecords(relay), relay)
 
-    // Assess: delivered, unpaced
+    // Assess: the init ended without throwing; delivered, unpaced
+    expect(init).toBe('ended')
     expect(response.batchItemFailures).toEqual([])
     expect(relay.sandbox.delivered()).toHaveLength(2)
     expect(clock.waits).toEqual([])

@@ -4,6 +4,7 @@ import type { Outcome } from './outcome.ts'
 import {
   CUBIC_DEFAULTS,
   initialRateState,
+  learntLimitStale,
   nextRateState,
   type RateControlParams,
   type RateState,
@@ -152,9 +153,12 @@ export interface AdaptivePacerOptions {
   readonly fleetRate?: number | undefined
   /**
    * Told the learnt limit (wMax, requests/s) when it has moved by more than LEARNT_CHANGE of what
-   * was last told or seeded: what the fleet shares, so it is never per request.
+   * was last told or seeded: what the fleet shares, so it is never per request. `undefined` once
+   * the limit told or seeded has gone stale (rate-control.ts learntLimitStale: no refusal for
+   * probeAfter × K while sending), so the fleet forgets it instead of seeding cold instances low
+   * for the rest of its hour.
    */
-  readonly onLearnt?: (change: { endpointClass: EndpointClass; ratePerSecond: number }) => void
+  readonly onLearnt?: (change: { endpointClass: EndpointClass; ratePerSecond: number | undefined }) => void
 }
 
 /** A learnt limit closer than this share to the last one shared is not worth telling the fleet. */
@@ -253,14 +257,14 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
         )
       }
       const learnt = state.wMax
-      if (
-        options.onLearnt !== undefined &&
-        params.openUntilPushback &&
-        learnt !== undefined &&
-        (told === undefined || Math.abs(learnt - told) > LEARNT_CHANGE * told)
-      ) {
-        told = learnt
-        options.onLearnt({ endpointClass, ratePerSecond: learnt })
+      if (options.onLearnt !== undefined && params.openUntilPushback && learnt !== undefined) {
+        if (learntLimitStale(state, at, params)) {
+          if (told !== undefined) options.onLearnt({ endpointClass, ratePerSecond: undefined })
+          told = undefined
+        } else if (told === undefined || Math.abs(learnt - told) > LEARNT_CHANGE * told) {
+          told = learnt
+          options.onLearnt({ endpointClass, ratePerSecond: learnt })
+        }
       }
       if (state.rate > reference) reference = state.rate
       if (state.rate < before && state.rate <= reference / 2) {

@@ -151,6 +151,14 @@ export const cubicRate = (wMax: number, secondsSinceCut: number, params: RateCon
   return wMax * (1 + c * offset ** 3) + params.additive * params.unit * t
 }
 
+/**
+ * Whether the learnt limit is stale at `at` (epoch ms): probeAfter × K have passed since the last
+ * cut without a refusal, so the controller has gone back to slow start (max probing, below). Pure.
+ */
+export const learntLimitStale = (state: RateState, at: number, params: RateControlParams): boolean =>
+  state.wMax !== undefined &&
+  (at - state.lastDecreaseAt) / 1_000 > params.probeAfter * plateauSeconds(params, state.wMax)
+
 /** The next state after one answer. Pure. */
 export const nextRateState = (
   state: RateState,
@@ -173,7 +181,7 @@ export const nextRateState = (
       // BIC's "max probing" (Xu, Harfoush & Rhee, INFOCOM 2004), of which CUBIC's convex region
       // is the smooth form, so a limit far above the old one is found in seconds, not minutes.
       const target =
-        state.wMax === undefined || sinceCut > params.probeAfter * plateauSeconds(params, state.wMax)
+        state.wMax === undefined || learntLimitStale(state, feedback.at, params)
           ? Number.POSITIVE_INFINITY
           : cubicRate(state.wMax, sinceCut, params)
       const rate = clamp(Math.max(state.rate, Math.min(target, state.rate + params.slowStartGain)), params)

@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger'
-import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
+import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb'
 import type { MiddlewareObj } from '@middy/core'
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda'
 import { ENDPOINT_CLASSES, type EndpointClass } from '../courier/endpoint-class.ts'
@@ -22,13 +22,14 @@ import { consistentBatchGet } from '../dynamodb-batch-get.ts'
  * lazy deletion). https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TTL.html
  *
  * Read once per instance, when it is made: in the function's init, which Lambda runs before the
- * first invocation and may run ahead of any ("proactive initialization"), so the read is usually
- * off the first event's path (one strongly consistent BatchGetItem, on the client the deletion
- * marks use, which it also leaves connected).
- * https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
- * Written by an instance when
- * its learnt limit moves by more than a tenth from what it last read or wrote (pacer.ts
- * LEARNT_CHANGE), never per request. Cost at DynamoDB on-demand prices ($0.125 per million reads,
+ * first invocation (before any traffic, with provisioned concurrency), one strongly consistent
+ * BatchGetItem on the client the deletion marks use, which it leaves connected for them.
+ * https://docs.aws.amazon.com/lambda/latest/operatorguide/execution-environments.html
+ * Written by an instance when its learnt limit moves by more than a tenth from what it last read
+ * or wrote (pacer.ts LEARNT_CHANGE), never per request; and forgotten (its `rps` removed) when the
+ * limit an instance was told or seeded went stale: no 429 for the controller's max-probing time
+ * while sending (rate-control.ts learntLimitStale), so a limit Courier raised, or a storm that
+ * ended, does not keep seeding cold instances low for the rest of the hour. Cost at DynamoDB on-demand prices ($0.125 per million reads,
  * $0.625 per million writes, us-east-1): a read per cold start and a write per real change of the
  * limit, well under a cent a month for a fleet of a few instances; the read adds one DynamoDB
  * round trip (single-digit milliseconds in the region) to an instance's init only.
@@ -45,8 +46,8 @@ export const LEARNT_RATE_TTL_SECONDS = 3_600
 export interface LearntRates {
   /** The fleet's learnt rate of each class, requests/s per instance; classes without one are absent. */
   readonly read: () => Promise<ReadonlyMap<EndpointClass, number>>
-  /** Shares this instance's learnt rate of a class. */
-  readonly write: (endpointClass: EndpointClass, ratePerSecond: number) => Promise<void>
+  /** Shares this instance's learnt rate of a class; undefined forgets the shared one (it went stale). */
+  readonly write: (endpointClass: EndpointClass, ratePerSecond: number | undefined) => Promise<void>
 }
 
 export const createLearntRates = (
@@ -79,17 +80,25 @@ export const createLearntRates = (
   },
   write: async (endpointClass, ratePerSecond) => {
     const at = now()
+    const times = {
+      ':at': { N: String(at) },
+      ':expires': { N: String(Math.ceil(at / 1_000) + LEARNT_RATE_TTL_SECONDS) },
+    }
+    // Forgetting is an UpdateItem too (REMOVE rps): the one write action deliver's role holds.
     await client.send(
       new UpdateItemCommand({
         TableName: tableName,
         Key: { list: { S: LEARNT_RATES_KEY }, member: { S: endpointClass } },
-        UpdateExpression: 'SET rps = :rps, #at = :at, expiresAt = :expires',
         ExpressionAttributeNames: { '#at': 'at' },
-        ExpressionAttributeValues: {
-          ':rps': { N: String(ratePerSecond) },
-          ':at': { N: String(at) },
-          ':expires': { N: String(Math.ceil(at / 1_000) + LEARNT_RATE_TTL_SECONDS) },
-        },
+        ...(ratePerSecond === undefined
+          ? {
+              UpdateExpression: 'REMOVE rps SET #at = :at, expiresAt = :expires',
+              ExpressionAttributeValues: times,
+            }
+          : {
+              UpdateExpression: 'SET rps = :rps, #at = :at, expiresAt = :expires',
+              ExpressionAttributeValues: { ...times, ':rps': { N: String(ratePerSecond) } },
+            }),
       }),
     )
   },
@@ -137,7 +146,13 @@ export const shareLearntRates = (learnt: LearntRates | null, logger: Logger) => 
     onLearnt:
       learnt === null
         ? undefined
-        : ({ endpointClass, ratePerSecond }: { endpointClass: EndpointClass; ratePerSecond: number }) => {
+        : ({
+            endpointClass,
+            ratePerSecond,
+          }: {
+            endpointClass: EndpointClass
+            ratePerSecond: number | undefined
+          }) => {
             writes.push(
               learnt.write(endpointClass, ratePerSecond).catch((error: unknown) => {
                 logger.warn('sharing the learnt Courier rate failed', {

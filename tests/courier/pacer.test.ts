@@ -12,7 +12,7 @@ import {
   type Pacer,
   rateParamsFor,
 } from '../../lib/courier/pacer.ts'
-import { CUBIC_DEFAULTS } from '../../lib/courier/rate-control.ts'
+import { CUBIC_DEFAULTS, plateauSeconds } from '../../lib/courier/rate-control.ts'
 
 /**
  * The adaptive pacer against a real HTTP server on loopback whose limit runs on the same
@@ -272,6 +272,38 @@ describe('pacer bookkeeping', () => {
     expect(halvings[0]?.to).toBeCloseTo(8 * CUBIC_DEFAULTS.decrease ** toHalve, 9)
     expect(halvings[0]?.to).toBeLessThanOrEqual(4)
     expect(pacer.holdBackSeconds()).toBe(Math.ceil(1 / (8 * CUBIC_DEFAULTS.decrease ** (toHalve + 1))))
+  })
+
+  it('tells the fleet to forget the rate it was seeded with once that went stale, and to learn the next 429’s', async () => {
+    // Prepare: an instance seeded with the fleet's 4 requests/s; Courier now takes everything
+    const clock = virtualClock()
+    const told: (number | undefined)[] = []
+    const params = rateParamsFor('inbound', { maxRps: undefined, instances: 5 })
+    const pacer = createAdaptivePacer({
+      endpointClass: 'inbound',
+      params,
+      clock,
+      fleetRate: 4,
+      onLearnt: ({ ratePerSecond }) => told.push(ratePerSecond),
+    })
+    const stale = params.probeAfter * plateauSeconds(params, 4)
+    const delivered: Outcome = { kind: 'delivered', status: 202 }
+
+    // Act: calls asked for back to back (each waits its turn), all taken, until past the stale point
+    while (clock.now() < (stale + 2) * 1_000) {
+      const slot = await pacer.acquire()
+      pacer.report(slot as NonNullable<typeof slot>, delivered)
+    }
+    const toldWhileTaken = [...told]
+    // …then one 429
+    const slot = await pacer.acquire()
+    pacer.report(slot as NonNullable<typeof slot>, refusal)
+
+    // Assess: forgotten once (undefined), nothing else while Courier took everything; the rate
+    // climbed far past the seed; the 429's limit was told next
+    expect(toldWhileTaken).toEqual([undefined])
+    expect(told).toHaveLength(2)
+    expect(told[1]).toBeGreaterThan(4)
   })
 
   it('gives up a wait when its signal aborts, starting nothing', async () => {

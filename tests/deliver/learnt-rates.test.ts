@@ -89,6 +89,16 @@ describe('the learnt rates in DynamoDB', () => {
     )
   })
 
+  it('forgets a class’s rate when an instance says it went stale, keeping the others', async () => {
+    const store = storeAt()
+    await store.write('inbound', 12.5)
+    await store.write('tenants', 3)
+
+    await store.write('inbound', undefined)
+
+    expect(await store.read()).toEqual(new Map([['tenants', 3]]))
+  })
+
   it('forgets a rate nobody confirmed for an hour, and ignores what it did not write', async () => {
     // Prepare: a rate written now, read two hours later; an item of an unknown class
     await storeAt().write('inbound', 12.5)

@@ -152,8 +152,9 @@ export interface AdaptivePacerOptions {
    */
   readonly fleetRate?: number | undefined
   /**
-   * Told the learnt limit (wMax, requests/s) when it has moved by more than LEARNT_CHANGE of what
-   * was last told or seeded: what the fleet shares, so it is never per request. `undefined` once
+   * Told the learnt limit (requests/s: wMax, or the rate Courier takes now when higher) when it
+   * has moved by more than LEARNT_CHANGE of what was last told or seeded: what the fleet shares,
+   * so it is never per request. `undefined` once
    * the limit told or seeded has gone stale (rate-control.ts learntLimitStale: no refusal for
    * probeAfter × K while sending), so the fleet forgets it instead of seeding cold instances low
    * for the rest of its hour.
@@ -256,7 +257,12 @@ export const createAdaptivePacer = (options: AdaptivePacerOptions): Pacer => {
           params,
         )
       }
-      const learnt = state.wMax
+      // What this instance knows of the limit: the rate last refused (wMax), or the rate Courier is
+      // taking now when that is higher (probing above it, not refused yet). Sharing only wMax let
+      // the fleet's value ratchet down under churn: a refusal below the old limit lowers wMax
+      // (fast convergence), while an instance replaced every few seconds never lives long
+      // enough to be refused above it.
+      const learnt = state.wMax === undefined ? undefined : Math.max(state.wMax, state.rate)
       if (options.onLearnt !== undefined && params.openUntilPushback && learnt !== undefined) {
         if (learntLimitStale(state, at, params)) {
           if (told !== undefined) options.onLearnt({ endpointClass, ratePerSecond: undefined })

@@ -29,8 +29,6 @@ const { startCourierSandbox } = await import('../../lib/local/courier-sandbox.ts
 const { createDeliverHandler } = await import('../../lib/deliver/handler.ts')
 const { createAudienceSyncHandler } = await import('../../lib/audiences/handler.ts')
 const { AUDIENCE_SYNC_INSTANCES } = await import('../../lib/audiences/list-sync.ts')
-const { createPacers, unpaced } = await import('../../lib/courier/pacer.ts')
-type DeliverHandler = import('../../lib/deliver/handler.ts').DeliverHandler
 const { createIngestHandler } = await import('../../lib/ingest/handler.ts')
 const { createLambdaContext } = await import('../../lib/local/lambda-context.ts')
 const { startLocalQueues } = await import('../../lib/local/queues.ts')
@@ -182,23 +180,34 @@ const depth = () => {
     (state?.messages.delayed.length ?? 0)
   )
 }
+/**
+ * A freshly started deliver side on this process's queues and sandbox: INSTANCES new instances
+ * in a process of their own, as the deliver Lambda runs apart from SQS and Courier (in this
+ * process it would share one event loop with them and measure their CPU, not the relay's).
+ * `extra` sets the child's variables (deliver-child.ts); `fixed` is the baseline the adaptive
+ * rows are compared with: the relay before it learnt the limit (no pacing, a 429 parks the batch
+ * for RATE_LIMIT_DELAY_SECONDS). Resolves once its pollers run.
+ */
 const startDelivery = async (extra: Record<string, string> = {}, fixed = false) => {
-  const sqs = createSqsClient({ endpoint: queues.endpoint })
-  const config = parseConfig({ ...env, AUDIENCE_TABLE_NAME: await newDeploy(), ...extra })
-  return startPoller({
-    sqs,
-    queueUrl: queues.queueUrl,
-    queueArn: queues.queueArn,
-    // `fixed`: the relay before it learnt the limit (no pacing, a 429 parks the batch for
-    // RATE_LIMIT_DELAY_SECONDS), the baseline the adaptive rows are compared with.
-    handler: Array.from({ length: INSTANCES }, () =>
-      createDeliverHandler({ config, sqs, logger, ...(fixed ? { pacerFor: () => unpaced } : {}) }),
-    ),
-    maxConcurrency: INSTANCES,
-    waitTimeSeconds: 1,
-    functionTimeoutMs: 60_000,
-    onError: () => undefined,
+  const { createInterface } = await import('node:readline')
+  const child = spawn(process.execPath, [CHILD], {
+    env: childEnv({
+      INSTANCES: String(INSTANCES),
+      SAY_READY: '1',
+      AUDIENCE_TABLE_NAME: await newDeploy(),
+      ...(fixed ? { FIXED: '1' } : {}),
+      ...extra,
+    }),
+    stdio: ['ignore', 'pipe', 'inherit'],
   })
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
+  await lines.next()
+  return {
+    stop: async () => {
+      child.kill('SIGTERM')
+      await new Promise((resolve) => child.once('exit', resolve))
+    },
+  }
 }
 
 const ingest = createIngestHandler({
@@ -900,8 +909,6 @@ if (runs('adaptive')) {
 // Lambda does), settled and measured as the unknown-limit rows; today (slow start) beside it.
 if (runs('churn')) {
   const CHURN_EVERY_SECONDS = 3
-  const { createLearntRates } = await import('../../lib/deliver/learnt-rates.ts')
-  const { createDynamoDbClient } = await import('../../lib/dynamodb-client.ts')
   /**
    * `shared`: the relay as deployed (open until Courier pushes back, the fleet's learnt rate in
    * DynamoDB); `open`: the same without sharing; `slow-start`: today's cold start.
@@ -911,55 +918,16 @@ if (runs('churn')) {
     sandbox.reset()
     sandbox.setFaults({ maxRps: rps, retryAfter: 'none' })
     await enqueueBacklog(Math.ceil(rps * (SETTLE_SECONDS + MEASURE_SECONDS) * 1.3) + 200)
-    const table = await startLocalDynamoDb()
-    const sqs = createSqsClient({ endpoint: queues.endpoint })
-    const config = parseConfig(env)
-    const fresh = () =>
-      createDeliverHandler({
-        config,
-        sqs,
-        logger,
-        learntRates:
-          variant === 'shared'
-            ? createLearntRates(
-                createDynamoDbClient({
-                  endpoint: table.endpoint,
-                  region: 'us-east-1',
-                  credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-                }),
-                table.tableName,
-              )
-            : null,
-        ...(variant === 'slow-start'
-          ? { pacerFor: createPacers({ maxRps: undefined, instances: INSTANCES, coldStart: 'slow-start' }) }
-          : {}),
-      })
-    const instances = Array.from({ length: INSTANCES }, fresh)
-    const poller = startPoller({
-      sqs,
-      queueUrl: queues.queueUrl,
-      queueArn: queues.queueArn,
-      // each poller invokes whichever instance holds its slot now
-      handler: instances.map(
-        (_, slot) => (event, context) => (instances[slot] as DeliverHandler)(event, context),
-      ),
-      maxConcurrency: INSTANCES,
-      waitTimeSeconds: 1,
-      functionTimeoutMs: 60_000,
-      onError: () => undefined,
+    const delivery = await startDelivery({
+      CHURN_EVERY_SECONDS: String(CHURN_EVERY_SECONDS),
+      ...(variant === 'shared' ? {} : { SHARE_LEARNT: '0' }),
+      ...(variant === 'slow-start' ? { COLD_START: 'slow-start' } : {}),
     })
-    let replaced = 0
-    const replacing = setInterval(() => {
-      instances[replaced++ % INSTANCES] = fresh()
-    }, CHURN_EVERY_SECONDS * 1_000)
     await sleep(SETTLE_SECONDS * 1_000)
     const from = Date.now()
     await sleep(MEASURE_SECONDS * 1_000)
     const measured = measureWindow(from, Date.now(), rps)
-    clearInterval(replacing)
-    await poller.stop()
-    sqs.destroy()
-    await table.stop()
+    await delivery.stop()
     return measured
   }
   const figures = (m: { share429: number; utilization: number }) =>

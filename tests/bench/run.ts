@@ -184,20 +184,32 @@ const depth = () => {
  * A freshly started deliver side on this process's queues and sandbox: INSTANCES new instances
  * in a process of their own, as the deliver Lambda runs apart from SQS and Courier (in this
  * process it would share one event loop with them and measure their CPU, not the relay's).
- * `extra` sets the child's variables (deliver-child.ts); `fixed` is the baseline the adaptive
+ * `extra` sets the child's variables (deliver-child.ts), `on` the queue it drains; `fixed` is the baseline the adaptive
  * rows are compared with: the relay before it learnt the limit (no pacing, a 429 parks the batch
  * for RATE_LIMIT_DELAY_SECONDS). Resolves once its pollers run.
  */
-const startDelivery = async (extra: Record<string, string> = {}, fixed = false) => {
+const startDelivery = async (
+  extra: Record<string, string> = {},
+  fixed = false,
+  on: { env: Record<string, string>; endpoint: string; queueArn: string } = {
+    env,
+    endpoint: queues.endpoint,
+    queueArn: queues.queueArn,
+  },
+) => {
   const { createInterface } = await import('node:readline')
   const child = spawn(process.execPath, [CHILD], {
-    env: childEnv({
+    env: {
+      ...process.env,
+      ...on.env,
+      SQS_ENDPOINT: on.endpoint,
+      QUEUE_ARN: on.queueArn,
       INSTANCES: String(INSTANCES),
       SAY_READY: '1',
       AUDIENCE_TABLE_NAME: await newDeploy(),
       ...(fixed ? { FIXED: '1' } : {}),
       ...extra,
-    }),
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
@@ -576,23 +588,15 @@ if (runs('queue-types')) {
      * empty; resolves the seconds from their start until it was.
      */
     const deliverUntilEmpty = async (extra: Record<string, string>, timeoutMs: number) => {
-      const sqs = createSqsClient({ endpoint: typed.endpoint })
-      const config = parseConfig({ ...typedEnv, ...extra })
-      const started = performance.now()
-      const poller = startPoller({
-        sqs,
-        queueUrl: typed.queueUrl,
+      const delivery = await startDelivery(extra, false, {
+        env: typedEnv,
+        endpoint: typed.endpoint,
         queueArn: typed.queueArn,
-        handler: Array.from({ length: INSTANCES }, () => createDeliverHandler({ config, sqs, logger })),
-        maxConcurrency: INSTANCES,
-        waitTimeSeconds: 1,
-        functionTimeoutMs: 60_000,
-        onError: () => undefined,
       })
+      const started = performance.now()
       await until(() => typedDepth() === 0, timeoutMs)
       const seconds = (performance.now() - started) / 1_000
-      await poller.stop()
-      sqs.destroy()
+      await delivery.stop()
       return seconds
     }
     const drain = async (

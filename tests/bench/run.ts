@@ -274,32 +274,13 @@ const startServicesChild = async () => {
 }
 type Services = Awaited<ReturnType<typeof startServicesChild>>
 
-/** A freshly started deliver side (INSTANCES new instances in a new process), once its pollers run. */
-const startDeliverChild = async (services: Services, extra: Record<string, string> = {}) => {
-  const { createInterface } = await import('node:readline')
-  const child = spawn(process.execPath, [CHILD], {
-    env: {
-      ...process.env,
-      ...services.env,
-      SQS_ENDPOINT: services.at.endpoint,
-      QUEUE_ARN: services.at.queueArn,
-      INSTANCES: String(INSTANCES),
-      SAY_READY: '1',
-      AUDIENCE_TABLE_NAME: await newDeploy(),
-      ...extra,
-    },
-    stdio: ['ignore', 'pipe', 'ignore'],
+/** startDelivery on the services' queue and sandbox (in their own process). */
+const startDeliverChild = (services: Services, extra: Record<string, string> = {}) =>
+  startDelivery(extra, false, {
+    env: services.env,
+    endpoint: services.at.endpoint,
+    queueArn: services.at.queueArn,
   })
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]()
-  await lines.next()
-  return {
-    pid: child.pid as number,
-    stop: async () => {
-      child.kill('SIGTERM')
-      await new Promise((resolve) => child.once('exit', resolve))
-    },
-  }
-}
 
 interface Event {
   readonly userId: string
